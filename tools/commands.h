@@ -1,0 +1,8 @@
+/* Subcommand entry points of the ehrtune CLI (tools/cmd_*.c). Each returns the
+ * process exit code: 0 ok, 1 failure (message already printed), 2 usage error. */
+#ifndef EHRTUNE_COMMANDS_H
+#define EHRTUNE_COMMANDS_H
+
+int cmd_version(int argc, char **argv);
+
+#endif
