@@ -145,8 +145,10 @@ float et_uniform(uint64_t seed, uint64_t counter);
  * param ← param·(1 − lr·wd); m ← β1 m + (1−β1) g; v ← β2 v + (1−β2) g²;
  * param ← param − lr · (m / (1−β1^step)) / (sqrt(v / (1−β2^step)) + eps).
  * step counts from 1. */
-void et_adamw_update(float *param, float *m, float *v, const float *grad, int64_t n, float lr,
-                     float beta1, float beta2, float eps, float weight_decay, int step);
+/* Hyperparameters are double, as Python holds them: 1 − β2 for the float 0.999f
+ * would be 0.000999987, not PyTorch's 0.001. */
+void et_adamw_update(float *param, float *m, float *v, const float *grad, int64_t n, double lr,
+                     double beta1, double beta2, double eps, double weight_decay, int step);
 
 /* ---- reductions ---- */
 /* Σ x², accumulated in double. */

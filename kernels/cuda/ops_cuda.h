@@ -1,16 +1,181 @@
 /* CUDA backend: twins of the ops in kernels/ops.h, callable from C.
- * Pointers are device pointers. See kernels/ops.h for each op's semantics. */
+ *
+ * Semantics, argument order and accumulate rules are exactly those of the
+ * matching et_* function in kernels/ops.h (forward writes, backward +=); only the
+ * differences are written here. tests/gpu/parity.c checks each twin against its
+ * CPU reference.
+ *
+ * Conventions of this backend:
+ *   - Every tensor pointer is a DEVICE pointer (cudaMalloc). Scalars are by value.
+ *   - Every op returns 0 on success and non-zero on failure (a bad argument, a
+ *     launch error, a cuBLAS status); etc_last_error() then says what happened.
+ *     Launches are asynchronous: an error inside a kernel surfaces at a later
+ *     call or synchronisation, as always with CUDA.
+ *   - All work goes to ONE stream, set by etc_set_stream() (default: the legacy
+ *     default stream). The cuBLASLt handle and its workspace are shared by every
+ *     op, so ops must not run concurrently on several streams or host threads.
+ *   - fp32 twins (etc_<op>_forward/backward) compute in fp32 (no TF32) and match
+ *     the CPU to rounding. bf16 twins (etc_<op>_forward_bf16 ...) take bf16
+ *     activations and base weights and accumulate in fp32; norm statistics, lse,
+ *     losses and trainable-weight gradients stay fp32.
+ *   - etc_bf16 is the raw 16-bit pattern of a bfloat16 (the top half of an fp32),
+ *     so C code can hold and copy it without CUDA headers.
+ *   - 16-byte aligned pointers (anything cudaMalloc returns, offset by multiples
+ *     of 16 bytes) take the vectorised paths; other pointers still work, slower. */
 #ifndef EHRTUNE_OPS_CUDA_H
 #define EHRTUNE_OPS_CUDA_H
+
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
+typedef uint16_t etc_bf16;
+
+/* ---- device and runtime state ---------------------------------------------- */
 /* Number of visible CUDA devices; 0 when there is no driver or device. */
 int etc_device_count(void);
 /* Writes the device name; returns compute capability ×10 (90 for sm_90), -1 on error. */
 int etc_device_name(int device, char *name, int len);
+/* The message of the last failure of an etc_* call on this host thread ("" if none). */
+const char *etc_last_error(void);
+/* Makes every later op run on `stream` (a cudaStream_t; NULL = default stream). */
+int etc_set_stream(void *stream);
+/* Frees the cuBLASLt handle, its workspace and cached GEMM plans (before
+ * cudaDeviceReset or at exit; the next op recreates them). */
+void etc_shutdown(void);
+
+/* ---- conversions ------------------------------------------------------------ */
+/* Round to nearest even, as torch's .to(torch.bfloat16). */
+int etc_cast_f32_to_bf16(etc_bf16 *out, const float *x, int64_t n);
+int etc_cast_bf16_to_f32(float *out, const etc_bf16 *x, int64_t n);
+
+/* ---- GEMM (cuBLASLt, fp32 accumulation) --------------------------------------
+ * Same contract as et_matmul: C[M,N] = alpha·op(A)·op(B) + beta·C, row-major.
+ * k must be > 0. */
+int etc_matmul(float *c, const float *a, const float *b, int m, int n, int k, int trans_a,
+               int trans_b, float alpha, float beta);
+/* bf16 A, B and C. */
+int etc_matmul_bf16(etc_bf16 *c, const etc_bf16 *a, const etc_bf16 *b, int m, int n, int k,
+                    int trans_a, int trans_b, float alpha, float beta);
+/* bf16 A and B, fp32 C (gradients of fp32 master weights). */
+int etc_matmul_bf16_f32out(float *c, const etc_bf16 *a, const etc_bf16 *b, int m, int n, int k,
+                           int trans_a, int trans_b, float alpha, float beta);
+
+/* ---- embedding ---- */
+int etc_embedding_forward(float *out, const int32_t *ids, const float *table, int n, int dim);
+/* Uses atomics: with repeated ids the summation order (and so the last bit) varies. */
+int etc_embedding_backward(float *dtable, const float *dout, const int32_t *ids, int n, int dim);
+int etc_embedding_forward_bf16(etc_bf16 *out, const int32_t *ids, const etc_bf16 *table, int n,
+                               int dim);
+
+/* ---- RMSNorm ---- */
+int etc_rmsnorm_forward(float *out, float *rstd, const float *x, const float *weight, int n,
+                        int dim, float eps);
+int etc_rmsnorm_backward(float *dx, float *dweight, const float *dout, const float *x,
+                         const float *weight, const float *rstd, int n, int dim);
+/* bf16 x, weight, out (HF: weight · (x̂ rounded to bf16)); rstd fp32. */
+int etc_rmsnorm_forward_bf16(etc_bf16 *out, float *rstd, const etc_bf16 *x,
+                             const etc_bf16 *weight, int n, int dim, float eps);
+/* dx bf16 (+=), dweight fp32 (+=, may be NULL). */
+int etc_rmsnorm_backward_bf16(etc_bf16 *dx, float *dweight, const etc_bf16 *dout,
+                              const etc_bf16 *x, const etc_bf16 *weight, const float *rstd,
+                              int n, int dim);
+
+/* ---- linear (cuBLASLt; the forward bias is fused into the GEMM epilogue) ---- */
+int etc_linear_forward(float *out, const float *x, const float *w, const float *bias, int n,
+                       int in_dim, int out_dim);
+int etc_linear_backward(float *dx, float *dw, float *dbias, const float *dout, const float *x,
+                        const float *w, int n, int in_dim, int out_dim);
+/* bias bf16 (may be NULL). */
+int etc_linear_forward_bf16(etc_bf16 *out, const etc_bf16 *x, const etc_bf16 *w,
+                            const etc_bf16 *bias, int n, int in_dim, int out_dim);
+/* dx bf16; dw and dbias fp32. Each may be NULL. */
+int etc_linear_backward_bf16(etc_bf16 *dx, float *dw, float *dbias, const etc_bf16 *dout,
+                             const etc_bf16 *x, const etc_bf16 *w, int n, int in_dim,
+                             int out_dim);
+
+/* ---- LoRA ---- */
+int etc_lora_forward(float *out, float *xa, const float *x, const float *a, const float *b,
+                     float scale, int n, int in_dim, int r, int out_dim);
+int etc_lora_backward(float *dx, float *da, float *db, float *scratch_dxa, const float *dout,
+                      const float *x, const float *xa, const float *a, const float *b,
+                      float scale, int n, int in_dim, int r, int out_dim);
+/* bf16 activations and a bf16 copy of A and B (the caller casts the fp32 masters
+ * after each optimizer step); da and db are fp32. */
+int etc_lora_forward_bf16(etc_bf16 *out, etc_bf16 *xa, const etc_bf16 *x, const etc_bf16 *a,
+                          const etc_bf16 *b, float scale, int n, int in_dim, int r, int out_dim);
+int etc_lora_backward_bf16(etc_bf16 *dx, float *da, float *db, etc_bf16 *scratch_dxa,
+                           const etc_bf16 *dout, const etc_bf16 *x, const etc_bf16 *xa,
+                           const etc_bf16 *a, const etc_bf16 *b, float scale, int n, int in_dim,
+                           int r, int out_dim);
+
+/* ---- RoPE (tables fp32 [max_pos, d/2], as et_rope_tables writes them) ---- */
+int etc_rope_forward(float *out, const float *x, const float *cos_tab, const float *sin_tab,
+                     int b, int t, int h, int d);
+int etc_rope_backward(float *dx, const float *dout, const float *cos_tab, const float *sin_tab,
+                      int b, int t, int h, int d);
+int etc_rope_forward_bf16(etc_bf16 *out, const etc_bf16 *x, const float *cos_tab,
+                          const float *sin_tab, int b, int t, int h, int d);
+int etc_rope_backward_bf16(etc_bf16 *dx, const etc_bf16 *dout, const float *cos_tab,
+                           const float *sin_tab, int b, int t, int h, int d);
+
+/* ---- attention (fp32; flash-style: online softmax, no T×T buffer) ----
+ * d must be a multiple of 4 and <= 128; hq a multiple of hkv. Deterministic: dq is
+ * owned by query-tile blocks and dk/dv by key-tile blocks (no atomics). */
+int etc_attention_forward(float *out, float *lse, const float *q, const float *k,
+                          const float *v, int b, int t, int hq, int hkv, int d, int window);
+int etc_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *q,
+                           const float *k, const float *v, const float *out, const float *lse,
+                           int b, int t, int hq, int hkv, int d, int window);
+
+/* ---- SwiGLU ---- */
+int etc_swiglu_forward(float *out, const float *gate, const float *up, int64_t n);
+int etc_swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate,
+                        const float *up, int64_t n);
+int etc_swiglu_forward_bf16(etc_bf16 *out, const etc_bf16 *gate, const etc_bf16 *up, int64_t n);
+int etc_swiglu_backward_bf16(etc_bf16 *dgate, etc_bf16 *dup, const etc_bf16 *dout,
+                             const etc_bf16 *gate, const etc_bf16 *up, int64_t n);
+
+/* ---- cross-entropy (one pass over each row with an online max/sum: no softmax
+ * copy of the logits is ever made) ---- */
+int etc_cross_entropy_forward(float *losses, float *lse, const float *logits,
+                              const int32_t *targets, int n, int vocab);
+int etc_cross_entropy_backward(float *dlogits, const float *logits, const float *lse,
+                               const int32_t *targets, const float *dloss, int n, int vocab);
+/* bf16 logits and dlogits; losses, lse and dloss fp32. */
+int etc_cross_entropy_forward_bf16(float *losses, float *lse, const etc_bf16 *logits,
+                                   const int32_t *targets, int n, int vocab);
+int etc_cross_entropy_backward_bf16(etc_bf16 *dlogits, const etc_bf16 *logits, const float *lse,
+                                    const int32_t *targets, const float *dloss, int n,
+                                    int vocab);
+
+/* ---- add ---- */
+int etc_add_forward(float *out, const float *a, const float *b, int64_t n);
+int etc_add_backward(float *da, float *db, const float *dout, int64_t n);
+int etc_add_forward_bf16(etc_bf16 *out, const etc_bf16 *a, const etc_bf16 *b, int64_t n);
+int etc_add_backward_bf16(etc_bf16 *da, etc_bf16 *db, const etc_bf16 *dout, int64_t n);
+
+/* ---- dropout: the same Philox4x32-10 draw as kernels/cpu/philox.c, so the mask
+ * is bit-identical to the CPU's for the same (seed, offset) ---- */
+int etc_dropout_forward(float *out, uint8_t *keep, const float *x, float p, uint64_t seed,
+                        uint64_t offset, int64_t n);
+int etc_dropout_backward(float *dx, const float *dout, const uint8_t *keep, float p, int64_t n);
+int etc_dropout_forward_bf16(etc_bf16 *out, uint8_t *keep, const etc_bf16 *x, float p,
+                             uint64_t seed, uint64_t offset, int64_t n);
+int etc_dropout_backward_bf16(etc_bf16 *dx, const etc_bf16 *dout, const uint8_t *keep, float p,
+                              int64_t n);
+
+/* ---- AdamW (fp32 master weights and state; same operation order as the CPU) ---- */
+int etc_adamw_update(float *param, float *m, float *v, const float *grad, int64_t n, float lr,
+                     float beta1, float beta2, float eps, float weight_decay, int step);
+
+/* ---- reductions ---- */
+/* *out = Σ x² accumulated in double; out is a DEVICE pointer to one double. The
+ * summation order is fixed (deterministic). */
+int etc_sumsq(double *out, const float *x, int64_t n);
+int etc_scale(float *x, float s, int64_t n);
 
 #ifdef __cplusplus
 }

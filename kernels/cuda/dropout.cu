@@ -1,0 +1,111 @@
+// Inverted dropout with the CPU's counter-based mask: element i of a call with
+// (seed, offset) is kept iff uniform(seed, offset + i) >= p, where uniform is
+// Philox4x32-10 exactly as kernels/cpu/philox.c computes it (pure 32-bit integer
+// math, so the mask is bit-identical across backends). The scale 1/(1 − p) is
+// computed on the host in fp32 like the CPU, and p >= 1 selects 0 (no NaN).
+#include "kernels/cuda/context.h"
+
+namespace {
+
+__device__ __forceinline__ float philox_uniform(uint64_t seed, uint64_t counter) {
+    uint32_t c0 = (uint32_t)counter, c1 = (uint32_t)(counter >> 32), c2 = 0, c3 = 0;
+    uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
+#pragma unroll
+    for (int round = 0; round < 10; round++) {
+        const uint32_t hi0 = __umulhi(0xD2511F53u, c0), lo0 = 0xD2511F53u * c0;
+        const uint32_t hi1 = __umulhi(0xCD9E8D57u, c2), lo1 = 0xCD9E8D57u * c2;
+        c0 = hi1 ^ c1 ^ k0;
+        c1 = lo1;
+        c2 = hi0 ^ c3 ^ k1;
+        c3 = lo0;
+        k0 += 0x9E3779B9u;
+        k1 += 0xBB67AE85u;
+    }
+    return (float)(c0 >> 8) * 0x1p-24f;
+}
+
+template <typename E> struct dropout_fwd {
+    using T = E;
+    E *out;
+    uint8_t *keep;
+    const E *x;
+    float p, scale;
+    uint64_t seed, offset;
+    template <int W> __device__ void apply(int64_t i) const {
+        float v[W];
+        etc_pack<uint8_t, W> kp;
+        etc_load<E, W>(v, x, i);
+#pragma unroll
+        for (int k = 0; k < W; k++) {
+            const uint64_t counter = offset + (uint64_t)(i * W + k);
+            const bool kept = philox_uniform(seed, counter) >= p;
+            kp.v[k] = kept;
+            v[k] = kept ? v[k] * scale : 0.0f;
+        }
+        etc_store<E, W>(out, i, v);
+        reinterpret_cast<etc_pack<uint8_t, W> *>(keep)[i] = kp;
+    }
+};
+
+template <typename E> struct dropout_bwd {
+    using T = E;
+    E *dx;
+    const E *dout;
+    const uint8_t *keep;
+    float scale;
+    template <int W> __device__ void apply(int64_t i) const {
+        float d[W], g[W];
+        const etc_pack<uint8_t, W> kp = reinterpret_cast<const etc_pack<uint8_t, W> *>(keep)[i];
+        etc_load<E, W>(d, dx, i);
+        etc_load<E, W>(g, dout, i);
+#pragma unroll
+        for (int k = 0; k < W; k++)
+            if (kp.v[k]) d[k] += g[k] * scale;
+        etc_store<E, W>(dx, i, d);
+    }
+};
+
+template <typename E>
+int forward(E *out, uint8_t *keep, const E *x, float p, uint64_t seed, uint64_t offset, int64_t n,
+            const char *name) {
+    if (p <= 0.0f) {  // the CPU's shortcut: copy, keep everything (not a draw)
+        if (n <= 0) return n < 0 ? etc_fail("%s: negative element count", name) : 0;
+        cudaError_t e = cudaSuccess;
+        if (out != x)
+            e = cudaMemcpyAsync(out, x, (size_t)n * sizeof(E), cudaMemcpyDeviceToDevice,
+                                etc_stream());
+        if (e == cudaSuccess) e = cudaMemsetAsync(keep, 1, (size_t)n, etc_stream());
+        if (e != cudaSuccess) return etc_fail("%s: %s", name, cudaGetErrorString(e));
+        return 0;
+    }
+    const float scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
+    return etc_map(dropout_fwd<E>{out, keep, x, p, scale, seed, offset}, n,
+                   etc_aligned16(out, keep, x), name);
+}
+
+template <typename E>
+int backward(E *dx, const E *dout, const uint8_t *keep, float p, int64_t n, const char *name) {
+    const float scale = p <= 0.0f ? 1.0f : p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
+    return etc_map(dropout_bwd<E>{dx, dout, keep, scale}, n, etc_aligned16(dx, dout, keep), name);
+}
+
+}  // namespace
+
+extern "C" int etc_dropout_forward(float *out, uint8_t *keep, const float *x, float p,
+                                   uint64_t seed, uint64_t offset, int64_t n) {
+    return forward(out, keep, x, p, seed, offset, n, "etc_dropout_forward");
+}
+extern "C" int etc_dropout_backward(float *dx, const float *dout, const uint8_t *keep, float p,
+                                    int64_t n) {
+    return backward(dx, dout, keep, p, n, "etc_dropout_backward");
+}
+extern "C" int etc_dropout_forward_bf16(etc_bf16 *out, uint8_t *keep, const etc_bf16 *x, float p,
+                                        uint64_t seed, uint64_t offset, int64_t n) {
+    return forward((__nv_bfloat16 *)out, keep, (const __nv_bfloat16 *)x, p, seed, offset, n,
+                   "etc_dropout_forward_bf16");
+}
+extern "C" int etc_dropout_backward_bf16(etc_bf16 *dx, const etc_bf16 *dout, const uint8_t *keep,
+                                         float p, int64_t n) {
+    return backward((__nv_bfloat16 *)dx, (const __nv_bfloat16 *)dout, keep, p, n,
+                    "etc_dropout_backward_bf16");
+}
