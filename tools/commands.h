@@ -4,5 +4,7 @@
 #define EHRTUNE_COMMANDS_H
 
 int cmd_version(int argc, char **argv);
+int cmd_ingest(int argc, char **argv);
+int cmd_forward(int argc, char **argv);
 
 #endif

@@ -13,6 +13,8 @@ typedef struct {
 
 static const command COMMANDS[] = {
     /* one line per subcommand; keep sorted by name */
+    {"forward", cmd_forward, "one forward+backward pass: logits, loss, LoRA gradients"},
+    {"ingest", cmd_ingest, "JSONL documents -> corpus HDF5 (tokens, masks, patients, splits)"},
     {"version", cmd_version, "print the version"},
 };
 

@@ -1,0 +1,75 @@
+/* LoRA adapter state: the only trainable parameters.
+ *
+ * All A and B matrices live in ONE flat fp32 block (`params`), with a gradient
+ * block of the same layout (`grads`), so the optimizer, gradient-norm clipping,
+ * DP clipping, checkpoints and all-reduce each see one contiguous vector.
+ * Layout: for layer 0..L-1, for target in HF order (q,k,v,o,gate,up,down) if
+ * enabled: A [r, in] then B [out, r] (PEFT shapes). */
+#ifndef EHRTUNE_LORA_H
+#define EHRTUNE_LORA_H
+
+#include <stdint.h>
+
+#include "data/error.h"
+#include "data/hf_config.h"
+
+/* The seven projections of a Llama-family block, in HF module order. */
+typedef enum {
+    ET_PROJ_Q = 0, ET_PROJ_K, ET_PROJ_V, ET_PROJ_O, ET_PROJ_GATE, ET_PROJ_UP, ET_PROJ_DOWN,
+    ET_PROJ_COUNT
+} et_proj;
+
+/* "q_proj", ... and the module path inside a layer ("self_attn.q_proj", "mlp.up_proj"). */
+const char *et_proj_name(et_proj p);
+const char *et_proj_module(et_proj p);
+/* Input and output features of projection p for this config. */
+void et_proj_shape(const et_hf_config *c, et_proj p, int *in_features, int *out_features);
+
+typedef struct {
+    float *a, *b;   /* into et_lora.params: A [r, in], B [out, r]; NULL if not targeted */
+    float *da, *db; /* into et_lora.grads */
+    int in, out;
+} et_lora_slot;
+
+typedef struct {
+    int r;
+    float alpha;
+    float scale;       /* alpha / r, or alpha / sqrt(r) with rslora */
+    int use_rslora;
+    float dropout;
+    unsigned targets;  /* bit p set = projection p carries LoRA */
+    int num_layers;
+    int64_t n_params;
+    float *params;     /* [n_params] */
+    float *grads;      /* [n_params] */
+    et_lora_slot *slots; /* [num_layers * ET_PROJ_COUNT] */
+} et_lora;
+
+/* Allocates params and grads (zeroed) for the given config; does not initialise. */
+int et_lora_create(et_lora *l, const et_hf_config *c, int r, float alpha, int use_rslora,
+                   float dropout, unsigned targets, et_error *err);
+void et_lora_free(et_lora *l);
+
+static inline et_lora_slot *et_lora_slot_at(const et_lora *l, int layer, et_proj p) {
+    return &l->slots[layer * ET_PROJ_COUNT + (int)p];
+}
+
+/* PEFT default init: A ~ kaiming_uniform(a=sqrt(5)) = U(-1/sqrt(in), 1/sqrt(in)), B = 0.
+ * gaussian: A ~ N(0, 1/r), B = 0. Deterministic in seed. */
+typedef enum { ET_LORA_INIT_DEFAULT = 0, ET_LORA_INIT_GAUSSIAN = 1 } et_lora_init;
+void et_lora_init_weights(et_lora *l, et_lora_init init, uint64_t seed);
+
+/* PEFT key of a slot's A or B: "base_model.model.model.layers.3.self_attn.q_proj.lora_A.weight". */
+void et_lora_key(char *out, int len, int layer, et_proj p, int is_b);
+
+/* Reads a PEFT adapter directory (adapter_config.json + adapter_model.safetensors,
+ * F32/BF16/F16 weights). Creates `l` from its config (r, lora_alpha, target_modules,
+ * use_rslora, lora_dropout) and loads every tensor, checking shapes against `c`. */
+int et_lora_load_peft(et_lora *l, const et_hf_config *c, const char *dir, et_error *err);
+
+/* Writes a PEFT adapter directory (F32 weights). base_model: for adapter_config.json.
+ * metadata: extra safetensors __metadata__ pairs (key, value, key, value, ..., NULL). */
+int et_lora_save_peft(const et_lora *l, const char *dir, const char *base_model,
+                      const char *const *metadata, et_error *err);
+
+#endif
