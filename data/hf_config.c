@@ -278,10 +278,10 @@ static int parse_window(const src *s, et_hf_config *c, et_error *err) {
     if (c->arch == ET_ARCH_LLAMA) return 0; /* LlamaForCausalLM ignores the key */
     int window = 4096;
     if (get_int(s, "sliding_window", &window, 1, 0, err)) return -1;
-    const cJSON *jw = field(s, "sliding_window");
-    if (present(jw) && window <= 0)
-        return et_fail(err, "%s: sliding_window is %d; use null for full attention", s->path, window);
+    int window_given = present(field(s, "sliding_window"));
     if (c->arch == ET_ARCH_MISTRAL) {
+        if (window_given && window <= 0)
+            return et_fail(err, "%s: sliding_window is %d; use null for full attention", s->path, window);
         c->sliding_window = window;
         return 0;
     }
@@ -311,6 +311,8 @@ static int parse_window(const src *s, et_hf_config *c, et_error *err) {
     }
     if (first < 0)
         return et_fail(err, "%s: max_window_layers is %d, must be >= 0", s->path, first);
+    if (use && window_given && window <= 0)
+        return et_fail(err, "%s: use_sliding_window is true but sliding_window is %d", s->path, window);
     if (use && window > 0 && first < c->num_layers) {
         c->sliding_window = window;
         c->sliding_window_first_layer = first;
@@ -476,6 +478,10 @@ static int parse_config(et_hf_config *c, const char *path, const cJSON *root, et
      * means the class default (Llama: = heads, Mistral: 8, Qwen2: 32). */
     c->num_kv_heads = arch == ET_ARCH_LLAMA ? c->num_heads : c->num_kv_heads;
     if (get_int(&s, "num_key_value_heads", &c->num_kv_heads, 1, c->num_heads, err)) return -1;
+    if (!field(&s, "num_key_value_heads") && c->num_kv_heads > 0 && c->num_heads % c->num_kv_heads)
+        return et_fail(err, "%s: num_key_value_heads is not given, and %s's default (%d) does not "
+                       "divide num_attention_heads (%d); add num_key_value_heads", path,
+                       ARCHS[arch].class_name, c->num_kv_heads, c->num_heads);
     if (c->num_heads <= 0 || c->hidden_size <= 0)
         return et_fail(err, "%s: hidden_size and num_attention_heads must be positive", path);
     c->head_dim = 0;

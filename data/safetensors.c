@@ -362,11 +362,13 @@ static int check_layout(const et_st_file *f, et_error *err) {
     const et_st_tensor *last = f->n_tensors ? order[f->n_tensors - 1] : NULL;
     free(order);
     if (rc) return rc;
+    if (!last && f->data_size)
+        return et_fail(err, "%s: data buffer has %llu bytes but the header lists no tensors; " FIX_FILE,
+                       f->path, (unsigned long long)f->data_size);
     if (pos < f->data_size)
-        return et_fail(err, "%s: %llu trailing bytes after the last tensor%s%s%s (data buffer is %llu "
+        return et_fail(err, "%s: %llu trailing bytes after the last tensor '%s' (data buffer is %llu "
                        "bytes, tensors cover %llu); " FIX_FILE, f->path,
-                       (unsigned long long)(f->data_size - pos), last ? " '" : "",
-                       last ? show(last->name).s : "", last ? "'" : "",
+                       (unsigned long long)(f->data_size - pos), show(last->name).s,
                        (unsigned long long)f->data_size, (unsigned long long)pos);
     if (pos > f->data_size)
         return et_fail(err, "%s: tensor '%s': ends at byte %llu of the data buffer but the file holds "
