@@ -121,9 +121,12 @@ int et_model_init_random(et_model *m, const et_hf_config *cfg, uint64_t seed, et
         int64_t cnt = w[i].shape[0] * (w[i].ndim == 2 ? w[i].shape[1] : 1);
         float *dst = *w[i].dst;
         uint64_t s = seed * 1000003u + (uint64_t)i;
-        /* Uniform with std 0.02 (weights) or 1 ± 0.05 (norms): cheap and well-scaled. */
-        float half = w[i].is_norm ? 0.05f : 0.02f * sqrtf(3.0f);
-        float center = w[i].is_norm ? 1.0f : 0.0f;
+        /* Uniform noise, fan-in scaled so activations and logits keep unit order:
+         * embeddings std 1, matrices std 1/sqrt(in), norms 1 ± 0.05, biases std 0.02.
+         * (A 0.02-std init gives near-uniform logits that a LoRA cannot move far.) */
+        double sd = w[i].is_norm ? 0.05 : w[i].ndim == 1 ? 0.02
+                    : *w[i].dst == m->embed ? 1.0 : 1.0 / sqrt((double)w[i].shape[1]);
+        float half = (float)(sd * sqrt(3.0)), center = w[i].is_norm ? 1.0f : 0.0f;
 #pragma omp parallel for schedule(static)
         for (int64_t j = 0; j < cnt; j++)
             dst[j] = center + half * (2.0f * et_uniform(s, (uint64_t)j) - 1.0f);

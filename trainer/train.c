@@ -1,0 +1,341 @@
+#include "trainer/train.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "data/corpus.h"
+#include "data/sequences.h"
+#include "kernels/ops.h"
+#include "trainer/checkpoint.h"
+#include "trainer/lora.h"
+#include "trainer/metrics.h"
+#include "trainer/model.h"
+#include "trainer/schedule.h"
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+int64_t et_train_total_steps(const et_recipe *r, int64_t n_rows) {
+    int64_t steps = r->optim.steps;
+    if (steps <= 0) {
+        int64_t per_step = (int64_t)r->run.micro_batch * r->optim.grad_accum;
+        steps = (int64_t)ceil(r->optim.epochs * (double)n_rows / (double)per_step);
+        if (steps < 1) steps = 1;
+    }
+    if (r->run.max_steps > 0 && steps > r->run.max_steps) steps = r->run.max_steps;
+    return steps;
+}
+
+/* ---- data order ------------------------------------------------------------
+ * Sample g (counting every row drawn since step 0) is row perm_e[g mod n] of
+ * epoch e = g / n, where perm_e is a Fisher-Yates shuffle keyed by (seed, e). */
+typedef struct {
+    int64_t n, epoch;
+    int64_t *perm;
+    uint64_t seed;
+} data_order;
+
+static void order_epoch(data_order *o, int64_t epoch) {
+    if (o->epoch == epoch) return;
+    for (int64_t i = 0; i < o->n; i++) o->perm[i] = i;
+    uint64_t key = o->seed ^ 0x6461746f72646572ull; /* "datorder": apart from other streams */
+    for (int64_t i = o->n - 1; i > 0; i--) {
+        uint64_t ctr = ((uint64_t)epoch << 40) + (uint64_t)i;
+        int64_t j = (int64_t)(et_uniform(key, ctr) * (double)(i + 1));
+        if (j > i) j = i;
+        int64_t t = o->perm[i];
+        o->perm[i] = o->perm[j];
+        o->perm[j] = t;
+    }
+    o->epoch = epoch;
+}
+
+static int64_t order_row(data_order *o, int64_t g) {
+    order_epoch(o, g / o->n);
+    return o->perm[g % o->n];
+}
+
+/* ---- run directory ---------------------------------------------------------- */
+static int make_dirs(const char *path, et_error *err) {
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
+            return et_fail(err, "%s: cannot create directory (%s)", tmp, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
+        return et_fail(err, "%s: cannot create directory (%s)", tmp, strerror(errno));
+    if (chmod(tmp, 0700) != 0)
+        return et_fail(err, "%s: cannot set mode 0700 (%s)", tmp, strerror(errno));
+    return 0;
+}
+
+static int file_exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+/* ---- progress ------------------------------------------------------------------ */
+static void fmt_eta(char *out, size_t n, double s) {
+    if (!(s >= 0) || s > 1e7) {
+        snprintf(out, n, "--:--");
+        return;
+    }
+    long t = (long)(s + 0.5);
+    if (t >= 3600) snprintf(out, n, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
+    else snprintf(out, n, "%ld:%02ld", t / 60, t % 60);
+}
+
+static void progress_line(const et_train_options *o, int64_t step, int64_t total, double loss,
+                          double lr, double tps, double eta_s) {
+    if (!o->progress) return;
+    char eta[32];
+    fmt_eta(eta, sizeof eta, eta_s);
+    fprintf(o->progress, "%sstep %lld/%lld  loss %.4f  lr %.3e  %.0f tok/s  ETA %s%s",
+            o->progress_is_tty ? "\r\033[K" : "", (long long)step, (long long)total, loss, lr, tps,
+            eta, o->progress_is_tty ? "" : "\n");
+    fflush(o->progress);
+}
+
+/* ---- the loop --------------------------------------------------------------------- */
+typedef struct {
+    et_model model;
+    int have_model;
+    et_corpus corpus;
+    int have_corpus;
+    et_rows rows;
+    et_lora lora;
+    int have_lora;
+    et_acts *acts;
+    float *adam_m, *adam_v;
+    int32_t *batch_ids, *batch_targets;
+    data_order order;
+    et_metrics *metrics;
+} train_state;
+
+static void state_free(train_state *s) {
+    et_metrics_close(s->metrics);
+    free(s->order.perm);
+    free(s->batch_ids);
+    free(s->batch_targets);
+    free(s->adam_m);
+    free(s->adam_v);
+    et_acts_free(s->acts);
+    if (s->have_lora) et_lora_free(&s->lora);
+    et_rows_free(&s->rows);
+    if (s->have_corpus) et_corpus_close(&s->corpus);
+    if (s->have_model) et_model_free(&s->model);
+}
+
+static int check_supported(const et_recipe *r, et_error *err) {
+    if (r->model.quantize != ET_RECIPE_QUANT_NONE)
+        return et_fail(err, "%s: model.quantize: nf4 (QLoRA) is not available in this version; "
+                            "set model.quantize: none",
+                       r->source ? r->source : "recipe");
+    if (r->run.device == ET_RECIPE_DEVICE_CUDA)
+        return et_fail(err, "%s: run.device: cuda — training on the CUDA backend is not "
+                            "available in this version; set run.device: cpu (or auto)",
+                       r->source ? r->source : "recipe");
+    if (r->privacy.enabled)
+        return et_fail(err, "%s: privacy.enabled: true — DP-SGD training is not available in "
+                            "this version (the accountant is: `ehrtune privacy`); set "
+                            "privacy.enabled: false",
+                       r->source ? r->source : "recipe");
+    return 0;
+}
+
+int et_train(const et_recipe *r, const et_train_options *o, et_train_result *res, et_error *err) {
+    memset(res, 0, sizeof *res);
+    if (check_supported(r, err)) return -1;
+    train_state s;
+    memset(&s, 0, sizeof s);
+    int rc = -1;
+    const char *run_dir = r->run.out;
+    snprintf(res->run_dir, sizeof res->run_dir, "%s", run_dir);
+    char path[4400];
+
+    /* The run directory: refuse to silently mix two runs. */
+    snprintf(path, sizeof path, "%s/checkpoints/latest", run_dir);
+    int has_ckpt = file_exists(path);
+    if (has_ckpt && !o->resume) {
+        et_fail(err, "%s already holds a run (checkpoints/latest exists): pass --resume to "
+                     "continue it, or set run.out to a new directory",
+                run_dir);
+        return -1;
+    }
+    if (o->resume && o->init_adapter) {
+        et_fail(err, "--resume and --init-adapter cannot be combined");
+        return -1;
+    }
+    if (make_dirs(run_dir, err)) return -1;
+
+    if (et_model_load(&s.model, r->model.path, err)) goto done;
+    s.have_model = 1;
+    const et_hf_config *c = &s.model.cfg;
+    if (et_corpus_open(&s.corpus, r->data.train, err)) goto done;
+    s.have_corpus = 1;
+    if (s.corpus.vocab_size > c->vocab_size) {
+        et_fail(err, "%s: corpus vocab_size %lld exceeds the model's %d (%s/config.json) — "
+                     "corpus tokenized for a different model?",
+                r->data.train, (long long)s.corpus.vocab_size, c->vocab_size, r->model.path);
+        goto done;
+    }
+    int split = r->data.split == ET_RECIPE_SPLIT_ALL ? ET_SPLIT_ALL : (int)r->data.split;
+    if (et_rows_build(&s.rows, &s.corpus, r->data.seq_len, split, 0, err)) goto done;
+    if (s.rows.n_rows == 0) {
+        et_fail(err, "%s: no training sequences in split '%s' (data.split) — empty corpus or "
+                     "every target masked",
+                r->data.train, et_recipe_split_names[r->data.split]);
+        goto done;
+    }
+    for (int64_t i = 0; i < s.rows.n_rows * s.rows.seq_len; i++)
+        if (s.rows.input_ids[i] >= c->vocab_size) {
+            et_fail(err, "%s: document %lld holds a token id >= the model's vocabulary size %d "
+                         "— corpus tokenized for a different model?",
+                    r->data.train, (long long)s.rows.row_doc[i / s.rows.seq_len], c->vocab_size);
+            goto done;
+        }
+
+    if (o->init_adapter) {
+        if (et_lora_load_peft(&s.lora, c, o->init_adapter, err)) goto done;
+        if (s.lora.r != r->lora.r || s.lora.targets != r->lora.targets) {
+            et_fail(err, "--init-adapter %s has r=%d and targets mask %u; the recipe says r=%d, "
+                         "mask %u — make lora.r and lora.targets match the adapter",
+                    o->init_adapter, s.lora.r, s.lora.targets, r->lora.r, r->lora.targets);
+            et_lora_free(&s.lora);
+            goto done;
+        }
+        s.lora.alpha = (float)r->lora.alpha;
+        s.lora.use_rslora = r->lora.use_rslora;
+        s.lora.scale = r->lora.use_rslora ? r->lora.alpha / sqrtf((float)r->lora.r)
+                                          : (float)r->lora.alpha / (float)r->lora.r;
+        s.lora.dropout = (float)r->lora.dropout;
+    } else {
+        if (et_lora_create(&s.lora, c, r->lora.r, (float)r->lora.alpha, r->lora.use_rslora,
+                           (float)r->lora.dropout, r->lora.targets, err))
+            goto done;
+        et_lora_init_weights(&s.lora, (et_lora_init)r->lora.init, r->run.seed);
+    }
+    s.have_lora = 1;
+
+    int mb = r->run.micro_batch, T = r->data.seq_len;
+    if (et_acts_create(&s.acts, c, &s.lora, mb, T, err)) goto done;
+    size_t np = (size_t)s.lora.n_params;
+    s.adam_m = calloc(np, sizeof(float));
+    s.adam_v = calloc(np, sizeof(float));
+    s.batch_ids = malloc(sizeof(int32_t) * (size_t)mb * T);
+    s.batch_targets = malloc(sizeof(int32_t) * (size_t)mb * T);
+    s.order.n = s.rows.n_rows;
+    s.order.epoch = -1;
+    s.order.seed = r->run.seed;
+    s.order.perm = malloc(sizeof(int64_t) * (size_t)s.rows.n_rows);
+    if (!s.adam_m || !s.adam_v || !s.batch_ids || !s.batch_targets || !s.order.perm) {
+        et_fail(err, "out of memory");
+        goto done;
+    }
+
+    int64_t start = 0;
+    if (o->resume) {
+        int got = et_checkpoint_load_latest(run_dir, &s.lora, s.adam_m, s.adam_v, &start, NULL,
+                                            err);
+        if (got < 0) goto done;
+        if (got == 1) {
+            et_fail(err, "%s: --resume given but the run has no checkpoint", run_dir);
+            goto done;
+        }
+    }
+    snprintf(path, sizeof path, "%s/config.resolved.yaml", run_dir);
+    if (et_recipe_write_yaml(r, path, err)) goto done;
+    snprintf(path, sizeof path, "%s/metrics.jsonl", run_dir);
+    if (et_metrics_open(&s.metrics, path, start, err)) goto done;
+
+    int64_t total = et_train_total_steps(r, s.rows.n_rows);
+    if (start >= total) {
+        et_fail(err, "%s: the run already finished (%lld of %lld steps); nothing to resume",
+                run_dir, (long long)start, (long long)total);
+        goto done;
+    }
+    int accum = r->optim.grad_accum;
+    double t_start = now_s(), tokens_total = 0;
+    for (int64_t step = start; step < total; step++) {
+        double t0 = now_s();
+        memset(s.lora.grads, 0, np * sizeof(float));
+        /* Normalise by every target of the step, so accumulation equals one big batch. */
+        int64_t g0 = step * accum * mb, step_targets = 0, step_tokens = 0;
+        for (int64_t i = 0; i < (int64_t)accum * mb; i++) {
+            int64_t row = order_row(&s.order, g0 + i);
+            step_targets += s.rows.row_n_targets[row];
+            step_tokens += s.rows.row_n_valid[row];
+        }
+        double loss_sum_step = 0;
+        for (int a = 0; a < accum; a++) {
+            for (int i = 0; i < mb; i++) {
+                int64_t row = order_row(&s.order, g0 + (int64_t)a * mb + i);
+                memcpy(s.batch_ids + (size_t)i * T, et_rows_input_ids(&s.rows, row),
+                       sizeof(int32_t) * (size_t)T);
+                memcpy(s.batch_targets + (size_t)i * T, et_rows_targets(&s.rows, row),
+                       sizeof(int32_t) * (size_t)T);
+            }
+            et_batch batch = {s.batch_ids, s.batch_targets, mb, T};
+            double loss_sum;
+            int64_t n_valid;
+            if (et_model_forward(&s.model, &s.lora, s.acts, &batch, 1, r->run.seed,
+                                 (uint64_t)(step * accum + a), &loss_sum, &n_valid, err))
+                goto done;
+            et_model_backward(&s.model, &s.lora, s.acts, &batch, 1.0f / (float)step_targets);
+            loss_sum_step += loss_sum;
+        }
+        double grad_norm = sqrt(et_sumsq(s.lora.grads, (int64_t)np));
+        if (r->optim.max_grad_norm > 0) {
+            /* torch.nn.utils.clip_grad_norm_: coef = max/(norm+1e-6), clamped to 1. */
+            double coef = r->optim.max_grad_norm / (grad_norm + 1e-6);
+            if (coef < 1.0) et_scale(s.lora.grads, (float)coef, (int64_t)np);
+        }
+        double lr = et_schedule_lr((et_schedule_kind)r->optim.schedule, r->optim.lr, (int)step,
+                                   r->optim.warmup_steps, (int)total);
+        et_adamw_update(s.lora.params, s.adam_m, s.adam_v, s.lora.grads, (int64_t)np, lr,
+                        r->optim.beta1, r->optim.beta2, r->optim.eps, r->optim.weight_decay,
+                        (int)(step + 1));
+        double dt = now_s() - t0, loss = loss_sum_step / (double)step_targets;
+        tokens_total += (double)step_tokens;
+        double tps = step_tokens / (dt > 0 ? dt : 1e-9);
+        if (step == start) res->first_loss = loss;
+        res->last_loss = loss;
+        int64_t done_steps = step + 1;
+        if (done_steps % r->run.log_every == 0 || done_steps == total) {
+            et_metrics_row m = {done_steps, loss, lr, grad_norm, tps, step_tokens, step_targets};
+            if (et_metrics_write(s.metrics, &m, err)) goto done;
+        }
+        double elapsed = now_s() - t_start;
+        progress_line(o, done_steps, total, loss, lr, tps,
+                      elapsed / (double)(done_steps - start) * (double)(total - done_steps));
+        if ((r->run.checkpoint_every > 0 && done_steps % r->run.checkpoint_every == 0) ||
+            done_steps == total) {
+            et_checkpoint_out ck = {done_steps, s.adam_m, s.adam_v, NULL};
+            if (et_checkpoint_save(run_dir, &s.lora, &ck, err)) goto done;
+        }
+        res->steps_done = done_steps;
+    }
+    if (o->progress && o->progress_is_tty) fputc('\n', o->progress);
+    double elapsed = now_s() - t_start;
+    res->tokens_per_s = tokens_total / (elapsed > 0 ? elapsed : 1e-9);
+
+    snprintf(path, sizeof path, "%s/adapter", run_dir);
+    const char *meta[] = {"ehrtune_version", o->version ? o->version : "unknown", NULL};
+    if (et_lora_save_peft(&s.lora, path, r->model.path, meta, err)) goto done;
+    rc = 0;
+done:
+    state_free(&s);
+    return rc;
+}
