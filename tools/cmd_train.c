@@ -1,5 +1,6 @@
 /* ehrtune train RECIPE.yaml [key=value ...] [--resume] [--init-adapter DIR] */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -17,6 +18,8 @@ static void usage(FILE *f) {
             "  section.key=value  override one recipe key, e.g. lora.r=32 optim.lr=1e-4\n"
             "  --resume           continue the run in run.out from its latest checkpoint\n"
             "  --init-adapter DIR start from a PEFT adapter instead of a fresh LoRA init\n"
+            "  --stop-after N     checkpoint and stop after N steps (resume later), e.g. to\n"
+            "                     fit a scheduler's time slot\n"
             "Writes into run.out: config.resolved.yaml, metrics.jsonl, checkpoints/,\n"
             "adapter/ (PEFT format). The directory is 0700 and its files 0600.\n");
 }
@@ -32,6 +35,14 @@ int cmd_train(int argc, char **argv) {
         }
         if (!strcmp(argv[i], "--resume")) o.resume = 1;
         else if (!strcmp(argv[i], "--init-adapter") && i + 1 < argc) o.init_adapter = argv[++i];
+        else if (!strcmp(argv[i], "--stop-after") && i + 1 < argc) {
+            char *end;
+            o.stop_after = strtoll(argv[++i], &end, 10);
+            if (*end || o.stop_after < 1) {
+                fprintf(stderr, "ehrtune train: --stop-after needs a positive step count\n");
+                return 2;
+            }
+        }
         else if (argv[i][0] == '-') {
             fprintf(stderr, "ehrtune train: unknown option '%s'\n", argv[i]);
             usage(stderr);
@@ -65,6 +76,12 @@ int cmd_train(int argc, char **argv) {
     if (et_train(&r, &o, &res, &err)) goto fail;
     printf("trained %lld steps: loss %.4f -> %.4f, %.0f tokens/s\n", (long long)res.steps_done,
            res.first_loss, res.last_loss, res.tokens_per_s);
+    if (res.stopped_early) {
+        printf("stopped after step %lld as asked; continue with: ehrtune train %s --resume\n",
+               (long long)res.steps_done, recipe_path);
+        et_recipe_free(&r);
+        return 0;
+    }
     printf("adapter: %s/adapter (PEFT)   metrics: %s/metrics.jsonl\n", res.run_dir, res.run_dir);
     et_recipe_free(&r);
     return 0;

@@ -13,6 +13,7 @@
 #include "kernels/ops.h"
 #include "trainer/checkpoint.h"
 #include "trainer/lora.h"
+#include "trainer/manifest.h"
 #include "trainer/metrics.h"
 #include "trainer/model.h"
 #include "trainer/schedule.h"
@@ -108,6 +109,13 @@ static void progress_line(const et_train_options *o, int64_t step, int64_t total
     fflush(o->progress);
 }
 
+static void utc_now(char *out, size_t n) {
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
 /* ---- the loop --------------------------------------------------------------------- */
 typedef struct {
     et_model model;
@@ -122,10 +130,12 @@ typedef struct {
     int32_t *batch_ids, *batch_targets;
     data_order order;
     et_metrics *metrics;
+    et_manifest *manifest;
 } train_state;
 
 static void state_free(train_state *s) {
     et_metrics_close(s->metrics);
+    et_manifest_free(s->manifest);
     free(s->order.perm);
     free(s->batch_ids);
     free(s->batch_targets);
@@ -153,6 +163,34 @@ static int check_supported(const et_recipe *r, et_error *err) {
                             "privacy.enabled: false",
                        r->source ? r->source : "recipe");
     return 0;
+}
+
+/* The audit record: exact inputs (sha256), code, host, recipe. Written at the start
+ * (status "running") so an interrupted run still documents what it read, and again
+ * at the end with the outcome. */
+static int manifest_begin(train_state *s, const et_recipe *r, const et_train_options *o,
+                          int64_t start, et_error *err) {
+    s->manifest = et_manifest_new();
+    if (!s->manifest) return et_fail(err, "out of memory");
+    et_manifest *m = s->manifest;
+    et_manifest_add_environment(m, o->version ? o->version : "unknown");
+    if (et_manifest_add_file(m, "corpus", r->data.train, err) ||
+        et_manifest_add_dir_files(m, "base_model", r->model.path, NULL, err) ||
+        (r->source && et_manifest_add_file(m, "recipe", r->source, err)))
+        return -1;
+    char path[4200], now[32];
+    snprintf(path, sizeof path, "%s/config.resolved.yaml", r->run.out);
+    if (et_manifest_add_file(m, "recipe_resolved", path, err)) return -1;
+    utc_now(now, sizeof now);
+    et_manifest_set_str(m, "run.started_utc", now);
+    et_manifest_set_str(m, "run.status", "running");
+    et_manifest_set_str(m, "run.device", "cpu");
+    et_manifest_set_num(m, "run.resumed_from_step", (double)start);
+    et_manifest_set_bool(m, "privacy.enabled", 0);
+    et_manifest_set_str(m, "privacy.statement",
+                        "No differential-privacy guarantee: this run trained without DP-SGD.");
+    snprintf(path, sizeof path, "%s/manifest.json", r->run.out);
+    return et_manifest_write(m, path, err);
 }
 
 int et_train(const et_recipe *r, const et_train_options *o, et_train_result *res, et_error *err) {
@@ -259,6 +297,7 @@ int et_train(const et_recipe *r, const et_train_options *o, et_train_result *res
     if (et_recipe_write_yaml(r, path, err)) goto done;
     snprintf(path, sizeof path, "%s/metrics.jsonl", run_dir);
     if (et_metrics_open(&s.metrics, path, start, err)) goto done;
+    if (manifest_begin(&s, r, o, start, err)) goto done;
 
     int64_t total = et_train_total_steps(r, s.rows.n_rows);
     if (start >= total) {
@@ -320,20 +359,40 @@ int et_train(const et_recipe *r, const et_train_options *o, et_train_result *res
         double elapsed = now_s() - t_start;
         progress_line(o, done_steps, total, loss, lr, tps,
                       elapsed / (double)(done_steps - start) * (double)(total - done_steps));
+        int stopping = o->stop_after > 0 && done_steps - start >= o->stop_after;
         if ((r->run.checkpoint_every > 0 && done_steps % r->run.checkpoint_every == 0) ||
-            done_steps == total) {
+            done_steps == total || stopping) {
             et_checkpoint_out ck = {done_steps, s.adam_m, s.adam_v, NULL};
             if (et_checkpoint_save(run_dir, &s.lora, &ck, err)) goto done;
         }
         res->steps_done = done_steps;
+        if (stopping && done_steps < total) {
+            res->stopped_early = 1;
+            break;
+        }
     }
     if (o->progress && o->progress_is_tty) fputc('\n', o->progress);
     double elapsed = now_s() - t_start;
     res->tokens_per_s = tokens_total / (elapsed > 0 ? elapsed : 1e-9);
 
+    if (res->stopped_early) {
+        rc = 0; /* the final adapter comes when the run completes (--resume) */
+        goto done;
+    }
     snprintf(path, sizeof path, "%s/adapter", run_dir);
     const char *meta[] = {"ehrtune_version", o->version ? o->version : "unknown", NULL};
     if (et_lora_save_peft(&s.lora, path, r->model.path, meta, err)) goto done;
+    et_manifest_set_str(s.manifest, "run.status", "completed");
+    et_manifest_set_num(s.manifest, "run.steps_completed", (double)res->steps_done);
+    et_manifest_set_num(s.manifest, "run.final_loss", res->last_loss);
+    et_manifest_set_num(s.manifest, "run.tokens_per_s", res->tokens_per_s);
+    utc_now(path, sizeof path);
+    et_manifest_set_str(s.manifest, "run.finished_utc", path);
+    snprintf(path, sizeof path, "%s/adapter/adapter_model.safetensors", run_dir);
+    if (et_manifest_add_file(s.manifest, "output/adapter_model.safetensors", path, err))
+        goto done;
+    snprintf(path, sizeof path, "%s/manifest.json", run_dir);
+    if (et_manifest_write(s.manifest, path, err)) goto done;
     rc = 0;
 done:
     state_free(&s);

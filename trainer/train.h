@@ -22,10 +22,13 @@ typedef struct {
     FILE *progress;          /* progress lines (stdout); NULL = silent */
     int progress_is_tty;     /* rewrite one line with \r instead of printing lines */
     const char *version;     /* code version for the manifest */
+    int64_t stop_after;      /* > 0: stop (with a checkpoint) after this many steps in this
+                                invocation, e.g. to fit a scheduler's time slot; resume later */
 } et_train_options;
 
 typedef struct {
     int64_t steps_done;
+    int stopped_early;             /* --stop-after ended the invocation before the last step */
     double first_loss, last_loss;  /* mean loss of the first and last logged step */
     double tokens_per_s;           /* over the whole run */
     char run_dir[4096];
