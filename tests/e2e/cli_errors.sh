@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# What a user can get wrong on the command line ends with one clear message, a
+# non-zero exit, and no output that looks complete. Also smoke-tests inspect/bench.
+set -euo pipefail
+bin=$1; src=$2
+work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
+cd "$work"
+fix=$src/tests/fixtures/llama_gqa_llama3
+
+expect_fail() { # expect_fail PATTERN CMD...: must exit non-zero, stderr must match
+  local pat=$1; shift
+  if "$@" > out.log 2> err.log; then echo "expected failure: $*"; exit 1; fi
+  grep -q -- "$pat" err.log || { echo "message for '$*' lacks '$pat':"; cat err.log; exit 1; }
+  test "$(wc -l < err.log)" -le 2 || { echo "more than one message:"; cat err.log; exit 1; }
+}
+
+# forward: token id >= vocab (97), ragged rows, missing files.
+echo '{"input_ids": [[1, 2, 500]]}' > bad_ids.json
+expect_fail "vocabulary size 97" "$bin" forward --model "$fix/model" --tokens bad_ids.json -o o.safetensors
+test ! -e o.safetensors
+echo '{"input_ids": [[1, 2, 3], [1, 2]]}' > ragged.json
+expect_fail "row 1" "$bin" forward --model "$fix/model" --tokens ragged.json -o o.safetensors
+expect_fail "config.json" "$bin" forward --model nowhere --tokens ragged.json -o o.safetensors
+test ! -e o.safetensors
+# forward without an adapter still gives logits and loss.
+echo '{"input_ids": [[1, 2, 3, 4]]}' > ok.json
+"$bin" forward --model "$fix/model" --tokens ok.json -o ok.safetensors > /dev/null
+test -s ok.safetensors
+
+# train: unknown key with file:line and a suggestion.
+cat > typo.yaml <<'Y'
+model:
+  path: m
+lora:
+  rank: 8
+data:
+  train: c.h5
+Y
+expect_fail "typo.yaml:4: unknown key 'lora.rank' — did you mean 'lora.r'?" "$bin" train typo.yaml
+# train: a corpus tokenized for a bigger vocabulary than the model's.
+cp -r "$fix/model" model
+printf '{"patient_id": 1, "tokens": [1, 2, 3, 4, 5, 6, 7, 8, 9, 150]}\n' > big.jsonl
+"$bin" ingest --pretokenized big.jsonl -o big.h5 > /dev/null
+cat > r.yaml <<'Y'
+model: {path: model}
+data: {train: big.h5, seq_len: 8}
+optim: {steps: 2}
+run: {out: run, device: cpu, micro_batch: 1}
+Y
+expect_fail "vocab" "$bin" train r.yaml
+test ! -e run/adapter
+# train: not an HDF5 corpus.
+echo "not hdf5" > fake.h5
+expect_fail "fake.h5" "$bin" train r.yaml data.train=fake.h5 run.out=run2
+# train: a bad override value.
+expect_fail "lora.r" "$bin" train r.yaml lora.r=0
+# train: QLoRA / DP not yet available are refused before any work.
+expect_fail "nf4" "$bin" train r.yaml model.quantize=nf4 run.out=run3
+test ! -e run3
+
+# inspect --plan: every buffer and a total; bench: one JSON line for a tiny shape.
+"$bin" inspect --plan r.yaml > plan.txt
+grep -q "^total" plan.txt
+grep -q "acts.logits" plan.txt
+"$bin" bench --hidden 32 --layers 1 --heads 2 --kv-heads 1 --ffn 48 --vocab 64 --seq 16 \
+  --batch 2 --rank 2 --warmup 1 --steps 2 > bench.json
+grep -q '"tokens_per_s":' bench.json
+echo "cli errors ok"
