@@ -13,8 +13,13 @@ typedef struct {
 
 static const command COMMANDS[] = {
     /* one line per subcommand; keep sorted by name */
+    {"bench", cmd_bench, "time training steps on random weights for a model shape"},
+    {"demo", cmd_demo, "tiny model + synthetic corpus + LoRA training on the CPU"},
     {"forward", cmd_forward, "one forward+backward pass: logits, loss, LoRA gradients"},
     {"ingest", cmd_ingest, "JSONL documents -> corpus HDF5 (tokens, masks, patients, splits)"},
+    {"inspect", cmd_inspect, "print the memory plan of a recipe (--plan)"},
+    {"privacy", cmd_privacy, "epsilon for (q, sigma, steps, delta), or sigma for a target epsilon"},
+    {"train", cmd_train, "fine-tune LoRA as a YAML recipe says"},
     {"version", cmd_version, "print the version"},
 };
 

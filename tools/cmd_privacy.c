@@ -1,0 +1,243 @@
+/* ehrtune privacy: ε for (q, σ, steps, δ), or σ for a target ε, with the RDP or PRV
+ * accountant (trainer/accountant.h). The output form is relied on by scripts:
+ *   epsilon: "<ε>\n"  or --json {"epsilon": x, "accountant": "rdp", "order": a}
+ *   sigma:   "<σ>\n"  or --json {"noise_multiplier": x, "epsilon": e, "accountant": "prv"}
+ * With --epochs the JSON gains "steps", and the text form notes the steps on stderr
+ * (stdout stays one number so `$(ehrtune privacy ...)` works). */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tools/commands.h"
+#include "trainer/accountant.h"
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: ehrtune privacy epsilon --sample-rate Q --noise-multiplier S\n"
+            "                               (--steps T | --epochs E) --delta D\n"
+            "                               [--accountant rdp|prv] [--json]\n"
+            "       ehrtune privacy sigma   --target-epsilon E --sample-rate Q\n"
+            "                               (--steps T | --epochs E) --delta D\n"
+            "                               [--accountant rdp|prv] [--json]\n"
+            "\n"
+            "epsilon: the (epsilon, delta) spent by T steps of DP-SGD with Poisson sampling\n"
+            "  at rate Q and noise multiplier S (noise std S times the clip norm).\n"
+            "sigma: the noise multiplier that keeps epsilon <= E, found by Opacus's search\n"
+            "  (result within 0.01 below E; error when no S <= 1e6 reaches E).\n"
+            "\n"
+            "  --sample-rate Q       probability each unit is in a step's batch, in (0, 1]\n"
+            "  --noise-multiplier S  > 0\n"
+            "  --target-epsilon E    > 0\n"
+            "  --steps T             number of steps, >= 1\n"
+            "  --epochs E            instead of --steps: T = floor(E / Q), as Opacus\n"
+            "  --delta D             in (0, 1)\n"
+            "  --accountant A        prv (default; Gopi et al., tight, eps_error 0.01,\n"
+            "                        delta_error D/1000) or rdp (Renyi DP, Opacus's orders)\n"
+            "  --json                one JSON object instead of one number\n"
+            "\n"
+            "See docs/privacy-accounting.md.\n");
+}
+
+/* Shortest decimal that reads back as the same double (as Python's repr). */
+static void format_double(char *buf, size_t n, double v) {
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(buf, n, "%.*g", prec, v);
+        if (strtod(buf, NULL) == v) return;
+    }
+}
+
+static void print_json_number(const char *key, double v, int first) {
+    char num[64];
+    if (isfinite(v)) format_double(num, sizeof num, v);
+    else snprintf(num, sizeof num, "null"); /* JSON has no infinity */
+    printf("%s\"%s\": %s", first ? "{" : ", ", key, num);
+}
+
+/* Reads "--name value" or "--name=value" at argv[*i]; returns 1 if it matched. */
+static int take_option(int argc, char **argv, int *i, const char *name, const char **value,
+                       int *bad) {
+    size_t len = strlen(name);
+    const char *arg = argv[*i];
+    if (strncmp(arg, name, len) != 0) return 0;
+    if (arg[len] == '=') {
+        *value = arg + len + 1;
+        return 1;
+    }
+    if (arg[len] != '\0') return 0;
+    if (*i + 1 >= argc) {
+        fprintf(stderr, "ehrtune: privacy: %s needs a value\n", name);
+        *bad = 1;
+        return 1;
+    }
+    *value = argv[++*i];
+    return 1;
+}
+
+static int parse_double(const char *name, const char *s, double *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || *end != '\0' || errno == ERANGE || !isfinite(v)) {
+        fprintf(stderr, "ehrtune: privacy: %s expects a finite number, got '%s'\n", name, s);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int cmd_privacy(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        usage(stdout);
+        return 0;
+    }
+    int want_sigma;
+    if (!strcmp(argv[1], "epsilon")) want_sigma = 0;
+    else if (!strcmp(argv[1], "sigma")) want_sigma = 1;
+    else {
+        fprintf(stderr, "ehrtune: privacy: unknown action '%s' (expected 'epsilon' or "
+                        "'sigma')\n", argv[1]);
+        usage(stderr);
+        return 2;
+    }
+
+    const char *q_s = NULL, *sigma_s = NULL, *target_s = NULL, *steps_s = NULL,
+               *epochs_s = NULL, *delta_s = NULL, *accountant_s = "prv";
+    int json = 0, bad = 0;
+    for (int i = 2; i < argc && !bad; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            return 0;
+        }
+        if (!strcmp(a, "--json")) json = 1;
+        else if (take_option(argc, argv, &i, "--sample-rate", &q_s, &bad)) {}
+        else if (!want_sigma && take_option(argc, argv, &i, "--noise-multiplier", &sigma_s, &bad)) {}
+        else if (want_sigma && take_option(argc, argv, &i, "--target-epsilon", &target_s, &bad)) {}
+        else if (take_option(argc, argv, &i, "--steps", &steps_s, &bad)) {}
+        else if (take_option(argc, argv, &i, "--epochs", &epochs_s, &bad)) {}
+        else if (take_option(argc, argv, &i, "--delta", &delta_s, &bad)) {}
+        else if (take_option(argc, argv, &i, "--accountant", &accountant_s, &bad)) {}
+        else {
+            fprintf(stderr, "ehrtune: privacy %s: unknown argument '%s'\n", argv[1], a);
+            bad = 1;
+        }
+    }
+    if (bad) {
+        fprintf(stderr, "ehrtune: see 'ehrtune privacy --help'\n");
+        return 2;
+    }
+
+    const char *missing = !q_s ? "--sample-rate"
+                          : !delta_s ? "--delta"
+                          : (!want_sigma && !sigma_s) ? "--noise-multiplier"
+                          : (want_sigma && !target_s) ? "--target-epsilon"
+                          : (!steps_s && !epochs_s) ? "--steps or --epochs"
+                          : NULL;
+    if (missing) {
+        fprintf(stderr, "ehrtune: privacy %s: %s is required (see --help)\n", argv[1], missing);
+        return 2;
+    }
+    if (steps_s && epochs_s) {
+        fprintf(stderr, "ehrtune: privacy %s: give --steps or --epochs, not both\n", argv[1]);
+        return 2;
+    }
+
+    et_error err = {{0}};
+    et_accountant_kind kind;
+    if (et_accountant_kind_parse(accountant_s, &kind, &err)) {
+        fprintf(stderr, "ehrtune: privacy: --accountant: %s\n", err.msg);
+        return 2;
+    }
+    double q, delta, sigma = 0, target = 0, epochs = 0;
+    if (parse_double("--sample-rate", q_s, &q) || parse_double("--delta", delta_s, &delta) ||
+        (sigma_s && parse_double("--noise-multiplier", sigma_s, &sigma)) ||
+        (target_s && parse_double("--target-epsilon", target_s, &target)) ||
+        (epochs_s && parse_double("--epochs", epochs_s, &epochs)))
+        return 2;
+    if (!(q > 0 && q <= 1)) {
+        fprintf(stderr, "ehrtune: privacy: --sample-rate must be in (0, 1], got %s\n", q_s);
+        return 2;
+    }
+    if (!(delta > 0 && delta < 1)) {
+        fprintf(stderr, "ehrtune: privacy: --delta must be in (0, 1), got %s\n", delta_s);
+        return 2;
+    }
+    if (!want_sigma && !(sigma > 0)) {
+        fprintf(stderr, "ehrtune: privacy: --noise-multiplier must be > 0, got %s\n", sigma_s);
+        return 2;
+    }
+    if (want_sigma && !(target > 0)) {
+        fprintf(stderr, "ehrtune: privacy: --target-epsilon must be > 0, got %s\n", target_s);
+        return 2;
+    }
+
+    int64_t steps;
+    if (steps_s) {
+        char *end;
+        errno = 0;
+        long long v = strtoll(steps_s, &end, 10);
+        if (end == steps_s || *end != '\0' || errno == ERANGE || v < 1) {
+            fprintf(stderr, "ehrtune: privacy: --steps must be an integer >= 1, got '%s'\n",
+                    steps_s);
+            return 2;
+        }
+        steps = v;
+    } else {
+        if (!(epochs > 0)) {
+            fprintf(stderr, "ehrtune: privacy: --epochs must be > 0, got %s\n", epochs_s);
+            return 2;
+        }
+        steps = et_steps_for_epochs(epochs, q);
+        if (steps < 1) {
+            fprintf(stderr, "ehrtune: privacy: --epochs %s at --sample-rate %s is %s steps "
+                            "(floor(epochs / q)); need at least 1\n", epochs_s, q_s,
+                    steps < 0 ? "too many" : "0");
+            return 2;
+        }
+        if (!json)
+            fprintf(stderr, "ehrtune: note: --epochs %s at --sample-rate %s is %lld steps "
+                            "(floor(epochs / q), as Opacus)\n", epochs_s, q_s, (long long)steps);
+    }
+
+    double eps = 0, order = NAN;
+    if (want_sigma) {
+        if (et_sigma_for_epsilon(kind, target, delta, q, steps, 0.01, &sigma, &eps, &err)) {
+            fprintf(stderr, "ehrtune: privacy sigma: %s\n", err.msg);
+            return 1;
+        }
+    } else {
+        et_accountant acc;
+        et_accountant_init(&acc, kind);
+        int rc = et_accountant_step(&acc, sigma, q, steps, &err) ||
+                 et_accountant_epsilon(&acc, delta, &eps, &order, &err);
+        et_accountant_free(&acc);
+        if (rc) {
+            fprintf(stderr, "ehrtune: privacy epsilon: %s\n", err.msg);
+            return 1;
+        }
+    }
+
+    if (json) {
+        if (want_sigma) {
+            print_json_number("noise_multiplier", sigma, 1);
+            print_json_number("epsilon", eps, 0);
+        } else {
+            print_json_number("epsilon", eps, 1);
+        }
+        printf(", \"accountant\": \"%s\"", et_accountant_kind_name(kind));
+        if (!want_sigma && kind == ET_ACCOUNTANT_RDP) print_json_number("order", order, 0);
+        if (epochs_s) printf(", \"steps\": %lld", (long long)steps);
+        printf("}\n");
+    } else if (want_sigma) {
+        printf("%.12g\n", sigma);
+    } else {
+        printf("%.6f\n", eps);
+    }
+    return fflush(stdout) == 0 ? 0 : 1;
+}
