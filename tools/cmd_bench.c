@@ -86,7 +86,7 @@ int cmd_bench(int argc, char **argv) {
     float *mo = calloc((size_t)l.n_params, sizeof(float)), *vo = calloc((size_t)l.n_params, sizeof(float));
     for (size_t i = 0; i < n; i++) ids[i] = (int32_t)(et_uniform(3, i) * vocab);
     for (size_t i = 0; i < n; i++) tg[i] = (i + 1) % seq ? ids[i + 1] : -1;
-    et_batch b = {ids, tg, batch, seq};
+    et_batch b = {ids, tg, batch, seq, NULL};
     double t0 = 0;
     for (int s = 0; s < warmup + steps; s++) {
         if (s == warmup) t0 = now_s();

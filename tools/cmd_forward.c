@@ -140,7 +140,7 @@ int cmd_forward(int argc, char **argv) {
     }
     if (read_tokens(&tb, tokens, m.cfg.vocab_size, &err)) goto fail;
     if (et_acts_create(&acts, &m.cfg, have_lora ? &l : NULL, tb.b, tb.t, &err)) goto fail;
-    et_batch batch = {tb.ids, tb.targets, tb.b, tb.t};
+    et_batch batch = {tb.ids, tb.targets, tb.b, tb.t, NULL};
     double loss_sum;
     int64_t n_valid;
     if (et_model_forward(&m, have_lora ? &l : NULL, acts, &batch, 0, 0, 0, &loss_sum, &n_valid,

@@ -54,6 +54,8 @@ typedef struct {
     int n;            /* rows = b*t */
     int train;
     uint64_t seed, step;
+    int t;            /* tokens per batch row */
+    float *pe_grads;  /* per-example LoRA gradients [b, n_params], or NULL */
 } pass_ctx;
 
 /* y = x·Wᵀ + b (+ scale·(drop(x)·Aᵀ)·Bᵀ). */
@@ -76,7 +78,33 @@ static void proj_forward(const pass_ctx *ctx, int layer, et_proj p, float *y, co
     et_lora_forward(y, xa, lx, s->a, s->b, ctx->l->scale, ctx->n, in, ctx->l->r, out);
 }
 
-/* dx += d(y)/dx · dy through the frozen weight and the LoRA path; LoRA grads +=. */
+/* LoRA backward for rows [r0, r0+rows) with gradients into (da, db). With dropout
+ * the input is regenerated and the gradient routed back through the same mask. */
+static void lora_rows_backward(const pass_ctx *ctx, const et_lora *lora, const et_lora_slot *s,
+                               float *da, float *db, int layer, et_proj p, float *dx,
+                               const float *dy, const float *x, const float *xa, int r0, int rows) {
+    et_acts *a = ctx->a;
+    int in = s->in, out = s->out;
+    size_t xo = (size_t)r0 * in, yo = (size_t)r0 * out, ao = (size_t)r0 * lora->r;
+    if (!(ctx->train && lora->dropout > 0)) {
+        et_lora_backward(dx + xo, da, db, a->dxa, dy + yo, x + xo, xa + ao, s->a, s->b,
+                         lora->scale, rows, in, lora->r, out);
+        return;
+    }
+    /* Regenerate this projection's dropout mask (a pure function of seed/step/layer/
+     * projection and element index) rather than storing one mask per projection. */
+    int64_t cnt = (int64_t)rows * in;
+    uint8_t *keep = (uint8_t *)a->keep;
+    et_dropout_forward(a->xdrop, keep, x + xo, lora->dropout, ctx->seed,
+                       dropout_offset(ctx->step, layer, p, ctx->m->cfg.num_layers) + xo, cnt);
+    memset(a->dxdrop, 0, sizeof(float) * (size_t)cnt);
+    et_lora_backward(a->dxdrop, da, db, a->dxa, dy + yo, a->xdrop, xa + ao, s->a, s->b,
+                     lora->scale, rows, in, lora->r, out);
+    et_dropout_backward(dx + xo, a->dxdrop, keep, lora->dropout, cnt);
+}
+
+/* dx += d(y)/dx · dy through the frozen weight and the LoRA path; LoRA grads +=
+ * (into l->grads, or per example into ctx->pe_grads). */
 static void proj_backward(const pass_ctx *ctx, et_lora *lora, int layer, et_proj p, float *dx,
                           const float *dy, const float *x, const float *xa) {
     const et_layer_weights *w = &ctx->m->layers[layer];
@@ -85,22 +113,17 @@ static void proj_backward(const pass_ctx *ctx, et_lora *lora, int layer, et_proj
     et_linear_backward(dx, NULL, NULL, dy, x, w->w[p], ctx->n, in, out);
     et_lora_slot *s = lora ? et_lora_slot_at(lora, layer, p) : NULL;
     if (!s || !s->a) return;
-    if (ctx->train && lora->dropout > 0) {
-        et_acts *a = ctx->a;
-        /* Regenerate this projection's dropout mask (a pure function of seed/step/
-         * layer/projection) rather than storing one mask per projection. */
-        int64_t cnt = (int64_t)ctx->n * in;
-        uint8_t *keep = (uint8_t *)a->keep;
-        et_dropout_forward(a->xdrop, keep, x, lora->dropout, ctx->seed,
-                           dropout_offset(ctx->step, layer, p, ctx->m->cfg.num_layers), cnt);
-        memset(a->dxdrop, 0, sizeof(float) * (size_t)cnt);
-        et_lora_backward(a->dxdrop, s->da, s->db, a->dxa, dy, a->xdrop, xa, s->a, s->b,
-                         lora->scale, ctx->n, in, lora->r, out);
-        et_dropout_backward(dx, a->dxdrop, keep, lora->dropout, cnt);
+    if (!ctx->pe_grads) {
+        lora_rows_backward(ctx, lora, s, s->da, s->db, layer, p, dx, dy, x, xa, 0, ctx->n);
         return;
     }
-    et_lora_backward(dx, s->da, s->db, ctx->a->dxa, dy, x, xa, s->a, s->b, lora->scale, ctx->n,
-                     in, lora->r, out);
+    /* One GEMM slice per example: example e owns rows [e*t, (e+1)*t). */
+    size_t off_a = (size_t)(s->da - lora->grads), off_b = (size_t)(s->db - lora->grads);
+    for (int e = 0; e < ctx->n / ctx->t; e++) {
+        float *g = ctx->pe_grads + (size_t)e * (size_t)lora->n_params;
+        lora_rows_backward(ctx, lora, s, g + off_a, g + off_b, layer, p, dx, dy, x, xa,
+                           e * ctx->t, ctx->t);
+    }
 }
 
 int et_model_forward(const et_model *m, const et_lora *l, et_acts *a, const et_batch *batch,
@@ -119,7 +142,7 @@ int et_model_forward(const et_model *m, const et_lora *l, et_acts *a, const et_b
             return et_fail(err, "token id at row %d position %d is outside the vocabulary "
                                 "(size %d) — corpus tokenized for a different model?",
                            i / batch->t, i % batch->t, c->vocab_size);
-    pass_ctx ctx = {m, l, a, n, train, dropout_seed, dropout_step};
+    pass_ctx ctx = {m, l, a, n, train, dropout_seed, dropout_step, batch->t, NULL};
     a->train_flag = train;
     a->seed = dropout_seed;
     a->step = dropout_step;
@@ -161,17 +184,19 @@ int et_model_forward(const et_model *m, const et_lora *l, et_acts *a, const et_b
     return 0;
 }
 
-void et_model_backward(const et_model *m, et_lora *l, et_acts *a, const et_batch *batch,
-                       float loss_scale) {
+static void backward(const et_model *m, et_lora *l, et_acts *a, const et_batch *batch,
+                     float loss_scale, float *pe_grads) {
     const et_hf_config *c = &m->cfg;
     int n = batch->b * batch->t, C = c->hidden_size, F = c->intermediate_size;
     int b = batch->b, t = batch->t, hq = c->num_heads, hkv = c->num_kv_heads, d = c->head_dim;
     size_t QD = (size_t)hq * d, KD = (size_t)hkv * d;
     /* The forward's train flag decides dropout; backward must see the same masks. The
      * trainer always pairs forward(train=1) with backward, eval forwards never call it. */
-    pass_ctx ctx = {m, l, a, n, l && l->dropout > 0 ? a->train_flag : 0, a->seed, a->step};
+    pass_ctx ctx = {m,       l,       a,         n, l && l->dropout > 0 ? a->train_flag : 0,
+                    a->seed, a->step, batch->t, pe_grads};
 
-    for (int i = 0; i < n; i++) a->dloss[i] = loss_scale;
+    for (int i = 0; i < n; i++)
+        a->dloss[i] = loss_scale * (batch->row_loss_scale ? batch->row_loss_scale[i / t] : 1.0f);
     memset(a->dlogits, 0, sizeof(float) * (size_t)n * c->vocab_size);
     et_cross_entropy_backward(a->dlogits, a->logits, a->lse_ce, batch->targets, a->dloss, n,
                               c->vocab_size);
@@ -212,4 +237,14 @@ void et_model_backward(const et_model *m, et_lora *l, et_acts *a, const et_batch
         proj_backward(&ctx, l, layer, ET_PROJ_V, a->dln, a->dv, s.ln1, s.xa[ET_PROJ_V]);
         et_rmsnorm_backward(a->dres, NULL, a->dln, s.x, w->attn_norm, s.rstd1, n, C);
     }
+}
+
+void et_model_backward(const et_model *m, et_lora *l, et_acts *a, const et_batch *batch,
+                       float loss_scale) {
+    backward(m, l, a, batch, loss_scale, NULL);
+}
+
+void et_model_backward_per_example(const et_model *m, et_lora *l, et_acts *a,
+                                   const et_batch *batch, float loss_scale, float *pe_grads) {
+    backward(m, l, a, batch, loss_scale, pe_grads);
 }

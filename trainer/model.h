@@ -68,11 +68,14 @@ int et_acts_create(et_acts **a, const et_hf_config *c, const et_lora *l, int b, 
 void et_acts_free(et_acts *a);
 size_t et_acts_bytes(const et_acts *a);
 
-/* One batch: input_ids [b, t]; targets [b, t] (target of position i, -1 = no loss). */
+/* One batch: input_ids [b, t]; targets [b, t] (target of position i, -1 = no loss).
+ * row_loss_scale [b] (optional): extra weight of each row's summed loss in backward
+ * (DP-SGD weighs each row by 1/targets of its privacy unit). */
 typedef struct {
     const int32_t *input_ids;
     const int32_t *targets;
     int b, t;
+    const float *row_loss_scale;
 } et_batch;
 
 /* Forward pass. Writes per-token losses inside acts and returns, through *loss_sum
@@ -88,6 +91,13 @@ int et_model_forward(const et_model *m, const et_lora *l, et_acts *a, const et_b
  * for the mean loss. */
 void et_model_backward(const et_model *m, et_lora *l, et_acts *a, const et_batch *batch,
                        float loss_scale);
+
+/* Per-example backward (DP-SGD): the same pass, but the LoRA gradient of batch row i
+ * is accumulated into pe_grads + i*l->n_params (same layout as l->grads) instead of
+ * l->grads; l->grads is left untouched. The per-row GEMMs are one slice per example,
+ * so memory grows by b × n_params floats only. */
+void et_model_backward_per_example(const et_model *m, et_lora *l, et_acts *a,
+                                   const et_batch *batch, float loss_scale, float *pe_grads);
 
 const float *et_acts_logits(const et_acts *a);
 

@@ -326,7 +326,7 @@ int et_train(const et_recipe *r, const et_train_options *o, et_train_result *res
                 memcpy(s.batch_targets + (size_t)i * T, et_rows_targets(&s.rows, row),
                        sizeof(int32_t) * (size_t)T);
             }
-            et_batch batch = {s.batch_ids, s.batch_targets, mb, T};
+            et_batch batch = {s.batch_ids, s.batch_targets, mb, T, NULL};
             double loss_sum;
             int64_t n_valid;
             if (et_model_forward(&s.model, &s.lora, s.acts, &batch, 1, r->run.seed,
