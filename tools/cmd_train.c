@@ -76,6 +76,10 @@ int cmd_train(int argc, char **argv) {
     if (et_train(&r, &o, &res, &err)) goto fail;
     printf("trained %lld steps: loss %.4f -> %.4f, %.0f tokens/s\n", (long long)res.steps_done,
            res.first_loss, res.last_loss, res.tokens_per_s);
+    if (res.dp)
+        printf("privacy: epsilon %.4f spent (accounted at the run's delta; see manifest.json)%s\n",
+               res.epsilon, res.budget_exhausted ? " — stopped: the next step would exceed the "
+                                                  "target epsilon" : "");
     if (res.stopped_early) {
         printf("stopped after step %lld as asked; continue with: ehrtune train %s --resume\n",
                (long long)res.steps_done, recipe_path);

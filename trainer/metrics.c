@@ -1,6 +1,7 @@
 #include "trainer/metrics.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,13 +54,31 @@ int et_metrics_open(et_metrics **out, const char *path, int64_t keep, et_error *
     return 0;
 }
 
+/* JSON has no NaN: write null (an empty DP batch has no norms or loss). */
+static void num(FILE *f, const char *key, double v, const char *fmt) {
+    fprintf(f, ",\"%s\":", key);
+    if (isfinite(v)) fprintf(f, fmt, v);
+    else fputs("null", f);
+}
+
 int et_metrics_write(et_metrics *m, const et_metrics_row *r, et_error *err) {
-    int n = fprintf(m->f,
-                    "{\"step\":%lld,\"loss\":%.6f,\"lr\":%.6e,\"grad_norm\":%.6f,"
-                    "\"tokens_per_s\":%.1f,\"tokens\":%lld,\"targets\":%lld}\n",
-                    (long long)r->step, r->loss, r->lr, r->grad_norm, r->tokens_per_s,
-                    (long long)r->tokens, (long long)r->targets);
-    if (n < 0 || fflush(m->f) != 0)
+    FILE *f = m->f;
+    fprintf(f, "{\"step\":%lld", (long long)r->step);
+    num(f, "loss", r->loss, "%.6f");
+    num(f, "lr", r->lr, "%.6e");
+    if (!r->dp) num(f, "grad_norm", r->grad_norm, "%.6f");
+    num(f, "tokens_per_s", r->tokens_per_s, "%.1f");
+    fprintf(f, ",\"tokens\":%lld,\"targets\":%lld", (long long)r->tokens, (long long)r->targets);
+    if (r->dp) {
+        num(f, "epsilon", r->epsilon, "%.6f");
+        fprintf(f, ",\"units\":%lld", (long long)r->units);
+        num(f, "clipped_fraction", r->clipped_fraction, "%.4f");
+        num(f, "unit_grad_norm_p50", r->norm_p50, "%.6f");
+        num(f, "unit_grad_norm_p90", r->norm_p90, "%.6f");
+        num(f, "unit_grad_norm_max", r->norm_max, "%.6f");
+    }
+    int bad = fputs("}\n", f) < 0;
+    if (bad || fflush(f) != 0)
         return et_fail(err, "%s: write failed (%s) — disk full?", m->path, strerror(errno));
     return 0;
 }

@@ -14,10 +14,16 @@ typedef struct {
     int64_t step;          /* optimizer steps completed (1-based) */
     double loss;           /* mean loss over the step's targets */
     double lr;             /* learning rate used by this step */
-    double grad_norm;      /* global L2 norm of the LoRA gradient, before clipping */
+    double grad_norm;      /* global L2 norm of the LoRA gradient, before clipping (non-DP) */
     double tokens_per_s;   /* real (non-padding) tokens of the step / its wall time */
     int64_t tokens;        /* real tokens in the step */
     int64_t targets;       /* positions with a loss */
+    /* DP-SGD steps only (dp = 1): */
+    int dp;
+    double epsilon;          /* ε spent after this step */
+    int64_t units;           /* privacy units sampled into this step's batch */
+    double clipped_fraction; /* of those, the fraction whose gradient norm exceeded C */
+    double norm_p50, norm_p90, norm_max; /* per-unit gradient norms before clipping */
 } et_metrics_row;
 
 /* keep_through_step: lines with "step" > this are dropped (0 = start afresh). */

@@ -8,21 +8,25 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "data/corpus.h"
-#include "data/sequences.h"
 #include "kernels/ops.h"
 #include "trainer/checkpoint.h"
-#include "trainer/lora.h"
-#include "trainer/manifest.h"
-#include "trainer/metrics.h"
-#include "trainer/model.h"
 #include "trainer/schedule.h"
+#include "trainer/train_internal.h"
 
 static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
+
+static void utc_now(char *out, size_t n) {
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static const char *src(const et_recipe *r) { return r->source ? r->source : "recipe"; }
 
 int64_t et_train_total_steps(const et_recipe *r, int64_t n_rows) {
     int64_t steps = r->optim.steps;
@@ -35,33 +39,76 @@ int64_t et_train_total_steps(const et_recipe *r, int64_t n_rows) {
     return steps;
 }
 
-/* ---- data order ------------------------------------------------------------
+/* ---- data order (non-DP) -------------------------------------------------------
  * Sample g (counting every row drawn since step 0) is row perm_e[g mod n] of
  * epoch e = g / n, where perm_e is a Fisher-Yates shuffle keyed by (seed, e). */
-typedef struct {
-    int64_t n, epoch;
-    int64_t *perm;
-    uint64_t seed;
-} data_order;
-
-static void order_epoch(data_order *o, int64_t epoch) {
-    if (o->epoch == epoch) return;
-    for (int64_t i = 0; i < o->n; i++) o->perm[i] = i;
-    uint64_t key = o->seed ^ 0x6461746f72646572ull; /* "datorder": apart from other streams */
-    for (int64_t i = o->n - 1; i > 0; i--) {
+static void order_epoch(train_state *s, int64_t epoch) {
+    if (s->order.epoch == epoch) return;
+    int64_t *perm = s->order.perm;
+    for (int64_t i = 0; i < s->order.n; i++) perm[i] = i;
+    uint64_t key = s->order.seed ^ 0x6461746f72646572ull; /* "datorder": apart from other streams */
+    for (int64_t i = s->order.n - 1; i > 0; i--) {
         uint64_t ctr = ((uint64_t)epoch << 40) + (uint64_t)i;
         int64_t j = (int64_t)(et_uniform(key, ctr) * (double)(i + 1));
         if (j > i) j = i;
-        int64_t t = o->perm[i];
-        o->perm[i] = o->perm[j];
-        o->perm[j] = t;
+        int64_t t = perm[i];
+        perm[i] = perm[j];
+        perm[j] = t;
     }
-    o->epoch = epoch;
+    s->order.epoch = epoch;
 }
 
-static int64_t order_row(data_order *o, int64_t g) {
-    order_epoch(o, g / o->n);
-    return o->perm[g % o->n];
+static int64_t order_row(train_state *s, int64_t g) {
+    order_epoch(s, g / s->order.n);
+    return s->order.perm[g % s->order.n];
+}
+
+void train_fill_batch(train_state *s, const int64_t *rows, int n) {
+    int T = s->rows.seq_len;
+    for (int i = 0; i < n; i++) {
+        memcpy(s->batch_ids + (size_t)i * T, et_rows_input_ids(&s->rows, rows[i]),
+               sizeof(int32_t) * (size_t)T);
+        memcpy(s->batch_targets + (size_t)i * T, et_rows_targets(&s->rows, rows[i]),
+               sizeof(int32_t) * (size_t)T);
+    }
+}
+
+/* One ordinary (non-private) step: accumulate micro-batches, clip the global norm.
+ * Every target of the step weighs the same, so accumulating k micro-batches equals
+ * one batch k times larger. */
+static int plain_step(train_state *s, int64_t step, step_report *rep, et_error *err) {
+    const et_recipe *r = s->r;
+    int mb = r->run.micro_batch, accum = r->optim.grad_accum;
+    size_t np = (size_t)s->lora.n_params;
+    memset(s->lora.grads, 0, np * sizeof(float));
+    int64_t g0 = step * accum * mb, rows[4096];
+    memset(rep, 0, sizeof *rep);
+    for (int64_t i = 0; i < (int64_t)accum * mb; i++) {
+        int64_t row = order_row(s, g0 + i);
+        rep->targets += s->rows.row_n_targets[row];
+        rep->tokens += s->rows.row_n_valid[row];
+    }
+    double loss_sum = 0;
+    for (int a = 0; a < accum; a++) {
+        for (int i = 0; i < mb; i++) rows[i] = order_row(s, g0 + (int64_t)a * mb + i);
+        train_fill_batch(s, rows, mb);
+        et_batch batch = {s->batch_ids, s->batch_targets, mb, r->data.seq_len, NULL};
+        double ls;
+        int64_t nv;
+        if (et_model_forward(&s->model, &s->lora, s->acts, &batch, 1, r->run.seed,
+                             (uint64_t)(step * accum + a), &ls, &nv, err))
+            return -1;
+        et_model_backward(&s->model, &s->lora, s->acts, &batch, 1.0f / (float)rep->targets);
+        loss_sum += ls;
+    }
+    rep->loss = loss_sum / (double)rep->targets;
+    rep->grad_norm = sqrt(et_sumsq(s->lora.grads, (int64_t)np));
+    if (r->optim.max_grad_norm > 0) {
+        /* torch.nn.utils.clip_grad_norm_: coef = max/(norm+1e-6), clamped to 1. */
+        double coef = r->optim.max_grad_norm / (rep->grad_norm + 1e-6);
+        if (coef < 1.0) et_scale(s->lora.grads, (float)coef, (int64_t)np);
+    }
+    return 0;
 }
 
 /* ---- run directory ---------------------------------------------------------- */
@@ -98,44 +145,24 @@ static void fmt_eta(char *out, size_t n, double s) {
     else snprintf(out, n, "%ld:%02ld", t / 60, t % 60);
 }
 
-static void progress_line(const et_train_options *o, int64_t step, int64_t total, double loss,
-                          double lr, double tps, double eta_s) {
+static void progress_line(const et_train_options *o, const train_state *s, int64_t step,
+                          int64_t total, const step_report *rep, double lr, double tps,
+                          double eta_s) {
     if (!o->progress) return;
-    char eta[32];
+    char eta[32], dp[64] = "";
     fmt_eta(eta, sizeof eta, eta_s);
-    fprintf(o->progress, "%sstep %lld/%lld  loss %.4f  lr %.3e  %.0f tok/s  ETA %s%s",
-            o->progress_is_tty ? "\r\033[K" : "", (long long)step, (long long)total, loss, lr, tps,
-            eta, o->progress_is_tty ? "" : "\n");
+    if (s->dp.enabled) snprintf(dp, sizeof dp, "  eps %.3f", rep->epsilon);
+    fprintf(o->progress, "%sstep %lld/%lld  loss %.4f  lr %.3e  %.0f tok/s%s  ETA %s%s",
+            o->progress_is_tty ? "\r\033[K" : "", (long long)step, (long long)total, rep->loss,
+            lr, tps, dp, eta, o->progress_is_tty ? "" : "\n");
     fflush(o->progress);
 }
 
-static void utc_now(char *out, size_t n) {
-    time_t t = time(NULL);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(out, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
-/* ---- the loop --------------------------------------------------------------------- */
-typedef struct {
-    et_model model;
-    int have_model;
-    et_corpus corpus;
-    int have_corpus;
-    et_rows rows;
-    et_lora lora;
-    int have_lora;
-    et_acts *acts;
-    float *adam_m, *adam_v;
-    int32_t *batch_ids, *batch_targets;
-    data_order order;
-    et_metrics *metrics;
-    et_manifest *manifest;
-} train_state;
-
+/* ---- set-up and tear-down ----------------------------------------------------------- */
 static void state_free(train_state *s) {
     et_metrics_close(s->metrics);
     et_manifest_free(s->manifest);
+    dp_free(&s->dp);
     free(s->order.perm);
     free(s->batch_ids);
     free(s->batch_targets);
@@ -152,24 +179,59 @@ static int check_supported(const et_recipe *r, et_error *err) {
     if (r->model.quantize != ET_RECIPE_QUANT_NONE)
         return et_fail(err, "%s: model.quantize: nf4 (QLoRA) is not available in this version; "
                             "set model.quantize: none",
-                       r->source ? r->source : "recipe");
+                       src(r));
     if (r->run.device == ET_RECIPE_DEVICE_CUDA)
         return et_fail(err, "%s: run.device: cuda — training on the CUDA backend is not "
                             "available in this version; set run.device: cpu (or auto)",
-                       r->source ? r->source : "recipe");
-    if (r->privacy.enabled)
-        return et_fail(err, "%s: privacy.enabled: true — DP-SGD training is not available in "
-                            "this version (the accountant is: `ehrtune privacy`); set "
-                            "privacy.enabled: false",
-                       r->source ? r->source : "recipe");
+                       src(r));
+    if (r->run.micro_batch * r->optim.grad_accum > 4096)
+        return et_fail(err, "%s: run.micro_batch x optim.grad_accum must be <= 4096", src(r));
     return 0;
+}
+
+/* The guarantee in plain words, for the manifest (and, through it, the model card). */
+static void manifest_privacy(train_state *s, double eps_spent, int64_t steps_done) {
+    et_manifest *m = s->manifest;
+    const dp_state *d = &s->dp;
+    const et_recipe_privacy *p = &s->r->privacy;
+    et_manifest_set_bool(m, "privacy.enabled", d->enabled);
+    if (!d->enabled) {
+        et_manifest_set_str(m, "privacy.statement",
+                            "No differential-privacy guarantee: this run trained without DP-SGD.");
+        return;
+    }
+    const char *unit = et_recipe_unit_names[p->unit];
+    et_manifest_set_str(m, "privacy.unit", unit);
+    et_manifest_set_str(m, "privacy.accountant", et_accountant_kind_name(d->acc.kind));
+    et_manifest_set_num(m, "privacy.epsilon", eps_spent);
+    et_manifest_set_num(m, "privacy.delta", d->delta);
+    if (d->target_epsilon > 0) et_manifest_set_num(m, "privacy.target_epsilon", d->target_epsilon);
+    et_manifest_set_num(m, "privacy.noise_multiplier", d->sigma);
+    et_manifest_set_num(m, "privacy.sample_rate", d->q);
+    et_manifest_set_num(m, "privacy.units", (double)d->units.n_units);
+    et_manifest_set_num(m, "privacy.steps", (double)steps_done);
+    et_manifest_set_num(m, "privacy.steps_planned", (double)d->steps);
+    et_manifest_set_num(m, "privacy.max_grad_norm", d->clip);
+    et_manifest_set_num(m, "privacy.max_sequences_per_unit", p->max_sequences_per_unit);
+    et_manifest_set_bool(m, "privacy.secure_rng", p->secure_rng);
+    char text[512];
+    snprintf(text, sizeof text,
+             "(%.4g, %.3g)-differential privacy at the %s level (%s accountant, Poisson-"
+             "subsampled Gaussian DP-SGD: q=%.4g, sigma=%.4g, %lld steps, clip %.3g): adding or "
+             "removing all training data of any one %s changes the probability of any outcome "
+             "of training by at most a factor e^epsilon, except with probability delta.%s",
+             eps_spent, d->delta, unit, et_accountant_kind_name(d->acc.kind), d->q, d->sigma,
+             (long long)steps_done, d->clip, unit,
+             p->secure_rng ? "" : " WARNING: secure_rng was off (reproducible noise): for tests only.");
+    et_manifest_set_str(m, "privacy.statement", text);
 }
 
 /* The audit record: exact inputs (sha256), code, host, recipe. Written at the start
  * (status "running") so an interrupted run still documents what it read, and again
  * at the end with the outcome. */
-static int manifest_begin(train_state *s, const et_recipe *r, const et_train_options *o,
-                          int64_t start, et_error *err) {
+static int manifest_begin(train_state *s, const et_train_options *o, int64_t start,
+                          et_error *err) {
+    const et_recipe *r = s->r;
     s->manifest = et_manifest_new();
     if (!s->manifest) return et_fail(err, "out of memory");
     et_manifest *m = s->manifest;
@@ -186,184 +248,189 @@ static int manifest_begin(train_state *s, const et_recipe *r, const et_train_opt
     et_manifest_set_str(m, "run.status", "running");
     et_manifest_set_str(m, "run.device", "cpu");
     et_manifest_set_num(m, "run.resumed_from_step", (double)start);
-    et_manifest_set_bool(m, "privacy.enabled", 0);
-    et_manifest_set_str(m, "privacy.statement",
-                        "No differential-privacy guarantee: this run trained without DP-SGD.");
+    et_manifest_set_num(m, "data.training_rows", (double)s->rows.n_rows);
+    et_manifest_set_num(m, "data.patients", (double)s->rows.n_patients);
+    manifest_privacy(s, 0.0, start);
     snprintf(path, sizeof path, "%s/manifest.json", r->run.out);
     return et_manifest_write(m, path, err);
 }
 
+/* Loads model and corpus, builds rows, checks they agree. */
+static int load_inputs(train_state *s, et_error *err) {
+    const et_recipe *r = s->r;
+    if (et_model_load(&s->model, r->model.path, err)) return -1;
+    s->have_model = 1;
+    const et_hf_config *c = &s->model.cfg;
+    if (et_corpus_open(&s->corpus, r->data.train, err)) return -1;
+    s->have_corpus = 1;
+    if (s->corpus.vocab_size > c->vocab_size)
+        return et_fail(err, "%s: corpus vocab_size %lld exceeds the model's %d (%s/config.json) "
+                            "— corpus tokenized for a different model?",
+                       r->data.train, (long long)s->corpus.vocab_size, c->vocab_size,
+                       r->model.path);
+    int split = r->data.split == ET_RECIPE_SPLIT_ALL ? ET_SPLIT_ALL : (int)r->data.split;
+    if (et_rows_build(&s->rows, &s->corpus, r->data.seq_len, split, 0, err)) return -1;
+    if (s->rows.n_rows == 0)
+        return et_fail(err, "%s: no training sequences in split '%s' (data.split) — empty "
+                            "corpus or every target masked",
+                       r->data.train, et_recipe_split_names[r->data.split]);
+    for (int64_t i = 0; i < s->rows.n_rows * s->rows.seq_len; i++)
+        if (s->rows.input_ids[i] >= c->vocab_size)
+            return et_fail(err, "%s: document %lld holds a token id >= the model's vocabulary "
+                                "size %d — corpus tokenized for a different model?",
+                           r->data.train, (long long)s->rows.row_doc[i / s->rows.seq_len],
+                           c->vocab_size);
+    return 0;
+}
+
+static int init_lora(train_state *s, const et_train_options *o, et_error *err) {
+    const et_recipe *r = s->r;
+    const et_hf_config *c = &s->model.cfg;
+    if (!o->init_adapter) {
+        if (et_lora_create(&s->lora, c, r->lora.r, (float)r->lora.alpha, r->lora.use_rslora,
+                           (float)r->lora.dropout, r->lora.targets, err))
+            return -1;
+        s->have_lora = 1;
+        et_lora_init_weights(&s->lora, (et_lora_init)r->lora.init, r->run.seed);
+        return 0;
+    }
+    if (et_lora_load_peft(&s->lora, c, o->init_adapter, err)) return -1;
+    s->have_lora = 1;
+    if (s->lora.r != r->lora.r || s->lora.targets != r->lora.targets)
+        return et_fail(err, "--init-adapter %s has r=%d and targets mask %u; the recipe says "
+                            "r=%d, mask %u — make lora.r and lora.targets match the adapter",
+                       o->init_adapter, s->lora.r, s->lora.targets, r->lora.r, r->lora.targets);
+    /* The recipe's scaling and dropout govern training from here. */
+    s->lora.alpha = (float)r->lora.alpha;
+    s->lora.use_rslora = r->lora.use_rslora;
+    s->lora.scale = r->lora.use_rslora ? r->lora.alpha / sqrtf((float)r->lora.r)
+                                       : (float)r->lora.alpha / (float)r->lora.r;
+    s->lora.dropout = (float)r->lora.dropout;
+    return 0;
+}
+
+static int alloc_buffers(train_state *s, et_error *err) {
+    const et_recipe *r = s->r;
+    int mb = r->run.micro_batch, T = r->data.seq_len;
+    if (et_acts_create(&s->acts, &s->model.cfg, &s->lora, mb, T, err)) return -1;
+    size_t np = (size_t)s->lora.n_params;
+    s->adam_m = calloc(np, sizeof(float));
+    s->adam_v = calloc(np, sizeof(float));
+    s->batch_ids = malloc(sizeof(int32_t) * (size_t)mb * T);
+    s->batch_targets = malloc(sizeof(int32_t) * (size_t)mb * T);
+    s->order.n = s->rows.n_rows;
+    s->order.epoch = -1;
+    s->order.seed = r->run.seed;
+    s->order.perm = malloc(sizeof(int64_t) * (size_t)s->rows.n_rows);
+    if (!s->adam_m || !s->adam_v || !s->batch_ids || !s->batch_targets || !s->order.perm)
+        return et_fail(err, "out of memory");
+    return 0;
+}
+
+/* ---- the loop --------------------------------------------------------------------- */
 int et_train(const et_recipe *r, const et_train_options *o, et_train_result *res, et_error *err) {
     memset(res, 0, sizeof *res);
     if (check_supported(r, err)) return -1;
     train_state s;
     memset(&s, 0, sizeof s);
+    s.r = r;
     int rc = -1;
     const char *run_dir = r->run.out;
     snprintf(res->run_dir, sizeof res->run_dir, "%s", run_dir);
     char path[4400];
+    char *resume_json = NULL;
 
     /* The run directory: refuse to silently mix two runs. */
     snprintf(path, sizeof path, "%s/checkpoints/latest", run_dir);
-    int has_ckpt = file_exists(path);
-    if (has_ckpt && !o->resume) {
-        et_fail(err, "%s already holds a run (checkpoints/latest exists): pass --resume to "
-                     "continue it, or set run.out to a new directory",
-                run_dir);
-        return -1;
-    }
-    if (o->resume && o->init_adapter) {
-        et_fail(err, "--resume and --init-adapter cannot be combined");
-        return -1;
-    }
+    if (file_exists(path) && !o->resume)
+        return et_fail(err, "%s already holds a run (checkpoints/latest exists): pass --resume "
+                            "to continue it, or set run.out to a new directory",
+                       run_dir);
+    if (o->resume && o->init_adapter)
+        return et_fail(err, "--resume and --init-adapter cannot be combined");
     if (make_dirs(run_dir, err)) return -1;
-
-    if (et_model_load(&s.model, r->model.path, err)) goto done;
-    s.have_model = 1;
-    const et_hf_config *c = &s.model.cfg;
-    if (et_corpus_open(&s.corpus, r->data.train, err)) goto done;
-    s.have_corpus = 1;
-    if (s.corpus.vocab_size > c->vocab_size) {
-        et_fail(err, "%s: corpus vocab_size %lld exceeds the model's %d (%s/config.json) — "
-                     "corpus tokenized for a different model?",
-                r->data.train, (long long)s.corpus.vocab_size, c->vocab_size, r->model.path);
-        goto done;
-    }
-    int split = r->data.split == ET_RECIPE_SPLIT_ALL ? ET_SPLIT_ALL : (int)r->data.split;
-    if (et_rows_build(&s.rows, &s.corpus, r->data.seq_len, split, 0, err)) goto done;
-    if (s.rows.n_rows == 0) {
-        et_fail(err, "%s: no training sequences in split '%s' (data.split) — empty corpus or "
-                     "every target masked",
-                r->data.train, et_recipe_split_names[r->data.split]);
-        goto done;
-    }
-    for (int64_t i = 0; i < s.rows.n_rows * s.rows.seq_len; i++)
-        if (s.rows.input_ids[i] >= c->vocab_size) {
-            et_fail(err, "%s: document %lld holds a token id >= the model's vocabulary size %d "
-                         "— corpus tokenized for a different model?",
-                    r->data.train, (long long)s.rows.row_doc[i / s.rows.seq_len], c->vocab_size);
-            goto done;
-        }
-
-    if (o->init_adapter) {
-        if (et_lora_load_peft(&s.lora, c, o->init_adapter, err)) goto done;
-        if (s.lora.r != r->lora.r || s.lora.targets != r->lora.targets) {
-            et_fail(err, "--init-adapter %s has r=%d and targets mask %u; the recipe says r=%d, "
-                         "mask %u — make lora.r and lora.targets match the adapter",
-                    o->init_adapter, s.lora.r, s.lora.targets, r->lora.r, r->lora.targets);
-            et_lora_free(&s.lora);
-            goto done;
-        }
-        s.lora.alpha = (float)r->lora.alpha;
-        s.lora.use_rslora = r->lora.use_rslora;
-        s.lora.scale = r->lora.use_rslora ? r->lora.alpha / sqrtf((float)r->lora.r)
-                                          : (float)r->lora.alpha / (float)r->lora.r;
-        s.lora.dropout = (float)r->lora.dropout;
-    } else {
-        if (et_lora_create(&s.lora, c, r->lora.r, (float)r->lora.alpha, r->lora.use_rslora,
-                           (float)r->lora.dropout, r->lora.targets, err))
-            goto done;
-        et_lora_init_weights(&s.lora, (et_lora_init)r->lora.init, r->run.seed);
-    }
-    s.have_lora = 1;
-
-    int mb = r->run.micro_batch, T = r->data.seq_len;
-    if (et_acts_create(&s.acts, c, &s.lora, mb, T, err)) goto done;
-    size_t np = (size_t)s.lora.n_params;
-    s.adam_m = calloc(np, sizeof(float));
-    s.adam_v = calloc(np, sizeof(float));
-    s.batch_ids = malloc(sizeof(int32_t) * (size_t)mb * T);
-    s.batch_targets = malloc(sizeof(int32_t) * (size_t)mb * T);
-    s.order.n = s.rows.n_rows;
-    s.order.epoch = -1;
-    s.order.seed = r->run.seed;
-    s.order.perm = malloc(sizeof(int64_t) * (size_t)s.rows.n_rows);
-    if (!s.adam_m || !s.adam_v || !s.batch_ids || !s.batch_targets || !s.order.perm) {
-        et_fail(err, "out of memory");
-        goto done;
-    }
+    if (load_inputs(&s, err) || init_lora(&s, o, err) || alloc_buffers(&s, err)) goto done;
 
     int64_t start = 0;
     if (o->resume) {
-        int got = et_checkpoint_load_latest(run_dir, &s.lora, s.adam_m, s.adam_v, &start, NULL,
-                                            err);
+        int got = et_checkpoint_load_latest(run_dir, &s.lora, s.adam_m, s.adam_v, &start,
+                                            &resume_json, err);
         if (got < 0) goto done;
         if (got == 1) {
             et_fail(err, "%s: --resume given but the run has no checkpoint", run_dir);
             goto done;
         }
     }
-    snprintf(path, sizeof path, "%s/config.resolved.yaml", run_dir);
-    if (et_recipe_write_yaml(r, path, err)) goto done;
-    snprintf(path, sizeof path, "%s/metrics.jsonl", run_dir);
-    if (et_metrics_open(&s.metrics, path, start, err)) goto done;
-    if (manifest_begin(&s, r, o, start, err)) goto done;
-
     int64_t total = et_train_total_steps(r, s.rows.n_rows);
+    if (r->privacy.enabled) {
+        if (dp_plan(&s, resume_json, err)) goto done;
+        total = s.dp.steps;
+        if (o->progress)
+            fprintf(o->progress,
+                    "DP-SGD: unit %s, %lld units, q=%.4g, sigma=%.4g, clip %.3g, %lld steps, "
+                    "delta=%.3g%s (%s)\n",
+                    et_recipe_unit_names[r->privacy.unit], (long long)s.dp.units.n_units, s.dp.q,
+                    s.dp.sigma, s.dp.clip, (long long)total, s.dp.delta,
+                    s.dp.target_epsilon > 0 ? ", calibrated to the target epsilon" : "",
+                    et_accountant_kind_name(s.dp.acc.kind));
+    }
     if (start >= total) {
         et_fail(err, "%s: the run already finished (%lld of %lld steps); nothing to resume",
                 run_dir, (long long)start, (long long)total);
         goto done;
     }
-    int accum = r->optim.grad_accum;
-    double t_start = now_s(), tokens_total = 0;
+    snprintf(path, sizeof path, "%s/config.resolved.yaml", run_dir);
+    if (et_recipe_write_yaml(r, path, err)) goto done;
+    snprintf(path, sizeof path, "%s/metrics.jsonl", run_dir);
+    if (et_metrics_open(&s.metrics, path, start, err)) goto done;
+    if (manifest_begin(&s, o, start, err)) goto done;
+
+    size_t np = (size_t)s.lora.n_params;
+    double t_start = now_s(), tokens_total = 0, eps_spent = 0;
     for (int64_t step = start; step < total; step++) {
-        double t0 = now_s();
-        memset(s.lora.grads, 0, np * sizeof(float));
-        /* Normalise by every target of the step, so accumulation equals one big batch. */
-        int64_t g0 = step * accum * mb, step_targets = 0, step_tokens = 0;
-        for (int64_t i = 0; i < (int64_t)accum * mb; i++) {
-            int64_t row = order_row(&s.order, g0 + i);
-            step_targets += s.rows.row_n_targets[row];
-            step_tokens += s.rows.row_n_valid[row];
-        }
-        double loss_sum_step = 0;
-        for (int a = 0; a < accum; a++) {
-            for (int i = 0; i < mb; i++) {
-                int64_t row = order_row(&s.order, g0 + (int64_t)a * mb + i);
-                memcpy(s.batch_ids + (size_t)i * T, et_rows_input_ids(&s.rows, row),
-                       sizeof(int32_t) * (size_t)T);
-                memcpy(s.batch_targets + (size_t)i * T, et_rows_targets(&s.rows, row),
-                       sizeof(int32_t) * (size_t)T);
+        if (s.dp.enabled && s.dp.target_epsilon > 0) {
+            /* Never take a step that would exceed the budget. */
+            double eps_next;
+            if (dp_epsilon_after(&s, 1, &eps_next, err)) goto done;
+            if (eps_next > s.dp.target_epsilon) {
+                res->budget_exhausted = 1;
+                break;
             }
-            et_batch batch = {s.batch_ids, s.batch_targets, mb, T, NULL};
-            double loss_sum;
-            int64_t n_valid;
-            if (et_model_forward(&s.model, &s.lora, s.acts, &batch, 1, r->run.seed,
-                                 (uint64_t)(step * accum + a), &loss_sum, &n_valid, err))
-                goto done;
-            et_model_backward(&s.model, &s.lora, s.acts, &batch, 1.0f / (float)step_targets);
-            loss_sum_step += loss_sum;
         }
-        double grad_norm = sqrt(et_sumsq(s.lora.grads, (int64_t)np));
-        if (r->optim.max_grad_norm > 0) {
-            /* torch.nn.utils.clip_grad_norm_: coef = max/(norm+1e-6), clamped to 1. */
-            double coef = r->optim.max_grad_norm / (grad_norm + 1e-6);
-            if (coef < 1.0) et_scale(s.lora.grads, (float)coef, (int64_t)np);
-        }
+        double t0 = now_s();
+        step_report rep;
+        memset(&rep, 0, sizeof rep);
+        if ((s.dp.enabled ? dp_step(&s, step, &rep, err) : plain_step(&s, step, &rep, err)))
+            goto done;
         double lr = et_schedule_lr((et_schedule_kind)r->optim.schedule, r->optim.lr, (int)step,
                                    r->optim.warmup_steps, (int)total);
         et_adamw_update(s.lora.params, s.adam_m, s.adam_v, s.lora.grads, (int64_t)np, lr,
                         r->optim.beta1, r->optim.beta2, r->optim.eps, r->optim.weight_decay,
                         (int)(step + 1));
-        double dt = now_s() - t0, loss = loss_sum_step / (double)step_targets;
-        tokens_total += (double)step_tokens;
-        double tps = step_tokens / (dt > 0 ? dt : 1e-9);
-        if (step == start) res->first_loss = loss;
-        res->last_loss = loss;
+        double dt = now_s() - t0;
+        tokens_total += (double)rep.tokens;
+        double tps = (double)rep.tokens / (dt > 0 ? dt : 1e-9);
+        if (step == start) res->first_loss = rep.loss;
+        res->last_loss = rep.loss;
+        eps_spent = rep.epsilon;
         int64_t done_steps = step + 1;
         if (done_steps % r->run.log_every == 0 || done_steps == total) {
-            et_metrics_row m = {done_steps, loss, lr, grad_norm, tps, step_tokens, step_targets};
+            et_metrics_row m = {done_steps, rep.loss, lr, rep.grad_norm, tps, rep.tokens,
+                                rep.targets, s.dp.enabled, rep.epsilon, rep.units,
+                                rep.clipped_fraction, rep.norm_p50, rep.norm_p90, rep.norm_max};
             if (et_metrics_write(s.metrics, &m, err)) goto done;
         }
         double elapsed = now_s() - t_start;
-        progress_line(o, done_steps, total, loss, lr, tps,
+        progress_line(o, &s, done_steps, total, &rep, lr, tps,
                       elapsed / (double)(done_steps - start) * (double)(total - done_steps));
         int stopping = o->stop_after > 0 && done_steps - start >= o->stop_after;
         if ((r->run.checkpoint_every > 0 && done_steps % r->run.checkpoint_every == 0) ||
             done_steps == total || stopping) {
-            et_checkpoint_out ck = {done_steps, s.adam_m, s.adam_v, NULL};
-            if (et_checkpoint_save(run_dir, &s.lora, &ck, err)) goto done;
+            char *extra = dp_checkpoint_json(&s);
+            et_checkpoint_out ck = {done_steps, s.adam_m, s.adam_v, extra};
+            int bad = et_checkpoint_save(run_dir, &s.lora, &ck, err);
+            free(extra);
+            if (bad) goto done;
         }
         res->steps_done = done_steps;
         if (stopping && done_steps < total) {
@@ -374,18 +441,34 @@ int et_train(const et_recipe *r, const et_train_options *o, et_train_result *res
     if (o->progress && o->progress_is_tty) fputc('\n', o->progress);
     double elapsed = now_s() - t_start;
     res->tokens_per_s = tokens_total / (elapsed > 0 ? elapsed : 1e-9);
-
+    if (s.dp.enabled && dp_epsilon_after(&s, 0, &eps_spent, err)) goto done;
+    res->epsilon = eps_spent;
+    res->dp = s.dp.enabled;
     if (res->stopped_early) {
         rc = 0; /* the final adapter comes when the run completes (--resume) */
         goto done;
     }
+    if (res->budget_exhausted && res->steps_done > start) {
+        /* The last step before the budget ran out has no checkpoint yet. */
+        char *extra = dp_checkpoint_json(&s);
+        et_checkpoint_out ck = {res->steps_done, s.adam_m, s.adam_v, extra};
+        int bad = et_checkpoint_save(run_dir, &s.lora, &ck, err);
+        free(extra);
+        if (bad) goto done;
+    }
+
     snprintf(path, sizeof path, "%s/adapter", run_dir);
-    const char *meta[] = {"ehrtune_version", o->version ? o->version : "unknown", NULL};
+    char eps_text[64];
+    snprintf(eps_text, sizeof eps_text, "%.6g", eps_spent);
+    const char *meta[] = {"ehrtune_version", o->version ? o->version : "unknown",
+                          s.dp.enabled ? "ehrtune_dp_epsilon" : NULL, eps_text, NULL};
     if (et_lora_save_peft(&s.lora, path, r->model.path, meta, err)) goto done;
-    et_manifest_set_str(s.manifest, "run.status", "completed");
+    et_manifest_set_str(s.manifest, "run.status",
+                        res->budget_exhausted ? "completed (privacy budget reached)" : "completed");
     et_manifest_set_num(s.manifest, "run.steps_completed", (double)res->steps_done);
     et_manifest_set_num(s.manifest, "run.final_loss", res->last_loss);
     et_manifest_set_num(s.manifest, "run.tokens_per_s", res->tokens_per_s);
+    manifest_privacy(&s, eps_spent, res->steps_done);
     utc_now(path, sizeof path);
     et_manifest_set_str(s.manifest, "run.finished_utc", path);
     snprintf(path, sizeof path, "%s/adapter/adapter_model.safetensors", run_dir);
@@ -395,6 +478,7 @@ int et_train(const et_recipe *r, const et_train_options *o, et_train_result *res
     if (et_manifest_write(s.manifest, path, err)) goto done;
     rc = 0;
 done:
+    free(resume_json);
     state_free(&s);
     return rc;
 }

@@ -29,6 +29,9 @@ typedef struct {
 typedef struct {
     int64_t steps_done;
     int stopped_early;             /* --stop-after ended the invocation before the last step */
+    int budget_exhausted;          /* DP: stopped because one more step would exceed target ε */
+    int dp;                        /* trained with DP-SGD */
+    double epsilon;                /* DP: ε spent (at the run's δ) */
     double first_loss, last_loss;  /* mean loss of the first and last logged step */
     double tokens_per_s;           /* over the whole run */
     char run_dir[4096];

@@ -1,0 +1,247 @@
+/* DP-SGD building blocks: per-example gradients against the naive one-example-at-a-
+ * time path, clipping on a toy problem with a known answer, the noise's standard
+ * deviation, units (a patient with five documents is one unit), Poisson sampling,
+ * and the ChaCha20 generator against RFC 8439. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "data/corpus.h"
+#include "data/sequences.h"
+#include "trainer/dp.h"
+#include "trainer/dp_rng.h"
+#include "trainer/lora.h"
+#include "trainer/model.h"
+
+static double rel_err(const float *x, const float *y, int64_t n) {
+    double num = 0, den = 0;
+    for (int64_t i = 0; i < n; i++) {
+        num += ((double)x[i] - y[i]) * ((double)x[i] - y[i]);
+        den += (double)y[i] * y[i];
+    }
+    return sqrt(num) / sqrt(den > 0 ? den : 1e-300);
+}
+
+/* The batched per-example backward (one GEMM slice per example) must equal running
+ * each example alone through the ordinary backward, with and without LoRA dropout,
+ * and with per-row loss weights. */
+static void per_example_matches_naive(void **state) {
+    (void)state;
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/tests/fixtures/llama_gqa_llama3", EHRTUNE_SOURCE_DIR);
+    char mdir[1100], adir[1100];
+    snprintf(mdir, sizeof mdir, "%s/model", dir);
+    snprintf(adir, sizeof adir, "%s/adapter", dir);
+    et_error err;
+    et_model m;
+    et_lora l;
+    assert_int_equal(et_model_load(&m, mdir, &err), 0);
+    assert_int_equal(et_lora_load_peft(&l, &m.cfg, adir, &err), 0);
+    enum { B = 3, T = 9 };
+    int32_t ids[B * T], tg[B * T];
+    for (int i = 0; i < B * T; i++) ids[i] = (i * 37 + 11) % m.cfg.vocab_size;
+    for (int i = 0; i < B * T; i++) tg[i] = (i % T == T - 1 || i % 5 == 0) ? -1 : ids[i + 1];
+    const float row_scale[B] = {0.25f, 1.0f / 7.0f, 0.5f};
+    int64_t P = l.n_params;
+    float *pe = calloc((size_t)(B * P), sizeof(float));
+    for (int drop = 0; drop < 2; drop++) {
+        l.dropout = drop ? 0.3f : 0.0f;
+        et_acts *a, *a1;
+        assert_int_equal(et_acts_create(&a, &m.cfg, &l, B, T, &err), 0);
+        assert_int_equal(et_acts_create(&a1, &m.cfg, &l, 1, T, &err), 0);
+        et_batch batch = {ids, tg, B, T, row_scale};
+        double ls;
+        int64_t nv;
+        assert_int_equal(et_model_forward(&m, &l, a, &batch, 1, 77, 5, &ls, &nv, &err), 0);
+        memset(pe, 0, sizeof(float) * (size_t)(B * P));
+        memset(l.grads, 0, sizeof(float) * (size_t)P);
+        et_model_backward_per_example(&m, &l, a, &batch, 1.0f, pe);
+        for (int64_t i = 0; i < P; i++) assert_true(l.grads[i] == 0.0f); /* untouched */
+        /* Naive path: each example alone through the ordinary backward. (With dropout
+         * a lone row would draw its mask at other element offsets than inside the
+         * batch, so there only the sum over examples is compared, below.) */
+        for (int e = 0; e < B && !drop; e++) {
+            et_batch one = {ids + e * T, tg + e * T, 1, T, row_scale + e};
+            assert_int_equal(et_model_forward(&m, &l, a1, &one, 1, 77, 5, &ls, &nv, &err), 0);
+            memset(l.grads, 0, sizeof(float) * (size_t)P);
+            et_model_backward(&m, &l, a1, &one, 1.0f);
+            double e_rel = rel_err(pe + (size_t)e * P, l.grads, P);
+            if (!(e_rel < 1e-6)) fail_msg("example %d: relative error %.3g", e, e_rel);
+        }
+        float *sum = calloc((size_t)P, sizeof(float));
+        /* Sum over examples equals the ordinary batched backward (dropout on or off). */
+        for (int e = 0; e < B; e++)
+            for (int64_t i = 0; i < P; i++) sum[i] += pe[(size_t)e * P + i];
+        memset(l.grads, 0, sizeof(float) * (size_t)P);
+        assert_int_equal(et_model_forward(&m, &l, a, &batch, 1, 77, 5, &ls, &nv, &err), 0);
+        et_model_backward(&m, &l, a, &batch, 1.0f);
+        double s_rel = rel_err(sum, l.grads, P);
+        if (!(s_rel < 1e-6)) fail_msg("dropout %d: summed per-example relative error %.3g", drop, s_rel);
+        free(sum);
+        et_acts_free(a);
+        et_acts_free(a1);
+    }
+    free(pe);
+    et_lora_free(&l);
+    et_model_free(&m);
+}
+
+/* Toy problem: three unit gradients with norms 5, 0.5 and 13 clipped at C = 1. */
+static void clipped_sum_is_exact(void **state) {
+    (void)state;
+    const float g1[2] = {3, 4}, g2[2] = {0.3f, 0.4f}, g3[2] = {-5, 12};
+    float sum[2] = {0, 0};
+    double n1, n2, n3;
+    double f1 = et_dp_clip_add(sum, g1, 2, 1.0, &n1);
+    double f2 = et_dp_clip_add(sum, g2, 2, 1.0, &n2);
+    double f3 = et_dp_clip_add(sum, g3, 2, 1.0, &n3);
+    assert_float_equal(n1, 5.0, 1e-12);
+    assert_float_equal(n2, 0.5, 1e-7);
+    assert_float_equal(n3, 13.0, 1e-12);
+    assert_float_equal(f1, 1.0 / (5.0 + 1e-6), 1e-15);
+    assert_true(f2 == 1.0); /* below C: untouched */
+    assert_float_equal(f3, 1.0 / (13.0 + 1e-6), 1e-15);
+    /* 3/5 + 0.3 - 5/13 and 4/5 + 0.4 + 12/13, up to the 1e-6 guard. */
+    assert_float_equal(sum[0], 0.6 + 0.3 - 5.0 / 13.0, 1e-6);
+    assert_float_equal(sum[1], 0.8 + 0.4 + 12.0 / 13.0, 1e-6);
+}
+
+/* N(0, σ²C²): empirical mean ~ 0, std ~ σC, and tails as a Gaussian's. */
+static void noise_std_matches(void **state) {
+    (void)state;
+    et_dp_rng r;
+    et_error err;
+    assert_int_equal(et_dp_rng_init(&r, 0, 42, &err), 0);
+    enum { N = 1 << 20 };
+    float *x = calloc(N, sizeof(float));
+    double sigma_c = 1.3 * 0.7;
+    et_dp_add_noise(x, N, sigma_c, &r, 3);
+    double s = 0, ss = 0;
+    int64_t beyond2 = 0;
+    for (int i = 0; i < N; i++) {
+        s += x[i];
+        ss += (double)x[i] * x[i];
+        beyond2 += fabs(x[i]) > 2 * sigma_c;
+    }
+    double mean = s / N, sd = sqrt(ss / N - mean * mean);
+    assert_true(fabs(mean) < 5 * sigma_c / sqrt(N));
+    assert_true(fabs(sd / sigma_c - 1.0) < 0.005);          /* ~5 standard errors */
+    assert_true(fabs((double)beyond2 / N - 0.0455) < 0.002); /* P(|Z| > 2) */
+    /* Deterministic mode repeats; another step differs; secure mode differs per init. */
+    float *y = calloc(N, sizeof(float));
+    et_dp_add_noise(y, N, sigma_c, &r, 3);
+    assert_memory_equal(x, y, sizeof(float) * 16);
+    memset(y, 0, sizeof(float) * N);
+    et_dp_add_noise(y, N, sigma_c, &r, 4);
+    assert_true(memcmp(x, y, sizeof(float) * 16) != 0);
+    et_dp_rng s1, s2;
+    assert_int_equal(et_dp_rng_init(&s1, 1, 42, &err), 0);
+    assert_int_equal(et_dp_rng_init(&s2, 1, 42, &err), 0);
+    assert_true(memcmp(s1.key, s2.key, sizeof s1.key) != 0);
+    free(x);
+    free(y);
+}
+
+/* RFC 8439 §2.3.2 test vector for the ChaCha20 block function. */
+static void chacha20_rfc8439(void **state) {
+    (void)state;
+    uint32_t key[8], out[16];
+    for (int i = 0; i < 8; i++)
+        key[i] = (uint32_t)(4 * i) | (uint32_t)(4 * i + 1) << 8 | (uint32_t)(4 * i + 2) << 16 |
+                 (uint32_t)(4 * i + 3) << 24;
+    const uint32_t nonce[3] = {0x09000000u, 0x4a000000u, 0x00000000u};
+    et_chacha20_block(out, key, 1, nonce);
+    const uint32_t want[16] = {0xe4e7f110, 0x15593bd1, 0x1fdd0f50, 0xc47120a3,
+                               0xc7f4d1c7, 0x0368c033, 0x9aaa2204, 0x4e6cd4c3,
+                               0x466482d2, 0x09aa9f07, 0x05d7c214, 0xa2028bd9,
+                               0xd19c12b5, 0xb94e16de, 0xe883d0cb, 0x4e3c50a2};
+    assert_memory_equal(out, want, sizeof want);
+}
+
+/* A corpus where patient 7 has five documents and patients 8, 9 one each. */
+static void five_documents_one_unit(void **state) {
+    (void)state;
+    char path[] = "/tmp/ehrtune-test-dp-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    unlink(path);
+    et_error err;
+    et_corpus_writer_options opt = {0};
+    opt.tokenizer_sha256 = "";
+    opt.source_sha256 = "";
+    opt.phi_scan = "{}";
+    opt.vocab_size = 50;
+    et_corpus_writer *w;
+    assert_int_equal(et_corpus_writer_open(&w, path, &opt, &err), 0);
+    int32_t toks[6] = {1, 2, 3, 4, 5, 6};
+    const int64_t pids[7] = {7, 7, 7, 7, 7, 8, 9};
+    for (int d = 0; d < 7; d++) {
+        et_corpus_doc doc = {0};
+        doc.patient_id = pids[d];
+        doc.tokens = toks;
+        doc.n_tokens = 6;
+        assert_int_equal(et_corpus_writer_add(w, &doc, &err), 0);
+    }
+    assert_int_equal(et_corpus_writer_finish(w, &err), 0);
+    et_corpus c;
+    assert_int_equal(et_corpus_open(&c, path, &err), 0);
+    et_rows rows;
+    assert_int_equal(et_rows_build(&rows, &c, 8, ET_SPLIT_ALL, 0, &err), 0);
+    assert_int_equal(rows.n_rows, 7);
+    et_dp_units u;
+    assert_int_equal(et_dp_units_build(&u, &rows, ET_DP_UNIT_PATIENT, &err), 0);
+    assert_int_equal(u.n_units, 3);
+    int64_t sizes[3] = {u.offsets[1] - u.offsets[0], u.offsets[2] - u.offsets[1],
+                        u.offsets[3] - u.offsets[2]};
+    assert_true((sizes[0] == 5 && sizes[1] == 1 && sizes[2] == 1) ||
+                (sizes[0] == 1 && sizes[1] == 5) || (sizes[1] == 1 && sizes[2] == 5));
+    /* q = 1 takes every unit, at most 4 rows of the five-document patient. */
+    et_dp_rng r;
+    assert_int_equal(et_dp_rng_init(&r, 0, 1, &err), 0);
+    et_dp_batch b = {0};
+    assert_int_equal(et_dp_sample(&b, &u, 1.0, 4, &r, 0, &err), 0);
+    assert_int_equal(b.n_units, 3);
+    assert_int_equal(b.n_rows, 4 + 1 + 1);
+    for (int64_t k = 0; k < b.n_units; k++) {
+        int64_t unit = b.units[k];
+        for (int64_t j = b.unit_first[k]; j < b.unit_first[k + 1]; j++) {
+            int64_t row = b.rows[j], found = 0;
+            for (int64_t x = u.offsets[unit]; x < u.offsets[unit + 1]; x++) found |= u.rows[x] == row;
+            assert_true(found); /* every selected row belongs to its unit */
+        }
+    }
+    et_dp_units doc_units;
+    assert_int_equal(et_dp_units_build(&doc_units, &rows, ET_DP_UNIT_DOCUMENT, &err), 0);
+    assert_int_equal(doc_units.n_units, 7);
+    /* Poisson: over many steps the batch size averages q·N. */
+    double total = 0;
+    for (int step = 0; step < 2000; step++) {
+        assert_int_equal(et_dp_sample(&b, &doc_units, 0.3, 4, &r, (uint64_t)step, &err), 0);
+        total += (double)b.n_units;
+    }
+    assert_true(fabs(total / 2000 - 0.3 * 7) < 0.1);
+    et_dp_batch_free(&b);
+    et_dp_units_free(&u);
+    et_dp_units_free(&doc_units);
+    et_rows_free(&rows);
+    et_corpus_close(&c);
+    unlink(path);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(per_example_matches_naive),
+        cmocka_unit_test(clipped_sum_is_exact),
+        cmocka_unit_test(noise_std_matches),
+        cmocka_unit_test(chacha20_rfc8439),
+        cmocka_unit_test(five_documents_one_unit),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
