@@ -9,6 +9,7 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "kernels/cpu/fast_exp.h"
 #include "kernels/ops.h"
 
 /* Keys visible to query i: [first_key(i), i]. */
@@ -53,12 +54,12 @@ void et_attention_forward(float *out, float *lse, const float *q, const float *k
                 for (int j = first_key(i, window); j <= i; j++) {
                     float s = scale * dot(q + at, kb + j * kv_row, d);
                     if (s > m) { /* new running max: rescale what was summed so far */
-                        float r = expf(m - s);
+                        float r = et_expf(m - s);
                         sum *= r;
                         for (int c = 0; c < d; c++) acc[c] *= r;
                         m = s;
                     }
-                    float e = expf(s - m);
+                    float e = et_expf(s - m);
                     sum += e;
                     const float *vj = vb + j * kv_row;
 #pragma omp simd
@@ -99,7 +100,7 @@ void et_attention_backward(float *dq, float *dk, float *dv, const float *dout, c
                 for (int c = 0; c < d; c++) acc[c] = 0.0f;
                 for (int j = first_key(i, window); j <= i; j++) {
                     const float *kj = kb + j * kv_row;
-                    float pij = expf(scale * dot(q + at, kj, d) - lse[row]);
+                    float pij = et_expf(scale * dot(q + at, kj, d) - lse[row]);
                     float ds = pij * (dot(dout + at, vb + j * kv_row, d) - delta_i);
 #pragma omp simd
                     for (int c = 0; c < d; c++) acc[c] += ds * kj[c];
@@ -124,7 +125,7 @@ void et_attention_backward(float *dq, float *dk, float *dv, const float *dout, c
                         const float *qi = q + qa, *gi = dout + qa;
                         const float delta_i =
                             delta ? delta[row] : (float)dot_double(gi, out + qa, d);
-                        float pij = expf(scale * dot(qi, k + at, d) - lse[row]);
+                        float pij = et_expf(scale * dot(qi, k + at, d) - lse[row]);
                         float ds = pij * (dot(gi, v + at, d) - delta_i);
 #pragma omp simd
                         for (int c = 0; c < d; c++) {
