@@ -21,7 +21,8 @@
  *   - etc_bf16 is the raw 16-bit pattern of a bfloat16 (the top half of an fp32),
  *     so C code can hold and copy it without CUDA headers.
  *   - 16-byte aligned pointers (anything cudaMalloc returns, offset by multiples
- *     of 16 bytes) take the vectorised paths; other pointers still work, slower. */
+ *     of 16 bytes) take the vectorised paths; other pointers still work, slower,
+ *     except in attention, which returns an error for them. */
 #ifndef EHRTUNE_OPS_CUDA_H
 #define EHRTUNE_OPS_CUDA_H
 

@@ -1,0 +1,251 @@
+#!/usr/bin/env bash
+# The one script for a lent GPU machine (docs/cuda.md). Usage, from anywhere:
+#   bash tests/gpu/check.sh OUTDIR
+# Steps, each under `timeout`, each recorded as OK / FAIL / SKIP / TIMEOUT, none
+# stopping the later ones (the whole run stays under 8 minutes):
+#   1. inventory    -> OUTDIR/inventory.txt (GPU, toolchain, Python stack, system libs)
+#   2. build        gpu_parity for sm_90 with nvcc + gcc only (no CMake, no BLAS,
+#                   no HDF5...); falls back to a prebuilt .carry/gpu_parity
+#                   (tests/gpu/prebuild.sh) if the build fails. Compiler resource
+#                   report (registers, spills) -> OUTDIR/ptxas.txt
+#   3. parity       every CUDA op vs the CPU reference + timed Llama-1B-sized rows
+#                   -> OUTDIR/parity.txt, OUTDIR/parity.jsonl
+#   4. hf_bench     HF transformers + PEFT LoRA steps on the same GPU
+#                   -> OUTDIR/hf_bench.jsonl, OUTDIR/hf_bench.log
+#   5. sanitizer    compute-sanitizer memcheck over the parity rows, if time is left
+#   6. summary      a short table printed last, and OUTDIR/summary.json
+# Exit: 0 when parity and the benchmark succeeded, 77 when no GPU is visible,
+# 1 otherwise. ET_CHECK_PREBUILT=1 skips the build and uses .carry/gpu_parity.
+set -u
+
+OUT=${1:?usage: bash tests/gpu/check.sh OUTDIR}
+mkdir -p "$OUT" || exit 1
+OUT=$(cd "$OUT" && pwd)
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+START=$(date +%s)
+DEADLINE=$((START + 465)) # 7 min 45 s: everything, the summary included
+STEPS="$OUT/steps.tsv"
+: >"$STEPS"
+BUILD=$(mktemp -d /tmp/ehrtune-gpu.XXXXXX)
+export ROOT OUT BUILD
+
+# Runs a step under timeout (capped by the deadline) and records its outcome.
+# usage: step NAME SECONDS FUNCTION
+step() {
+    local name=$1 limit=$2 fn=$3 t0 rc status left
+    left=$((DEADLINE - $(date +%s) - 10))
+    [ "$limit" -gt "$left" ] && limit=$left
+    if [ "$limit" -lt 5 ]; then
+        printf '%s\tSKIP\t0\tno time left\n' "$name" >>"$STEPS"
+        echo "== $name: SKIP (no time left)"
+        return
+    fi
+    echo "== $name (limit ${limit}s)"
+    t0=$(date +%s)
+    timeout -k 5 "$limit" bash -c "$fn"
+    rc=$?
+    case $rc in
+    0) status=OK ;;
+    77) status=SKIP ;;
+    124 | 137) status=TIMEOUT ;;
+    *) status=FAIL ;;
+    esac
+    printf '%s\t%s\t%s\trc=%s\n' "$name" "$status" "$(($(date +%s) - t0))" "$rc" >>"$STEPS"
+    echo "== $name: $status (rc=$rc, $(($(date +%s) - t0)) s)"
+}
+
+# ---------------------------------------------------------------- 1. inventory
+inventory() {
+    {
+        echo "== date"; date -u
+        echo "== uname"; uname -a
+        echo "== repo"; (cd "$ROOT" && git rev-parse HEAD 2>/dev/null && git status --short 2>/dev/null | wc -l) || echo "(no git)"
+        echo "== nvidia-smi"; timeout 20 nvidia-smi || echo "nvidia-smi: not available"
+        echo "== nvidia-smi query"
+        timeout 20 nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.max.sm,clocks.mem,power.limit,driver_version,compute_cap --format=csv || true
+        echo "== nvcc"; command -v nvcc && nvcc --version || echo "nvcc: not on PATH"; ls -d /usr/local/cuda* 2>/dev/null
+        echo "== gcc"; gcc --version 2>&1 | head -1
+        echo "== cmake"; cmake --version 2>&1 | head -1
+        echo "== python"; command -v python3; python3 --version 2>&1
+        timeout 60 python3 -c 'import torch, transformers, peft; print("torch", torch.__version__, "cuda", torch.version.cuda, "gpu", torch.cuda.is_available()); print("transformers", transformers.__version__); print("peft", peft.__version__)' 2>&1 | tail -5
+        echo "== tools"; for t in compute-sanitizer ncu cuobjdump nvdisasm cuda-gdb; do printf '%s: ' "$t"; command -v "$t" || echo "-"; done
+        echo "== system libraries (ldconfig)"
+        ldconfig -p 2>/dev/null | grep -E "hdf5|openblas|yaml|cjson|cmocka|zstd|mpi|nccl|cudnn|cublas" || echo "(none of them)"
+        echo "== headers"; for h in cblas.h hdf5.h hdf5/serial/hdf5.h yaml.h cjson/cJSON.h cmocka.h zstd.h mpi.h; do [ -e "/usr/include/$h" ] && echo "/usr/include/$h"; done
+        echo "== pkg-config"; for p in hdf5 openblas yaml-0.1 libcjson cmocka libzstd ompi; do printf '%s: ' "$p"; pkg-config --modversion "$p" 2>/dev/null || echo "-"; done
+        echo "== cpu/mem/disk"; nproc; free -g 2>/dev/null | head -2; df -h /tmp 2>/dev/null | tail -1
+    } >"$OUT/inventory.txt" 2>&1
+    echo "   $(grep -m1 -E 'NVIDIA|nvidia-smi: not' "$OUT/inventory.txt" || true)"
+}
+export -f inventory
+
+# ------------------------------------------------------------------- 2. build
+# The folder holding libcublasLt: the toolkit's, the system's, or (last resort)
+# pip's CUDA wheels that torch uses. $1: the CUDA toolkit root, if known.
+cublas_dir() {
+    local d sp dirs=()
+    [ -n "${1:-}" ] && dirs+=("$1/lib64" "$1/lib" "$1/targets/x86_64-linux/lib")
+    dirs+=(/usr/local/cuda/lib64 /usr/local/cuda/lib /usr/lib/x86_64-linux-gnu)
+    for sp in $(python3 -c 'import site; print(" ".join(site.getsitepackages()))' 2>/dev/null); do
+        for d in "$sp"/nvidia/*/lib; do [ -d "$d" ] && dirs+=("$d"); done
+    done
+    for d in "${dirs[@]}"; do
+        ls "$d"/libcublasLt.so* >/dev/null 2>&1 && { echo "$d"; return 0; }
+    done
+    return 1
+}
+export -f cublas_dir
+
+# Finds nvcc, the cuBLASLt library and header; compiles with nvcc (sm_90) and gcc.
+build() {
+    set -u
+    if [ -n "${ET_CHECK_PREBUILT:-}" ]; then echo "   ET_CHECK_PREBUILT set: not building"; return 1; fi
+    local nvcc cuda lib inc lt f pids=() fails=0
+    nvcc=$(command -v nvcc || ls /usr/local/cuda/bin/nvcc 2>/dev/null) || { echo "no nvcc"; return 1; }
+    cuda=$(dirname "$(dirname "$(readlink -f "$nvcc")")")
+    lib=$(cublas_dir "$cuda") || { echo "no libcublasLt found"; return 1; }
+    lt=$(ls "$lib"/libcublasLt.so* | head -1)
+    for d in "$cuda/include" "$cuda/targets/x86_64-linux/include" /usr/local/cuda/include /usr/include \
+        $(dirname "$lib")/include; do
+        [ -e "$d/cublasLt.h" ] && { inc=$d; break; }
+    done
+    [ -n "${inc:-}" ] || { echo "no cublasLt.h found"; return 1; }
+    echo "   nvcc $nvcc; cuBLASLt $lt; header $inc/cublasLt.h"
+    echo "$lib" >"$BUILD/cublas_lib_dir"
+    local NVFLAGS="-gencode=arch=compute_90,code=sm_90 -O3 --use_fast_math -lineinfo -std=c++17 -Xptxas -v -I$ROOT -I$inc"
+    for f in "$ROOT"/kernels/cuda/*.cu; do
+        "$nvcc" $NVFLAGS -c "$f" -o "$BUILD/cu_$(basename "$f" .cu).o" >"$BUILD/cu_$(basename "$f" .cu).log" 2>&1 &
+        pids+=($!)
+    done
+    shopt -s nullglob
+    # the CPU reference (+ data/error.c, dependency-free, in case a kernel reports errors)
+    for f in "$ROOT"/kernels/*.c "$ROOT"/kernels/cpu/*.c "$ROOT"/data/error.c; do
+        gcc -std=c11 -O2 -fopenmp -fno-trapping-math -fno-math-errno -DET_NO_BLAS -D_GNU_SOURCE -I"$ROOT" -c "$f" \
+            -o "$BUILD/c_$(basename "$f" .c).o" >"$BUILD/c_$(basename "$f" .c).log" 2>&1 &
+        pids+=($!)
+    done
+    gcc -std=c11 -O2 -fopenmp -D_GNU_SOURCE -I"$ROOT" -I"$cuda/include" -I"$inc" \
+        -c "$ROOT/tests/gpu/parity.c" -o "$BUILD/parity.o" >"$BUILD/parity.log" 2>&1 &
+    pids+=($!)
+    for p in "${pids[@]}"; do wait "$p" || fails=$((fails + 1)); done
+    cat "$BUILD"/*.log >"$OUT/build.log" 2>/dev/null
+    grep -hE "Compiling entry|registers|spill" "$BUILD"/cu_*.log >"$OUT/ptxas.txt" 2>/dev/null
+    if [ "$fails" -gt 0 ]; then
+        echo "   $fails compile(s) failed; first errors:"
+        grep -h -m3 -i "error" "$BUILD"/*.log | head -12
+        return 1
+    fi
+    "$nvcc" -gencode=arch=compute_90,code=sm_90 "$BUILD"/*.o -o "$BUILD/gpu_parity" "$lt" \
+        -lgomp -lm -Xlinker -rpath -Xlinker "$lib" >>"$OUT/build.log" 2>&1 || {
+        echo "   link failed:"; tail -5 "$OUT/build.log"; return 1; }
+    echo "   built $BUILD/gpu_parity"
+}
+export -f build
+
+# ------------------------------------------------------------------ 3. parity
+parity() {
+    local bin=$BUILD/gpu_parity
+    if [ ! -x "$bin" ]; then
+        bin=$ROOT/.carry/gpu_parity
+        [ -x "$bin" ] || { echo "   no gpu_parity (build failed, no .carry/gpu_parity)"; return 1; }
+        echo "   using the prebuilt $bin"
+    fi
+    local lib
+    lib=$(cat "$BUILD/cublas_lib_dir" 2>/dev/null || cublas_dir "" || true)
+    echo "$bin" >"$BUILD/parity_bin"
+    LD_LIBRARY_PATH="${lib:+$lib:}${LD_LIBRARY_PATH:-}" "$bin" --json "$OUT/parity.jsonl" \
+        2>&1 | tee "$OUT/parity.txt"
+    return "${PIPESTATUS[0]}"
+}
+export -f parity
+
+# ---------------------------------------------------------------- 4. hf_bench
+hf_bench() {
+    if ! timeout 20 nvidia-smi -L >/dev/null 2>&1; then echo "   no GPU: skipped"; return 77; fi
+    python3 "$ROOT/tests/gpu/bench_hf_peft.py" --batches 1,4 --seq 2048 --warmup 2 --steps 5 \
+        --out "$OUT/hf_bench.jsonl" >"$OUT/hf_bench.log" 2>&1
+    local rc=$?
+    grep '"kind": "bench"' "$OUT/hf_bench.log" | cut -c1-300
+    [ $rc -ne 0 ] && tail -5 "$OUT/hf_bench.log"
+    return $rc
+}
+export -f hf_bench
+
+# --------------------------------------------------------------- 5. sanitizer
+sanitizer() {
+    local bin lib
+    bin=$(cat "$BUILD/parity_bin" 2>/dev/null) || { echo "   no parity binary"; return 77; }
+    command -v compute-sanitizer >/dev/null || { echo "   no compute-sanitizer"; return 77; }
+    timeout 10 nvidia-smi -L >/dev/null 2>&1 || { echo "   no GPU"; return 77; }
+    lib=$(cat "$BUILD/cublas_lib_dir" 2>/dev/null || cublas_dir "" || true)
+    LD_LIBRARY_PATH="${lib:+$lib:}${LD_LIBRARY_PATH:-}" compute-sanitizer --tool memcheck \
+        --error-exitcode 3 "$bin" --no-perf --quick >"$OUT/sanitizer.txt" 2>&1
+    local rc=$?
+    tail -3 "$OUT/sanitizer.txt"
+    return $rc
+}
+export -f sanitizer
+
+step inventory 45 inventory
+step build 150 build
+step parity 150 parity
+step hf_bench 170 hf_bench
+step sanitizer 90 sanitizer
+
+# ----------------------------------------------------------------- 6. summary
+echo
+echo "================================ ehrtune GPU check summary"
+python3 - "$OUT" "$(($(date +%s) - START))" <<'EOF' || { echo "(python3 failed; raw steps:)"; cat "$STEPS"; }
+import json, os, sys
+out, total = sys.argv[1], int(sys.argv[2])
+def lines(path):
+    try:
+        with open(path) as f:
+            return [json.loads(l) for l in f if l.strip().startswith("{")]
+    except OSError:
+        return []
+steps = []
+with open(os.path.join(out, "steps.tsv")) as f:
+    for l in f:
+        name, status, secs, note = (l.rstrip("\n").split("\t") + ["", "", "", ""])[:4]
+        steps.append({"step": name, "status": status, "seconds": int(secs or 0), "note": note})
+rows = lines(os.path.join(out, "parity.jsonl"))
+hf = lines(os.path.join(out, "hf_bench.jsonl"))
+device = next((r.get("device") for r in hf if r.get("kind") == "env"), None)
+if not device:
+    try:
+        inv = open(os.path.join(out, "inventory.txt")).read()
+        device = next((l.split(",")[0] for l in inv.splitlines() if l.startswith("NVIDIA")), None)
+    except OSError:
+        pass
+count = lambda s: sum(1 for r in rows if r["status"] == s)
+summary = {"device": device, "total_seconds": total, "steps": steps,
+           "parity": {"passed": count("PASS"), "failed": count("FAIL"), "timed": count("TIMED"),
+                      "failed_rows": [r for r in rows if r["status"] == "FAIL"],
+                      "timed_rows": [r for r in rows if r["status"] == "TIMED"]},
+           "hf_bench": [r for r in hf if r.get("kind") == "bench"]}
+with open(os.path.join(out, "summary.json"), "w") as f:
+    json.dump(summary, f, indent=1)
+print(f"device: {device}   total {total} s   files: {out}")
+for s in steps:
+    print(f"  {s['step']:<10} {s['status']:<8} {s['seconds']:>4} s  {s['note']}")
+p = summary["parity"]
+print(f"parity: {p['passed']} passed, {p['failed']} failed, {p['timed']} timed")
+for r in p["failed_rows"]:
+    print(f"  FAIL {r['op']:<28} {r['shape']:<34} err={r['err']} rc={r['rc']}")
+for r in p["timed_rows"]:
+    print(f"  {r['op']:<30} {r['shape']:<30} {r['us']:>10.1f} us {r['metric']:>8.1f} {r['unit']}")
+for r in summary["hf_bench"]:
+    if r.get("status") == "ok":
+        print(f"hf+peft b={r['batch']} T={r['seq']}: {r['tokens_per_s']:.0f} tok/s, "
+              f"{r['step_s_median']*1e3:.1f} ms/step, {r['achieved_tflops']} TFLOP/s, "
+              f"MFU {r.get('mfu')}, peak {r.get('peak_mem_gib')} GiB")
+    else:
+        print(f"hf+peft b={r['batch']}: {r.get('status')} {r.get('error', '')[:120]}")
+EOF
+
+rm -rf "$BUILD"
+status_of() { awk -F'\t' -v s="$1" '$1 == s { print $2 }' "$STEPS"; }
+if [ "$(status_of parity)" = OK ] && [ "$(status_of hf_bench)" = OK ]; then exit 0; fi
+if [ "$(status_of parity)" = SKIP ]; then exit 77; fi
+exit 1

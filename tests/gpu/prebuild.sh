@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Builds the parity harness here (any machine with nvcc 13, no GPU needed) for
+# sm_90 into .carry/gpu_parity: the fallback check.sh uses when the GPU machine
+# cannot build. Pass `carry: [".carry"]` to the device run (.carry/ is git-ignored).
+# CUDA runtime, libstdc++, libgcc and libgomp are linked statically; cuBLASLt has no
+# static library in the toolkit, so the binary needs libcublasLt.so.13 there (CUDA
+# 13's, or torch's nvidia wheels: check.sh puts whichever it finds on
+# LD_LIBRARY_PATH). Prints the size and the shared libraries it still needs.
+set -eu
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+NVCC=$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)
+CUDA=$(dirname "$(dirname "$(readlink -f "$NVCC")")")
+OBJ=$(mktemp -d)
+trap 'rm -rf "$OBJ"' EXIT
+ARCH="-gencode=arch=compute_90,code=sm_90"
+pids=()
+for f in "$ROOT"/kernels/cuda/*.cu; do
+    "$NVCC" $ARCH -O3 --use_fast_math -lineinfo -std=c++17 -I"$ROOT" -c "$f" \
+        -o "$OBJ/cu_$(basename "$f" .cu).o" &
+    pids+=($!)
+done
+shopt -s nullglob
+for f in "$ROOT"/kernels/*.c "$ROOT"/kernels/cpu/*.c "$ROOT"/data/error.c; do
+    gcc -std=c11 -O2 -fopenmp -fno-trapping-math -fno-math-errno -DET_NO_BLAS -D_GNU_SOURCE -I"$ROOT" -c "$f" -o "$OBJ/c_$(basename "$f" .c).o" &
+    pids+=($!)
+done
+gcc -std=c11 -O2 -fopenmp -D_GNU_SOURCE -I"$ROOT" -I"$CUDA/include" -c "$ROOT/tests/gpu/parity.c" \
+    -o "$OBJ/parity.o" &
+pids+=($!)
+for p in "${pids[@]}"; do wait "$p"; done
+mkdir -p "$ROOT/.carry"
+GOMP=$(gcc -print-file-name=libgomp.a)
+"$NVCC" $ARCH "$OBJ"/*.o -o "$ROOT/.carry/gpu_parity" -cudart static \
+    -Xcompiler -static-libgcc -Xcompiler -static-libstdc++ "$GOMP" -lpthread -ldl -lrt -lm \
+    -L"$CUDA/lib64" -lcublasLt
+echo "built $ROOT/.carry/gpu_parity ($(du -h "$ROOT/.carry/gpu_parity" | cut -f1))"
+echo "shared libraries beyond glibc and the loader:"
+ldd "$ROOT/.carry/gpu_parity" | grep -vE "linux-vdso|ld-linux|libc\.so|libm\.so|libpthread|libdl\.so|librt\.so" || true
