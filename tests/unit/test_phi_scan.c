@@ -1,0 +1,419 @@
+/* PHI guard matchers (data/phi_scan.h): every kind on its surface variants, with
+ * the exact span checked, and the clinical look-alikes that must stay clean
+ * (ratios, doses, lab values, times, ICD-10 codes, ages <= 89, "Dr." before a
+ * placeholder). Then the JSONL walk (which strings are scanned, line numbers)
+ * and the JSON summary. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "data/phi_scan.h"
+
+#define MAXF 16
+
+/* `text` holds exactly one finding: of `kind`, spanning exactly `want`. */
+static void one(const char *text, int kind, const char *want) {
+    et_phi_finding f[MAXF];
+    int64_t counts[ET_PHI_KINDS] = {0};
+    size_t n = et_phi_scan_text(text, strlen(text), counts, f, MAXF);
+    if (n != 1 || f[0].kind != kind) {
+        fprintf(stderr, "text: %s\nwant one %s, got %zu finding(s):", text,
+                et_phi_kind_name(kind), n);
+        for (size_t i = 0; i < n && i < MAXF; i++)
+            fprintf(stderr, " %s[%.*s]", et_phi_kind_name(f[i].kind),
+                    (int)(f[i].end - f[i].start), text + f[i].start);
+        fprintf(stderr, "\n");
+        fail();
+    }
+    const char *at = strstr(text, want);
+    assert_non_null(at);
+    if (f[0].start != (size_t)(at - text) || f[0].end != f[0].start + strlen(want)) {
+        fprintf(stderr, "text: %s\nwant span [%s], got [%.*s]\n", text, want,
+                (int)(f[0].end - f[0].start), text + f[0].start);
+        fail();
+    }
+    assert_int_equal(counts[kind], 1);
+}
+
+static void clean(const char *text) {
+    et_phi_finding f[MAXF];
+    size_t n = et_phi_scan_text(text, strlen(text), NULL, f, MAXF);
+    if (n) {
+        fprintf(stderr, "text: %s\nwant no finding, got:", text);
+        for (size_t i = 0; i < n && i < MAXF; i++)
+            fprintf(stderr, " %s[%.*s]", et_phi_kind_name(f[i].kind),
+                    (int)(f[i].end - f[i].start), text + f[i].start);
+        fprintf(stderr, "\n");
+        fail();
+    }
+}
+
+static void kind_names(void **state) {
+    (void)state;
+    const char *names[] = {"ssn", "phone", "fax", "email", "url", "ip", "mrn", "street_address",
+                           "zip", "date", "age_over_89", "name_after_title"};
+    assert_int_equal(sizeof names / sizeof names[0], ET_PHI_KINDS);
+    for (int k = 0; k < ET_PHI_KINDS; k++) {
+        assert_string_equal(et_phi_kind_name(k), names[k]);
+        assert_int_equal(et_phi_kind_from_name(names[k]), k);
+    }
+    assert_null(et_phi_kind_name(ET_PHI_KINDS));
+    assert_null(et_phi_kind_name(-1));
+    assert_int_equal(et_phi_kind_from_name("name"), -1);
+}
+
+static void ssn(void **state) {
+    (void)state;
+    one("SSN 123-45-6789 on file.", ET_PHI_SSN, "123-45-6789");
+    one("ss no. 123 45 6789", ET_PHI_SSN, "123 45 6789");
+    one("Social security number 123456789 verified.", ET_PHI_SSN, "123456789");
+    /* an invalid-looking SSN is still an identifier-shaped leak (research §3) */
+    one("SS# 000-00-0000 given", ET_PHI_SSN, "000-00-0000");
+    /* 9 bare digits without a cue are an MRN-like run, not an SSN */
+    one("ref 123456789 noted", ET_PHI_MRN, "123456789");
+}
+
+static void phone_and_fax(void **state) {
+    (void)state;
+    one("Daughter: (617) 555-0142.", ET_PHI_PHONE, "(617) 555-0142");
+    one("call 617-555-0142 with results", ET_PHI_PHONE, "617-555-0142");
+    one("cell 617.555.0142", ET_PHI_PHONE, "617.555.0142");
+    one("reach her at +1 617 555 0142 today", ET_PHI_PHONE, "+1 617 555 0142");
+    one("reach her at 1-617-555-0142", ET_PHI_PHONE, "1-617-555-0142");
+    one("office 617-555-0142 x204.", ET_PHI_PHONE, "617-555-0142 x204");
+    one("page 555-0142 if febrile", ET_PHI_PHONE, "555-0142");
+    one("phone 6175550142.", ET_PHI_PHONE, "6175550142");
+    one("Fax: (617) 555-0199", ET_PHI_FAX, "(617) 555-0199");
+    one("Records faxed to 617-555-0199.", ET_PHI_FAX, "617-555-0199");
+    /* the nearest cue decides */
+    const char *both = "Phone 617-555-0142, fax 617-555-0143.";
+    et_phi_finding f[4];
+    assert_int_equal(et_phi_scan_text(both, strlen(both), NULL, f, 4), 2);
+    assert_int_equal(f[0].kind, ET_PHI_PHONE);
+    assert_int_equal(f[1].kind, ET_PHI_FAX);
+}
+
+static void email_url_ip(void **state) {
+    (void)state;
+    one("send to john.smith42@gmail.com please", ET_PHI_EMAIL, "john.smith42@gmail.com");
+    one("(jdoe+tag@mail.example-health.org)", ET_PHI_EMAIL, "jdoe+tag@mail.example-health.org");
+    one("see https://mychart.example.org/patient/48213.", ET_PHI_URL,
+        "https://mychart.example.org/patient/48213");
+    one("posted at www.caringbridge.org/visit/jsmith, daily", ET_PHI_URL,
+        "www.caringbridge.org/visit/jsmith");
+    one("http://portal.example.com/r?id=4421", ET_PHI_URL, "http://portal.example.com/r?id=4421");
+    one("her page facebook.com/jane.doe was", ET_PHI_URL, "facebook.com/jane.doe");
+    one("from IP 192.168.14.27 dropped", ET_PHI_IP, "192.168.14.27");
+    one("host 10.0.3.141/24.", ET_PHI_IP, "10.0.3.141/24");
+    one("addr fe80::1ff:fe23:4567:890a now", ET_PHI_IP, "fe80::1ff:fe23:4567:890a");
+    one("addr 2001:db8:0:0:1:0:0:1.", ET_PHI_IP, "2001:db8:0:0:1:0:0:1");
+}
+
+static void mrn(void **state) {
+    (void)state;
+    one("MRN: 12345678", ET_PHI_MRN, "MRN: 12345678");
+    one("MRN 0012345 confirmed", ET_PHI_MRN, "MRN 0012345");
+    one("MR# 4402817", ET_PHI_MRN, "MR# 4402817");
+    one("Acct #A0982231.", ET_PHI_MRN, "Acct #A0982231");
+    one("Medical record number 7781204.", ET_PHI_MRN, "Medical record number 7781204");
+    one("Member ID: W123456789", ET_PHI_MRN, "Member ID: W123456789");
+    one("chart 48213977 reviewed", ET_PHI_MRN, "48213977");
+    one("MRN12345678.", ET_PHI_MRN, "MRN12345678");
+    one("VIN 1HGCM82633A004352 on the police report", ET_PHI_MRN, "VIN 1HGCM82633A004352");
+    one("pump serial # PX-20417", ET_PHI_MRN, "serial # PX-20417");
+    one("license MA-1234567", ET_PHI_MRN, "license MA-1234567");
+}
+
+static void addresses_and_zip(void **state) {
+    (void)state;
+    one("Lives at 123 Main Street with wife.", ET_PHI_STREET_ADDRESS, "123 Main Street");
+    one("home: 45 Oak Ave. Second floor", ET_PHI_STREET_ADDRESS, "45 Oak Ave.");
+    one("at 7 N Maple Rd, no stairs", ET_PHI_STREET_ADDRESS, "7 N Maple Rd");
+    one("at 1600 Elm Blvd Apt 4 alone", ET_PHI_STREET_ADDRESS, "1600 Elm Blvd Apt 4");
+    one("at 12 Martin Luther King Jr Blvd", ET_PHI_STREET_ADDRESS, "12 Martin Luther King Jr Blvd");
+    one("at 221 5th Avenue", ET_PHI_STREET_ADDRESS, "221 5th Avenue");
+    one("mail to P.O. Box 1234 only", ET_PHI_STREET_ADDRESS, "P.O. Box 1234");
+    one("at 88 OCEAN DRIVE", ET_PHI_STREET_ADDRESS, "88 OCEAN DRIVE");
+    one("moved, MA 02115.", ET_PHI_ZIP, "02115");
+    one("ZIP 02115", ET_PHI_ZIP, "02115");
+    one("zip code 02115-1234.", ET_PHI_ZIP, "02115-1234");
+    one("from Ohio 44113", ET_PHI_ZIP, "44113");
+}
+
+static void dates(void **state) {
+    (void)state;
+    one("seen 03/14/2019.", ET_PHI_DATE, "03/14/2019");
+    one("seen 3/14/19, ", ET_PHI_DATE, "3/14/19");
+    one("colonoscopy 14/03/2019", ET_PHI_DATE, "14/03/2019");
+    one("echo March 14, 2019 showed", ET_PHI_DATE, "March 14, 2019");
+    one("echo 2019-03-14 showed", ET_PHI_DATE, "2019-03-14");
+    one("echo 2019-03-14T08:30:00 showed", ET_PHI_DATE, "2019-03-14T08:30:00");
+    one("collected 14 Mar 2019", ET_PHI_DATE, "14 Mar 2019");
+    one("collected 14-MAR-2019 0800", ET_PHI_DATE, "14-MAR-2019");
+    one("since Mar 14 pt has", ET_PHI_DATE, "Mar 14");
+    one("on the 3rd of January", ET_PHI_DATE, "3rd of January");
+    one("since Sept. 3rd she", ET_PHI_DATE, "Sept. 3rd");
+    one("admitted on 3/14 with", ET_PHI_DATE, "3/14");
+    one("last in March 2019.", ET_PHI_DATE, "March 2019");
+    one("last 3/2019.", ET_PHI_DATE, "3/2019");
+    one("MAR 14 2019 noted", ET_PHI_DATE, "MAR 14 2019");
+}
+
+static void ages(void **state) {
+    (void)state;
+    one("A 93-year-old woman", ET_PHI_AGE_OVER_89, "93-year-old");
+    one("Pt is age 91.", ET_PHI_AGE_OVER_89, "age 91");
+    one("92 yo M with", ET_PHI_AGE_OVER_89, "92 yo");
+    one("95 y/o F", ET_PHI_AGE_OVER_89, "95 y/o");
+    one("aged 97,", ET_PHI_AGE_OVER_89, "aged 97");
+    one("her 101-year-old mother", ET_PHI_AGE_OVER_89, "101-year-old");
+    one("is 90 years old", ET_PHI_AGE_OVER_89, "90 years old");
+    one("Age: 94", ET_PHI_AGE_OVER_89, "Age: 94");
+    one("a nonagenarian with", ET_PHI_AGE_OVER_89, "nonagenarian");
+}
+
+static void names(void **state) {
+    (void)state;
+    one("Discussed with Dr. Smith.", ET_PHI_NAME_AFTER_TITLE, "Dr. Smith");
+    one("Mrs. Alvarez at bedside", ET_PHI_NAME_AFTER_TITLE, "Mrs. Alvarez");
+    one("Mr. O'Brien reports", ET_PHI_NAME_AFTER_TITLE, "Mr. O'Brien");
+    one("per Ms. Nguyen-Tran", ET_PHI_NAME_AFTER_TITLE, "Ms. Nguyen-Tran");
+    one("per Dr Patel", ET_PHI_NAME_AFTER_TITLE, "Dr Patel");
+    one("per Dr. J. Smith", ET_PHI_NAME_AFTER_TITLE, "Dr. J. Smith");
+    one("Miss Kowalski", ET_PHI_NAME_AFTER_TITLE, "Miss Kowalski");
+    one("per Prof. \xc3\x89mile today", ET_PHI_NAME_AFTER_TITLE, "Prof. \xc3\x89mile");
+}
+
+/* The things de-identified clinical notes are full of. */
+static void clinical_look_alikes_stay_clean(void **state) {
+    (void)state;
+    clean("BP 140/90 mmHg, HR 88 bpm, RR 16, T 37.2 C, SpO2 96% on 2 L NC.");
+    clean("BP 95/60, MAP 72. Wt 82.4 kg. I/O 1200/850 mL.");
+    clean("Metformin 500 mg PO BID; lisinopril 10 mg daily; heparin 5000 units SC q8h.");
+    clean("Vancomycin 1250 mg IV q12h, trough 15.2 mcg/mL at 08:00; next dose 20:00.");
+    clean("Na 138 mmol/L, K 4.1 mmol/L, Cr 1.2 mg/dL, BUN 18 mg/dL, Glu 182 mg/dL.");
+    clean("WBC 11.2 x10^9/L, Hgb 10.9 g/dL, Plt 245 x10^9/L, INR 1.1, HbA1c 8.4%.");
+    clean("HIV viral load 1250000 copies/mL; HCV RNA <15 IU/mL.");
+    clean("Dx: E11.9, I10, I50.22, N17.9, J18.9 (ICD-10).");
+    clean("Hospital day 3. POD#2 s/p lap chole. Follow up in 1-2 weeks, 7-10 days.");
+    clean("Strength 5/5 in BUE, 4/5 LLE. 2/6 systolic murmur. Pain 7/10. A&Ox3.");
+    clean("A 67-year-old woman; 85 yo M; age 45; aged 89; 89 y/o.");
+    clean("An elderly man (age 90+) and a woman aged 90 or older.");
+    clean("Seen by the attending, Dr. [**Name**]. Mr. [**Name**] agrees. Dr. was notified.");
+    clean("MS Contin 15 mg q12h. MR moderate. DR on fundoscopy. ST depression in V4-V6.");
+    clean("Head CT negative. 2 Head CT scans. CXR: no acute process. L4-L5 disc bulge.");
+    clean("Given at 0800 and 2200. q4-6h PRN. x2 days. EF 35-40%. NYHA class II.");
+    clean("ANA titer 1:160. FEV1/FVC 0.68. QTc 456 ms. Troponin <0.01 ng/mL.");
+    clean("Pt may 2 tabs... e.g. i.e. q.d. b.i.d. p.o. a.m. n.p.o.");
+    clean("Telemetry: NSR 70s. ID consult following. Visit 2 of 6. Case discussed.");
+    clean("Lactate 2.1 -> 1.4. pH 7.32/pCO2 48/pO2 72. Ca 8.9, Mg 1.8, Phos 3.2.");
+    clean("Lives at home with spouse; 2 flights of stairs; ambulates 150 ft with walker.");
+    clean("CO2 24. MAR reviewed. Plan as per MAR 2. dec 2 doses.");
+    clean("Time 12:30:45, 08:00:00. Ratio 1:1. Version 1.2.3.");
+    clean("Tmax 101.2F. Temp 99 F. 93% on RA. HR 92. Plt 95.");
+}
+
+/* ----------------------------------------------------------- JSONL --- */
+
+typedef struct {
+    char paths[32][64];
+    int n;
+} seen_paths;
+
+static void collect(void *ctx, const char *path, const char *text, size_t len) {
+    (void)text;
+    (void)len;
+    seen_paths *s = ctx;
+    if (s->n < 32) snprintf(s->paths[s->n++], 64, "%s", path);
+}
+
+static void walk_covers_every_string(void **state) {
+    (void)state;
+    const char *json =
+        "{\"patient_id\": \"MRN 12345678\", \"text\": \"t\", \"prompt\": \"p\", "
+        "\"response\": \"r\", \"messages\": [{\"role\": \"user\", \"content\": \"c\"}], "
+        "\"structured\": {\"vitals\": {\"hr\": 80}, \"medications\": [\"m0\", \"m1\"]}, "
+        "\"group\": {\"sex\": \"F\"}, \"n\": 3, \"b\": true}";
+    cJSON *o = cJSON_Parse(json);
+    assert_non_null(o);
+    seen_paths s = {.n = 0};
+    et_phi_walk_record(o, collect, &s);
+    const char *want[] = {"text", "prompt", "response", "messages[0]{}", "messages[0].role",
+                          "messages[0]{}", "messages[0].content", "structured{}",
+                          "structured.vitals{}", "structured{}", "structured.medications[0]",
+                          "structured.medications[1]", "group{}", "group.sex"};
+    assert_int_equal(s.n, (int)(sizeof want / sizeof want[0]));
+    for (int i = 0; i < s.n; i++) assert_string_equal(s.paths[i], want[i]);
+
+    /* patient_id is not scanned; the rest is */
+    et_phi_report r;
+    et_phi_report_init(&r);
+    assert_int_equal(et_phi_scan_record(&r, o, 1), 0);
+    cJSON_Delete(o);
+}
+
+static char *write_tmp(const char *content) {
+    char *path = strdup("/tmp/test_phi_scan_XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, content, strlen(content)), (ssize_t)strlen(content));
+    close(fd);
+    return path;
+}
+
+static void file_scan_counts_and_lines(void **state) {
+    (void)state;
+    char *path = write_tmp(
+        "\xEF\xBB\xBF{\"patient_id\": 1, \"text\": \"BP 140/90. Clean note.\"}\n"
+        "\n"
+        "{\"patient_id\": 1, \"text\": \"call 617-555-0142 or 617-555-0143\"}\n"
+        "{\"patient_id\": 2, \"prompt\": \"x\", \"response\": \"Dr. Smith, 93 yo\"}\n"
+        "{\"patient_id\": 3, \"structured\": {\"diagnoses\": [\"E11.9\"], \"labs\": "
+        "{\"MRN 1234567\": 1}}}\n");
+    et_phi_report r;
+    et_phi_report_init(&r);
+    et_error err = {{0}};
+    assert_int_equal(et_phi_scan_jsonl(path, &r, &err), 0);
+    assert_int_equal(r.lines_scanned, 4);
+    assert_int_equal(r.counts[ET_PHI_PHONE], 2);
+    assert_int_equal(r.counts[ET_PHI_NAME_AFTER_TITLE], 1);
+    assert_int_equal(r.counts[ET_PHI_AGE_OVER_89], 1);
+    assert_int_equal(r.counts[ET_PHI_MRN], 1); /* found in a key */
+    assert_int_equal(r.total, 5);
+    assert_int_equal(r.lines_with_findings, 3);
+    assert_int_equal(r.n_lines, 3);
+    assert_int_equal(r.lines[0], 3);
+    assert_int_equal(r.lines[1], 4);
+    assert_int_equal(r.lines[2], 5);
+    assert_int_equal(r.line_kinds[0], 1u << ET_PHI_PHONE);
+    assert_int_equal(r.line_kinds[1], (1u << ET_PHI_NAME_AFTER_TITLE) | (1u << ET_PHI_AGE_OVER_89));
+
+    char *js = et_phi_report_json(&r, 0, 1);
+    assert_non_null(js);
+    cJSON *o = cJSON_Parse(js);
+    assert_non_null(o);
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItem(o, "scanned")));
+    assert_true(cJSON_IsFalse(cJSON_GetObjectItem(o, "allowed")));
+    cJSON *fnd = cJSON_GetObjectItem(o, "findings");
+    assert_int_equal(cJSON_GetArraySize(fnd), ET_PHI_KINDS);
+    assert_int_equal(cJSON_GetObjectItem(fnd, "phone")->valueint, 2);
+    assert_int_equal(cJSON_GetObjectItem(fnd, "ssn")->valueint, 0);
+    assert_int_equal(cJSON_GetObjectItem(o, "total_findings")->valueint, 5);
+    assert_int_equal(cJSON_GetObjectItem(o, "lines_with_findings")->valueint, 3);
+    assert_int_equal(cJSON_GetObjectItem(o, "lines_scanned")->valueint, 4);
+    cJSON *fl = cJSON_GetObjectItem(o, "first_lines");
+    assert_int_equal(cJSON_GetArraySize(fl), 3);
+    assert_int_equal(cJSON_GetArrayItem(fl, 2)->valueint, 5);
+    cJSON *byk = cJSON_GetObjectItem(o, "lines_by_kind");
+    assert_int_equal(cJSON_GetArraySize(byk), 4);
+    assert_int_equal(cJSON_GetArrayItem(cJSON_GetObjectItem(byk, "age_over_89"), 0)->valueint, 4);
+    /* nothing of the scanned text leaks into the summary */
+    assert_null(strstr(js, "555"));
+    assert_null(strstr(js, "Smith"));
+    assert_null(strstr(js, "1234567"));
+    cJSON_Delete(o);
+    free(js);
+
+    js = et_phi_report_json(&r, 1, 0);
+    o = cJSON_Parse(js);
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItem(o, "allowed")));
+    assert_null(cJSON_GetObjectItem(o, "lines_by_kind"));
+    cJSON_Delete(o);
+    free(js);
+    unlink(path);
+    free(path);
+}
+
+static void file_scan_errors_name_the_line(void **state) {
+    (void)state;
+    et_error err = {{0}};
+    et_phi_report r;
+    char *path = write_tmp("{\"text\": \"ok\"}\n{\"text\": \"Dr. Smith\" oops}\n");
+    et_phi_report_init(&r);
+    assert_int_not_equal(et_phi_scan_jsonl(path, &r, &err), 0);
+    assert_non_null(strstr(err.msg, "line 2"));
+    assert_null(strstr(err.msg, "Smith")); /* never the text */
+    unlink(path);
+    free(path);
+
+    path = write_tmp("[1, 2]\n");
+    et_phi_report_init(&r);
+    assert_int_not_equal(et_phi_scan_jsonl(path, &r, &err), 0);
+    assert_non_null(strstr(err.msg, "line 1: not a JSON object"));
+    unlink(path);
+    free(path);
+
+    path = write_tmp("{\"text\": \"a\"} {\"text\": \"b\"}\n");
+    et_phi_report_init(&r);
+    assert_int_not_equal(et_phi_scan_jsonl(path, &r, &err), 0);
+    assert_non_null(strstr(err.msg, "text after the JSON object"));
+    unlink(path);
+    free(path);
+
+    /* NUL would end the string for cJSON and hide what follows */
+    path = write_tmp("{\"text\": \"a\\u0000 Dr. Smith\"}\n");
+    et_phi_report_init(&r);
+    assert_int_not_equal(et_phi_scan_jsonl(path, &r, &err), 0);
+    assert_non_null(strstr(err.msg, "line 1"));
+    assert_non_null(strstr(err.msg, "\\u0000"));
+    unlink(path);
+    free(path);
+    const char *escaped_backslash = "{\"text\": \"a\\\\u0000\"}"; /* backslash, then "u0000" */
+    assert_int_equal(et_phi_json_has_nul_escape(escaped_backslash, strlen(escaped_backslash)), 0);
+    const char *nul = "{\"text\": \"\\u0000\"}";
+    assert_int_equal(et_phi_json_has_nul_escape(nul, strlen(nul)), 1);
+
+    et_phi_report_init(&r);
+    assert_int_not_equal(et_phi_scan_jsonl("/nonexistent/x.jsonl", &r, &err), 0);
+    assert_non_null(strstr(err.msg, "cannot open"));
+}
+
+static void line_list_is_capped_counts_are_not(void **state) {
+    (void)state;
+    size_t n = ET_PHI_MAX_LINES + 50;
+    size_t cap = n * 40 + 1;
+    char *content = malloc(cap), *p = content;
+    for (size_t i = 0; i < n; i++) p += sprintf(p, "{\"text\": \"SSN 123-45-6789\"}\n");
+    char *path = write_tmp(content);
+    et_phi_report r;
+    et_phi_report_init(&r);
+    assert_int_equal(et_phi_scan_jsonl(path, &r, NULL), 0);
+    assert_int_equal(r.counts[ET_PHI_SSN], (int64_t)n);
+    assert_int_equal(r.lines_with_findings, (int64_t)n);
+    assert_int_equal(r.n_lines, ET_PHI_MAX_LINES);
+    assert_int_equal(r.lines[ET_PHI_MAX_LINES - 1], ET_PHI_MAX_LINES);
+    char *js = et_phi_report_json(&r, 0, 1);
+    cJSON *o = cJSON_Parse(js);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(o, "first_lines")), 20);
+    cJSON_Delete(o);
+    free(js);
+    unlink(path);
+    free(path);
+    free(content);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(kind_names),
+        cmocka_unit_test(ssn),
+        cmocka_unit_test(phone_and_fax),
+        cmocka_unit_test(email_url_ip),
+        cmocka_unit_test(mrn),
+        cmocka_unit_test(addresses_and_zip),
+        cmocka_unit_test(dates),
+        cmocka_unit_test(ages),
+        cmocka_unit_test(names),
+        cmocka_unit_test(clinical_look_alikes_stay_clean),
+        cmocka_unit_test(walk_covers_every_string),
+        cmocka_unit_test(file_scan_counts_and_lines),
+        cmocka_unit_test(file_scan_errors_name_the_line),
+        cmocka_unit_test(line_list_is_capped_counts_are_not),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
