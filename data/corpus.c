@@ -504,6 +504,14 @@ int et_corpus_writer_set_source_sha256(et_corpus_writer *w, const char *hex, et_
     return 0;
 }
 
+int et_corpus_writer_set_phi_scan(et_corpus_writer *w, const char *json, et_error *err) {
+    char *copy = strdup(json ? json : "");
+    if (!copy) return et_fail(err, "%s: out of memory", w->path);
+    free(w->phi_scan);
+    w->phi_scan = copy;
+    return 0;
+}
+
 static int write_attributes(et_corpus_writer *w, et_error *err) {
     int64_t vocab = w->vocab_size > 0 ? w->vocab_size : (int64_t)w->max_token + 1;
     const char *format = ET_CORPUS_FORMAT;

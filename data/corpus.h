@@ -83,6 +83,9 @@ int et_corpus_writer_add(et_corpus_writer *w, const et_corpus_doc *doc, et_error
  * stream it and know the digest only at the end. */
 int et_corpus_writer_set_source_sha256(et_corpus_writer *w, const char *hex, et_error *err);
 
+/* Sets the phi_scan attribute (JSON summary), for writers that scan while they stream. */
+int et_corpus_writer_set_phi_scan(et_corpus_writer *w, const char *json, et_error *err);
+
 /* Flushes, writes attributes, closes, fsyncs and renames the temp file onto the
  * output path. Always frees w; on failure the temp file is removed. Refuses a
  * corpus with no documents. */

@@ -1,9 +1,11 @@
 /* ehrtune ingest: JSONL documents -> corpus HDF5 (schema v1, data/corpus.h).
  *
- * Today only pretokenized input exists: one JSON object per line,
- *   {"patient_id": 17 | "MRN-A", "tokens": [..], "loss_mask": [..]?, "group": {"sex": "F"}?}
- * read one line at a time (memory does not grow with the file, apart from 8
- * bytes per document to count distinct patients at the end).
+ * Two inputs, one JSON object per line, read one line at a time (memory does not grow
+ * with the file, apart from 8 bytes per document to count distinct patients):
+ *   text (--tokenizer):  {"patient_id", "text" | "prompt"+"response" | "messages",
+ *                         "structured"?, "group"?}, rendered by data/render.h, every
+ *                         string field PHI-scanned first (data/phi_scan.h);
+ *   --pretokenized:      {"patient_id", "tokens": [..], "loss_mask": [..]?, "group"?}.
  *
  * Patient ids (docs/corpus.md): a JSON integer (|id| <= 2^53) is used as is; a
  * string in canonical decimal form ("123", "-5", no leading zeros) with
@@ -24,10 +26,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
 #include "data/corpus.h"
+#include "data/phi_scan.h"
+#include "data/render.h"
+#include "data/tokenizer.h"
 #include "data/sha256.h"
 #include "tools/commands.h"
 
@@ -73,31 +80,39 @@ static int split_of(int64_t patient_id, uint64_t seed, double val_frac, double t
 /* ---------------------------------------------------------- arguments --- */
 
 typedef struct {
-    const char *input, *output, *text_input, *tokenizer;
+    const char *input, *output, *text_input, *tokenizer, *chat, *eos_token;
     long long vocab_size;
-    int force;
+    int force, allow_phi;
     double val_frac, test_frac;
     unsigned long long seed;
 } ingest_args;
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: ehrtune ingest --pretokenized in.jsonl -o corpus.h5 [options]\n"
+            "usage: ehrtune ingest notes.jsonl --tokenizer tokenizer.json -o corpus.h5 [options]\n"
+            "       ehrtune ingest --pretokenized in.jsonl -o corpus.h5 [options]\n"
             "\n"
             "Writes a corpus HDF5 file (schema v1, docs/corpus.md) from JSONL, one document\n"
-            "per line: {\"patient_id\": 17 or \"id\", \"tokens\": [...], \"loss_mask\": [...]?,\n"
-            "\"group\": {\"sex\": \"F\", ...}?}. A patient's documents all land in one split.\n"
+            "per line. Text lines: {\"patient_id\": 17 or \"id\", then \"text\", or \"prompt\" +\n"
+            "\"response\" (prompt masked from the loss), or \"messages\" (chat; only assistant\n"
+            "turns in the loss), \"structured\": {vitals, labs, diagnoses, medications}?,\n"
+            "\"group\": {\"sex\": \"F\", ...}?}. Pretokenized lines: {\"patient_id\", \"tokens\":\n"
+            "[...], \"loss_mask\": [...]?, \"group\"?}. A patient's documents all land in one split.\n"
+            "Every text field is scanned for PHI first: findings (counts and line numbers,\n"
+            "never the text) stop the ingest unless --allow-phi-findings.\n"
             "\n"
+            "  --tokenizer FILE      HF tokenizer.json for text input\n"
+            "  --chat-template T     llama3 | llama2 | chatml, for \"messages\" records\n"
+            "  --eos-token TEXT      token ending every document (default: <|end_of_text|>,\n"
+            "                        </s>, <|endoftext|> or <|im_end|>, the first that exists)\n"
+            "  --allow-phi-findings  ingest despite PHI findings (recorded in the corpus)\n"
             "  --pretokenized FILE   input JSONL with token ids\n"
             "  -o, --output FILE     corpus to write (mode 0600; written to a temp name first)\n"
             "  --vocab-size V        reject token ids >= V (default: vocab_size = max id + 1)\n"
             "  --val-frac F          fraction of patients in the validation split (default 0)\n"
             "  --test-frac F         fraction of patients in the test split (default 0)\n"
             "  --split-seed S        seed of the per-patient split assignment (default 0)\n"
-            "  --force               replace an existing output file\n"
-            "\n"
-            "Text input (ehrtune ingest notes.jsonl --tokenizer tokenizer.json) comes with the\n"
-            "data pipeline.\n");
+            "  --force               replace an existing output file\n");
 }
 
 static int parse_fraction(const char *flag, const char *s, double *out) {
@@ -122,10 +137,13 @@ static int parse_args(int argc, char **argv, ingest_args *a) {
             return 1;
         } else if (!strcmp(arg, "--force")) {
             a->force = 1;
+        } else if (!strcmp(arg, "--allow-phi-findings")) {
+            a->allow_phi = 1;
         } else if (!strcmp(arg, "--pretokenized") || !strcmp(arg, "-o") || !strcmp(arg, "--output") ||
                    !strcmp(arg, "--vocab-size") || !strcmp(arg, "--val-frac") ||
                    !strcmp(arg, "--test-frac") || !strcmp(arg, "--split-seed") ||
-                   !strcmp(arg, "--tokenizer")) {
+                   !strcmp(arg, "--tokenizer") || !strcmp(arg, "--chat-template") ||
+                   !strcmp(arg, "--eos-token")) {
             if (!has_value) {
                 fprintf(stderr, "ehrtune: ingest: %s needs a value\n", arg);
                 return -1;
@@ -134,6 +152,8 @@ static int parse_args(int argc, char **argv, ingest_args *a) {
             char *end;
             if (!strcmp(arg, "--pretokenized")) a->input = v;
             else if (!strcmp(arg, "--tokenizer")) a->tokenizer = v;
+            else if (!strcmp(arg, "--chat-template")) a->chat = v;
+            else if (!strcmp(arg, "--eos-token")) a->eos_token = v;
             else if (!strcmp(arg, "-o") || !strcmp(arg, "--output")) a->output = v;
             else if (!strcmp(arg, "--val-frac")) { if (parse_fraction(arg, v, &a->val_frac)) return -1; }
             else if (!strcmp(arg, "--test-frac")) { if (parse_fraction(arg, v, &a->test_frac)) return -1; }
@@ -162,16 +182,23 @@ static int parse_args(int argc, char **argv, ingest_args *a) {
             return -1;
         }
     }
-    if (!a->input) {
-        fprintf(stderr, "ehrtune: ingest: text ingestion needs --tokenizer (coming with the data "
-                        "pipeline); use --pretokenized in.jsonl with token ids for now\n");
+    if (a->input && (a->text_input || a->tokenizer || a->chat)) {
+        fprintf(stderr, "ehrtune: ingest: --pretokenized takes no %s\n",
+                a->tokenizer ? "--tokenizer" : a->chat ? "--chat-template" : "second input file");
         return -1;
     }
-    if (a->text_input || a->tokenizer) {
-        fprintf(stderr, "ehrtune: ingest: --pretokenized takes no %s; text ingestion (with "
-                        "--tokenizer) comes with the data pipeline\n",
-                a->tokenizer ? "--tokenizer" : "second input file");
-        return -1;
+    if (!a->input) {
+        if (!a->text_input) {
+            fprintf(stderr, "ehrtune: ingest: give notes.jsonl --tokenizer tokenizer.json, or "
+                            "--pretokenized in.jsonl\n");
+            return -1;
+        }
+        if (!a->tokenizer) {
+            fprintf(stderr, "ehrtune: ingest: text input needs --tokenizer tokenizer.json (or "
+                            "use --pretokenized for token ids)\n");
+            return -1;
+        }
+        a->input = a->text_input;
     }
     if (!a->output) {
         fprintf(stderr, "ehrtune: ingest: -o corpus.h5 is required\n");
@@ -196,6 +223,10 @@ typedef struct {
     int64_t *doc_patients; /* patient id of every document, for the patient count */
     int64_t n_docs, docs_cap, n_tokens;
     int64_t docs_per_split[3];
+    /* text input */
+    const et_renderer *renderer; /* NULL = pretokenized */
+    et_doc doc;
+    et_phi_report phi;
 } ingest_state;
 
 static int line_fail(ingest_state *st, et_error *err, const char *fmt, ...)
@@ -316,7 +347,7 @@ static int ingest_line(ingest_state *st, const ingest_args *a, et_corpus_writer 
         line_fail(st, err, "not a JSON object");
         goto done;
     }
-    if (cJSON_GetObjectItemCaseSensitive(obj, "structured")) {
+    if (!st->renderer && cJSON_GetObjectItemCaseSensitive(obj, "structured")) {
         line_fail(st, err, "\"structured\" fields are not supported with --pretokenized (they are "
                            "serialised into text by the text ingestion path)");
         goto done;
@@ -325,19 +356,40 @@ static int ingest_line(ingest_state *st, const ingest_args *a, et_corpus_writer 
     const char *names[ET_CORPUS_MAX_GROUPS], *labels[ET_CORPUS_MAX_GROUPS];
     int n_groups;
     if (read_patient_id(st, cJSON_GetObjectItemCaseSensitive(obj, "patient_id"), &pid, err) ||
-        read_tokens(st, cJSON_GetObjectItemCaseSensitive(obj, "tokens"),
-                    cJSON_GetObjectItemCaseSensitive(obj, "loss_mask"), &n_tokens, err) ||
         read_groups(st, cJSON_GetObjectItemCaseSensitive(obj, "group"), names, labels, &n_groups,
                     err))
         goto done;
+    const int32_t *tokens = NULL;
+    const uint8_t *mask = NULL;
+    if (st->renderer) {
+        /* PHI first (counts and line numbers only), then render. A \u0000 escape would
+         * hide the rest of its string from both, so such lines are refused. */
+        if (et_phi_json_has_nul_escape(line, len)) {
+            line_fail(st, err, "a string holds the escape \\u0000; remove it");
+            goto done;
+        }
+        et_phi_scan_record(&st->phi, obj, st->line);
+        if (et_render_record(&st->doc, st->renderer, obj, err)) {
+            et_wrap(err, "%s:%ld", st->file, st->line);
+            goto done;
+        }
+        tokens = st->doc.ids;
+        mask = st->doc.mask;
+        n_tokens = (int64_t)st->doc.n;
+    } else {
+        if (read_tokens(st, cJSON_GetObjectItemCaseSensitive(obj, "tokens"),
+                        cJSON_GetObjectItemCaseSensitive(obj, "loss_mask"), &n_tokens, err))
+            goto done;
+        tokens = st->tokens; /* read_tokens may have grown (moved) the buffer */
+        if (cJSON_GetObjectItemCaseSensitive(obj, "loss_mask")) mask = st->mask;
+    }
     int split = split_of(pid, a->seed, a->val_frac, a->test_frac);
-    const cJSON *mask = cJSON_GetObjectItemCaseSensitive(obj, "loss_mask");
     et_corpus_doc doc = {
         .patient_id = pid,
         .split = split,
-        .tokens = st->tokens,
+        .tokens = tokens,
         .n_tokens = n_tokens,
-        .loss_mask = mask ? st->mask : NULL,
+        .loss_mask = mask,
         .n_groups = n_groups,
         .group_names = names,
         .group_labels = labels,
@@ -395,6 +447,29 @@ static int ingest(const ingest_args *a, ingest_state *st, et_error *err) {
         .force = a->force,
     };
     et_corpus_writer *w = NULL;
+    et_tokenizer *tok = NULL;
+    et_renderer renderer;
+    char tok_hex[ET_SHA256_HEX_CHARS + 1];
+    et_phi_report_init(&st->phi);
+    if (a->tokenizer) {
+        et_chat_template chat = ET_CHAT_NONE;
+        if ((a->chat && et_chat_template_parse(a->chat, &chat, err)) ||
+            et_tokenizer_load(&tok, a->tokenizer, err) ||
+            et_renderer_init(&renderer, tok, chat, a->eos_token, err) ||
+            et_sha256_file(a->tokenizer, tok_hex, err)) {
+            et_tokenizer_free(tok);
+            fclose(f);
+            return -1;
+        }
+        st->renderer = &renderer;
+        opt.tokenizer_sha256 = tok_hex;
+        opt.vocab_size = et_tokenizer_vocab_size(tok);
+        st->vocab_size = opt.vocab_size;
+    }
+    int show_progress = isatty(STDERR_FILENO);
+    struct timespec t0, tn;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    double last_shown = 0;
     et_sha256 sha;
     et_sha256_init(&sha);
     char *line = NULL;
@@ -410,7 +485,17 @@ static int ingest(const ingest_args *a, ingest_state *st, et_error *err) {
         if (st->line == 1 && len >= 3 && !memcmp(text, "\xEF\xBB\xBF", 3)) text += 3, len -= 3;
         if (is_blank(text, len)) continue;
         if (ingest_line(st, a, w, text, len, err)) goto done;
+        if (show_progress && (st->n_docs & 255) == 0) {
+            clock_gettime(CLOCK_MONOTONIC, &tn);
+            double dt = (double)(tn.tv_sec - t0.tv_sec) + (tn.tv_nsec - t0.tv_nsec) * 1e-9;
+            if (dt - last_shown >= 0.5) {
+                fprintf(stderr, "\r\033[Kingest: %lld records, %.0f records/s",
+                        (long long)st->n_docs, (double)st->n_docs / (dt > 0 ? dt : 1e-9));
+                last_shown = dt;
+            }
+        }
     }
+    if (show_progress && last_shown > 0) fputs("\r\033[K", stderr);
     if (ferror(f)) {
         et_fail(err, "%s: read error after line %ld: %s", a->input, st->line, strerror(errno));
         goto done;
@@ -424,10 +509,34 @@ static int ingest(const ingest_args *a, ingest_state *st, et_error *err) {
     et_sha256_final(&sha, digest);
     et_sha256_digest_hex(digest, source_hex);
     if (et_corpus_writer_set_source_sha256(w, source_hex, err)) goto done;
+    if (st->renderer) {
+        /* The scan summary is stored either way; findings stop the ingest unless allowed. */
+        char *summary = et_phi_report_json(&st->phi, a->allow_phi && st->phi.total > 0, 0);
+        int bad = !summary || et_corpus_writer_set_phi_scan(w, summary, err);
+        free(summary);
+        if (bad) {
+            if (!err->msg[0]) et_fail(err, "out of memory");
+            goto done;
+        }
+        if (st->phi.total > 0 && !a->allow_phi) {
+            char lines[256] = "";
+            for (int i = 0; i < st->phi.n_lines && i < 10; i++)
+                snprintf(lines + strlen(lines), sizeof lines - strlen(lines), "%s%lld",
+                         i ? ", " : "", (long long)st->phi.lines[i]);
+            et_fail(err, "%s: the PHI scan found %lld possible identifier(s) on %lld line(s) "
+                         "(first lines: %s); run `ehrtune phi-scan %s` for counts by kind, "
+                         "de-identify, or pass --allow-phi-findings. Nothing was written.",
+                    a->input, (long long)st->phi.total, (long long)st->phi.lines_with_findings,
+                    lines, a->input);
+            goto done;
+        }
+    }
     rc = et_corpus_writer_finish(w, err);
     w = NULL;
 done:
     et_corpus_writer_abort(w);
+    et_tokenizer_free(tok);
+    et_doc_free(&st->doc);
     free(line);
     fclose(f);
     return rc;

@@ -11,5 +11,10 @@ int cmd_demo(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_privacy(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+int cmd_detokenize(int argc, char **argv);
+int cmd_phi_scan(int argc, char **argv);
+int cmd_synth(int argc, char **argv);
+int cmd_export(int argc, char **argv);
 
 #endif

@@ -14,11 +14,16 @@ typedef struct {
 static const command COMMANDS[] = {
     /* one line per subcommand; keep sorted by name */
     {"bench", cmd_bench, "time training steps on random weights for a model shape"},
+    {"detokenize", cmd_detokenize, "token ids on stdin -> text (HF tokenizer.json)"},
     {"demo", cmd_demo, "tiny model + synthetic corpus + LoRA training on the CPU"},
+    {"export", cmd_export, "a finished run -> PEFT adapter, merged model and/or GGUF LoRA"},
     {"forward", cmd_forward, "one forward+backward pass: logits, loss, LoRA gradients"},
     {"ingest", cmd_ingest, "JSONL documents -> corpus HDF5 (tokens, masks, patients, splits)"},
     {"inspect", cmd_inspect, "print the memory plan of a recipe (--plan)"},
+    {"phi-scan", cmd_phi_scan, "count PHI-like identifiers in a JSONL file (kinds, lines; never the text)"},
     {"privacy", cmd_privacy, "epsilon for (q, sigma, steps, delta), or sigma for a target epsilon"},
+    {"synth", cmd_synth, "deterministic synthetic de-identified EHR notes (JSONL)"},
+    {"tokenize", cmd_tokenize, "text on stdin -> token ids, as HF tokenizers gives them"},
     {"train", cmd_train, "fine-tune LoRA as a YAML recipe says"},
     {"version", cmd_version, "print the version"},
 };

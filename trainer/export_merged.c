@@ -101,7 +101,7 @@ int et_export_merged(const et_export_run *r, const char *dir, uint64_t max_shard
                      et_merge_stats *st, et_error *err) {
     et_merge_source src;
     if (et_merge_source_open_hf(&src, r->base_dir, err)) return -1;
-    et_merge_options o = {max_shard_bytes, (const char *const *)r->metadata};
+    et_merge_options o = {max_shard_bytes, (const char *const *)r->metadata, 0};
     int rc = et_merge_write(&src, &r->cfg, &r->lora, dir, &o, st, err);
     et_merge_source_close(&src);
     if (rc) return rc;

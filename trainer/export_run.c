@@ -205,6 +205,12 @@ static int check_adapter_matches_recipe(const et_export_run *r, et_error *err) {
     return 0;
 }
 
+/* Shortest decimal that reads back as the same double. */
+static void exact_number(char *out, size_t n, double v) {
+    snprintf(out, n, "%.15g", v);
+    if (strtod(out, NULL) != v) snprintf(out, n, "%.17g", v);
+}
+
 static int add_meta(et_export_run *r, int *k, const char *key, const char *value) {
     if (*k + 2 >= (int)(sizeof r->metadata / sizeof *r->metadata)) return -1;
     r->metadata[*k] = strdup(key);
@@ -230,9 +236,9 @@ static int build_metadata(et_export_run *r, et_error *err) {
     bad |= add_meta(r, &k, "ehrtune_privacy", p->statement);
     bad |= add_meta(r, &k, "ehrtune_dp", p->dp ? "true" : "false");
     if (p->dp) {
-        snprintf(num, sizeof num, "%.17g", p->epsilon);
+        exact_number(num, sizeof num, p->epsilon);
         bad |= add_meta(r, &k, "ehrtune_dp_epsilon", num);
-        snprintf(num, sizeof num, "%.17g", p->delta);
+        exact_number(num, sizeof num, p->delta);
         bad |= add_meta(r, &k, "ehrtune_dp_delta", num);
         bad |= add_meta(r, &k, "ehrtune_dp_unit", p->unit);
         bad |= add_meta(r, &k, "ehrtune_dp_accountant", p->accountant);
@@ -248,7 +254,6 @@ int et_export_run_open(et_export_run *r, const char *run_dir, const char *base_o
     snprintf(r->run_dir, sizeof r->run_dir, "%s", run_dir);
     r->export_version = export_version ? export_version : "unknown";
     char path[4400];
-    int have_lora = 0;
     struct stat st;
     if (stat(run_dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
         et_fail(err, "%s: no such run directory", run_dir);
@@ -274,7 +279,8 @@ int et_export_run_open(et_export_run *r, const char *run_dir, const char *base_o
     if (resolve_base(r, base_override, err)) goto fail;
     snprintf(path, sizeof path, "%s/config.json", r->base_dir);
     if (et_hf_config_load(&r->cfg, path, err)) {
-        et_wrap(err, "base model (%s)", base_override ? "--base" : "from the run's manifest");
+        et_wrap(err, "base model (%s)", base_override ? "--base"
+                                        : "where the run read it; pass --base DIR if it moved");
         goto fail;
     }
     snprintf(path, sizeof path, "%s/adapter", run_dir);
@@ -282,8 +288,7 @@ int et_export_run_open(et_export_run *r, const char *run_dir, const char *base_o
         et_fail(err, "%s: no adapter/ folder — the run did not finish", run_dir);
         goto fail;
     }
-    if (et_lora_load_peft(&r->lora, &r->cfg, path, err)) goto fail;
-    have_lora = 1;
+    if (et_lora_load_peft(&r->lora, &r->cfg, path, err)) goto fail; /* frees itself on failure */
     if (check_adapter_matches_recipe(r, err) || check_base_identity(r, verify_base, err)) goto fail;
     read_privacy(&r->privacy, r->manifest);
     snprintf(path, sizeof path, "%s/metrics.jsonl", run_dir);
@@ -293,7 +298,6 @@ int et_export_run_open(et_export_run *r, const char *run_dir, const char *base_o
     if (build_metadata(r, err)) goto fail;
     return 0;
 fail:
-    if (!have_lora) memset(&r->lora, 0, sizeof r->lora);
     et_export_run_close(r);
     return -1;
 }

@@ -40,6 +40,10 @@ typedef struct et_merge_source {
     /* The stored bytes of tensor i when they are BF16 already (copied as they are
      * when no LoRA touches the tensor), else NULL. May be NULL itself. */
     const void *(*bf16_bytes)(void *ctx, int i);
+    /* Where those bytes lie in a file (path, byte offset), so they can be copied
+     * file to file (copy_file_range) without passing through memory; -1 when not
+     * in a file. May be NULL. */
+    int (*bf16_extent)(void *ctx, int i, const char **path, uint64_t *offset);
     void (*close)(void *ctx);
 } et_merge_source;
 
@@ -51,6 +55,8 @@ void et_merge_source_close(et_merge_source *s);
 typedef struct {
     uint64_t max_shard_bytes;         /* 0 = ET_MERGE_DEFAULT_SHARD_BYTES */
     const char *const *metadata;      /* extra __metadata__ of every shard: key, value, ..., NULL */
+    int64_t chunk_elems;              /* work buffer in elements; 0 = 8 Mi (tests set it tiny to
+                                         exercise chunking; the output never depends on it) */
 } et_merge_options;
 
 typedef struct {

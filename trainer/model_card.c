@@ -157,14 +157,22 @@ static void section_privacy(FILE *o, const et_export_run *r) {
         return;
     }
     const char *unit = p->unit[0] ? p->unit : "unit";
+    /* The odds an observer gives "this patient was in the training data" can grow by
+     * at most e^epsilon (research/phi-and-patient-dp.md §5); worked for two priors. */
+    double f = exp(p->epsilon);
+    double from_half = f / (f + 1.0), from_1pct = 0.01 * f / (0.01 * f + 0.99);
+    const char *tier = p->epsilon <= 1 ? "strong" : p->epsilon <= 10 ? "reasonable" : "weak";
     fprintf(o,
-            "This model was trained with differentially private SGD. **In plain words:** whether "
-            "or not any one %s's records were part of the training data, anything that can be "
-            "observed about training — these weights, every checkpoint, the logged metrics — is "
-            "almost equally likely: at most e^ε = %.4g times more or less likely, except with "
-            "probability δ = %.3g. So no one can tell with confidence, from this model, whether a "
-            "given %s was in the training data.\n\n",
-            unit, exp(p->epsilon), p->delta, unit);
+            "This model was trained with differentially private SGD. **In plain words:** "
+            "nothing that can be observed about training — these weights, any checkpoint, "
+            "the logged metrics — can raise anyone's odds that a given %s was in the "
+            "training data by more than a factor e^ε = %.4g (except with the small "
+            "probability δ = %.3g that the bound fails). Someone who thought it a 50-50 "
+            "chance could end at most %.4g%% sure; someone who started at 1%% at most "
+            "%.3g%%. As a rough scale (Ponomareva et al., \"How to DP-fy ML\", 2023): "
+            "ε ≤ 1 is a strong guarantee, ε ≤ 10 a reasonable one, above 10 a weak one; "
+            "this model's ε = %.4g is **%s**.\n\n",
+            unit, f, p->delta, 100 * from_half, 100 * from_1pct, p->epsilon, tier);
     fprintf(o, "| | |\n|---|---|\n");
     fprintf(o, "| ε (epsilon) spent | %.4g |\n| δ (delta) | %.3g |\n", p->epsilon, p->delta);
     fprintf(o, "| unit of privacy | %s (all records of one %s; %s adjacency) |\n", unit, unit,
@@ -270,7 +278,10 @@ static void phi_leaves(FILE *o, const cJSON *j, const char *prefix, int *rows) {
         snprintf(key, sizeof key, "%s%s%s", prefix, prefix[0] ? "." : "", it->string);
         if (cJSON_IsObject(it)) phi_leaves(o, it, key, rows);
         else if (cJSON_IsNumber(it)) fprintf(o, "| %s | %.10g |\n", key, it->valuedouble), ++*rows;
-        else if (cJSON_IsBool(it)) fprintf(o, "| %s | %s |\n", key, cJSON_IsTrue(it) ? "true" : "false"), ++*rows;
+        else if (cJSON_IsBool(it))
+            fprintf(o, "| %s%s | %s |\n", key,
+                    !strcmp(key, "allowed") ? " (findings let through with --allow-phi-findings)" : "",
+                    cJSON_IsTrue(it) ? "true" : "false"), ++*rows;
         else if (cJSON_IsString(it) && phi_key_is_description(it->string) && strlen(it->valuestring) < 200)
             fprintf(o, "| %s | %s |\n", key, it->valuestring), ++*rows;
     }
@@ -317,7 +328,7 @@ static void section_config(FILE *o, const et_export_run *r) {
     else
         fprintf(o, "| batch | Poisson-sampled %ss, micro-batches of %d sequences |\n",
                 r->privacy.unit[0] ? r->privacy.unit : "unit", rc->run.micro_batch);
-    fprintf(o, "| sequence length | %d |\n| base weights | %s, %s |\n| seed | %llu |\n",
+    fprintf(o, "| sequence length | %d |\n| base weights | %s (quantize: %s) |\n| seed | %llu |\n",
             rc->data.seq_len, et_recipe_dtype_names[rc->model.dtype],
             et_recipe_quantize_names[rc->model.quantize], (unsigned long long)rc->run.seed);
     const cJSON *rf = manifest_file(r->manifest, "recipe_resolved");
@@ -470,9 +481,10 @@ int et_model_card_write(const et_export_run *r, et_export_format fmt, const et_m
     fprintf(o, "tags:\n- ehrtune\n- lora\n- clinical\n%s---\n\n",
             r->privacy.dp ? "- differential-privacy\n" : "");
     fprintf(o, "# %s\n\n", format_title(fmt));
-    fprintf(o, "Fine-tuned with ehrtune (LoRA) from `%s` on "
-               "de-identified clinical notes. **Not a medical device**: not for diagnosis, "
-               "treatment or any decision about a patient.\n\n", base);
+    fprintf(o, "Fine-tuned with ehrtune (LoRA) from `%s` on clinical notes (see "
+               "*De-identification* for what was recorded about them). **Not a medical "
+               "device**: not for diagnosis, treatment or any decision about a patient.\n\n",
+            base);
     fprintf(o, "**Privacy:** %s\n\n", r->privacy.statement);
     section_privacy(o, r);
     section_base(o, r);

@@ -6,7 +6,8 @@
 set -euo pipefail
 venv=${1:-/opt/xc}
 python3 -m venv "$venv"
-# Versions that produced the committed fixtures (tests/fixtures/versions.json).
+# Versions that produced the committed fixtures (tests/fixtures/versions.json; the
+# tokenizer fixtures and data/unicode_tables.c were probed from tokenizers 0.23.3).
 "$venv/bin/pip" install -q torch==2.15.0 transformers==5.24.0 peft==0.21.2 safetensors==0.8.0 \
-  numpy==2.4.6 tokenizers h5py hdf5plugin
+  numpy==2.4.6 tokenizers==0.23.3 h5py hdf5plugin
 echo "ready: $venv/bin/python tests/crosscheck/make_model_fixtures.py"

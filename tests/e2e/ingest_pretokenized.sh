@@ -77,7 +77,7 @@ expect_error vocab 1 "vocab.jsonl:2: tokens[2] is >= --vocab-size 8" -- ingest -
 : >empty.jsonl
 expect_error empty 1 "empty.jsonl: no documents" -- ingest --pretokenized empty.jsonl -o empty.h5
 
-expect_error text 2 "text ingestion needs --tokenizer (coming with the data pipeline); use --pretokenized" -- ingest good.jsonl -o text.h5
+expect_error text 2 "text input needs --tokenizer tokenizer.json" -- ingest good.jsonl -o text.h5
 expect_error absent 1 "absent.jsonl: cannot open" -- ingest --pretokenized absent.jsonl -o absent.h5
 expect_error fracs 2 "above 1" -- ingest --pretokenized good.jsonl -o fracs.h5 --val-frac 0.7 --test-frac 0.6
 

@@ -8,10 +8,12 @@ bin=$1; src=$2
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 cd "$work"
 export OMP_NUM_THREADS=2
-"$bin" demo --recipe "$src/recipes/tiny-cpu.yaml" --dir demo > /dev/null
+"$bin" demo --recipe "$src/recipes/tiny-cpu.yaml" --dir demo \
+  --tokenizer "$src/tests/fixtures/tokenizers/demo-bytelevel/tokenizer.json" > /dev/null
 r=$src/recipes/tiny-cpu.yaml
-base=(model.path=demo/model data.train=demo/corpus.h5 privacy.enabled=true
-      privacy.secure_rng=false privacy.expected_batch_size=12 run.checkpoint_every=5)
+base=(model.path=demo/model data.train=demo/corpus.h5 privacy.enabled=true optim.warmup_steps=2
+      privacy.secure_rng=false privacy.expected_batch_size=8 privacy.max_sequences_per_unit=2
+      run.checkpoint_every=5)
 json() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))" "$@"; }
 
 "$bin" train "$r" "${base[@]}" privacy.target_epsilon=3 optim.steps=10 run.out=a > a.log
@@ -48,7 +50,7 @@ diff <(strip full/metrics.jsonl) <(strip part/metrics.jsonl)
 # Secure mode (the default; the demo recipe turns it off) draws its noise from the OS generator: two runs differ.
 sec=(model.path=demo/model data.train=demo/corpus.h5 privacy.enabled=true privacy.secure_rng=true
      privacy.target_epsilon= privacy.noise_multiplier=1.0 optim.steps=2 optim.warmup_steps=0
-     privacy.expected_batch_size=12)
+     privacy.expected_batch_size=8 privacy.max_sequences_per_unit=2)
 "$bin" train "$r" "${sec[@]}" run.out=s1 > /dev/null
 "$bin" train "$r" "${sec[@]}" run.out=s2 > /dev/null
 if cmp -s s1/adapter/adapter_model.safetensors s2/adapter/adapter_model.safetensors; then

@@ -830,6 +830,88 @@ static void test_attention(int b, int t, int hq, int hkv, int d, int window) {
     free(rq), free(rk), free(rv), free(q), free(k), free(v), free(g), free(out), free(lse);
 }
 
+/* bf16 tensor-core attention against the CPU on the same bf16-rounded inputs. */
+static void test_attention_bf16(int b, int t, int hq, int hkv, int d, int window) {
+    char shape[96];
+    snprintf(shape, sizeof shape, "b=%d t=%d hq=%d hkv=%d d=%d w=%d", b, t, hq, hkv, d, window);
+    const int64_t nq = (int64_t)b * t * hq * d, nk = (int64_t)b * t * hkv * d;
+    const int64_t nl = (int64_t)b * hq * t;
+    const double fwd_flops = 4.0 * d * hq * b * attention_pairs(t, window);
+    float *q = randn(nq, 1.0f), *k = randn(nk, 1.0f), *v = randn(nk, 1.0f), *g = randn(nq, 1.0f);
+    uint16_t *qb = to_bf16(q, nq), *kb = to_bf16(k, nk), *vb = to_bf16(v, nk), *gb = to_bf16(g, nq);
+    float *out = xmalloc((size_t)nq * 4), *lse = xmalloc((size_t)nl * 4);
+    et_attention_forward(out, lse, q, k, v, b, t, hq, hkv, d, window);
+    void *d_q = DUP(qb, nq), *d_k = DUP(kb, nk), *d_v = DUP(vb, nk), *d_o = dpoison((size_t)nq * 2);
+    float *d_l = dpoison((size_t)nl * 4);
+    int rc = etc_attention_forward_bf16(d_o, d_l, d_q, d_k, d_v, b, t, hq, hkv, d, window);
+    cmp c = {0};
+    float *go = down_bf16(d_o, nq), *gl = down_f32(d_l, nl);
+    compare(&c, go, out, NULL, nq);
+    compare(&c, gl, lse, NULL, nl);
+    double us;
+    TIME_US(us, etc_attention_forward_bf16(d_o, d_l, d_q, d_k, d_v, b, t, hq, hkv, d, window));
+    report("attention.fwd.bf16", shape, rc, &c, BF16_LIMIT, us, 0, fwd_flops);
+    free(go), free(gl);
+
+    /* backward from the reference out/lse rounded as the model holds them */
+    uint16_t *ob = to_bf16(out, nq);
+    float *iq = zeros(nq), *ik = zeros(nk), *iv = zeros(nk);
+    et_attention_backward(iq, ik, iv, g, q, k, v, out, lse, b, t, hq, hkv, d, window);
+    float *sq = init_like(iq, nq), *sk = init_like(ik, nk), *sv = init_like(iv, nk);
+    uint16_t *sqb = to_bf16(sq, nq), *skb = to_bf16(sk, nk), *svb = to_bf16(sv, nk);
+    float *rq = copy_of(sq, nq), *rk = copy_of(sk, nk), *rv = copy_of(sv, nk);
+    et_attention_backward(rq, rk, rv, g, q, k, v, out, lse, b, t, hq, hkv, d, window);
+    d_q = DUP(qb, nq), d_k = DUP(kb, nk), d_v = DUP(vb, nk), d_o = DUP(ob, nq), d_l = DUP(lse, nl);
+    void *d_g = DUP(gb, nq), *d_dq = DUP(sqb, nq), *d_dk = DUP(skb, nk), *d_dv = DUP(svb, nk);
+    float *d_delta = dpoison((size_t)nl * 4);
+    rc = etc_attention_backward_bf16(d_dq, d_dk, d_dv, d_delta, d_g, d_q, d_k, d_v, d_o, d_l, b, t,
+                                     hq, hkv, d, window);
+    cmp cb = {0};
+    float *gq = down_bf16(d_dq, nq), *gk = down_bf16(d_dk, nk), *gv = down_bf16(d_dv, nk);
+    compare(&cb, gq, rq, sq, nq);
+    compare(&cb, gk, rk, sk, nk);
+    compare(&cb, gv, rv, sv, nk);
+    TIME_US(us, etc_attention_backward_bf16(d_dq, d_dk, d_dv, d_delta, d_g, d_q, d_k, d_v, d_o,
+                                            d_l, b, t, hq, hkv, d, window));
+    report("attention.bwd.bf16", shape, rc, &cb, BF16_LIMIT, us, 0, 2.5 * fwd_flops);
+    free(gq), free(gk), free(gv), free(iq), free(ik), free(iv), free(sq), free(sk), free(sv);
+    free(sqb), free(skb), free(svb), free(rq), free(rk), free(rv), free(ob);
+    free(q), free(k), free(v), free(g), free(qb), free(kb), free(vb), free(gb), free(out), free(lse);
+}
+
+/* Fused in-place cross-entropy: losses/lse as the forward, the logits overwritten
+ * with the gradient (compared with the CPU backward into zeros). */
+static void test_cross_entropy_fused(int n, int vocab) {
+    char shape[96];
+    snprintf(shape, sizeof shape, "n=%d vocab=%d", n, vocab);
+    const int64_t nl = (int64_t)n * vocab;
+    int32_t *tg = xmalloc((size_t)n * 4);
+    float *dloss = xmalloc((size_t)n * 4);
+    for (int i = 0; i < n; i++) {
+        tg[i] = (next_u64() % 5 == 0) ? -100 : (int32_t)(next_u64() % (uint64_t)vocab);
+        dloss[i] = (float)(0.5 + uniform01()) / n;
+    }
+    float *lg = randn(nl, 3.0f);
+    uint16_t *lb = to_bf16(lg, nl);
+    float *loss = xmalloc((size_t)n * 4), *lse = xmalloc((size_t)n * 4), *ref = zeros(nl);
+    et_cross_entropy_forward(loss, lse, lg, tg, n, vocab);
+    et_cross_entropy_backward(ref, lg, lse, tg, dloss, n, vocab);
+    void *d_l = DUP(lb, nl);
+    int32_t *d_t = DUP(tg, n);
+    float *d_dl = DUP(dloss, n), *d_loss = dpoison((size_t)n * 4), *d_lse = dpoison((size_t)n * 4);
+    int rc = etc_cross_entropy_fused_bf16(d_loss, d_lse, d_l, d_t, d_dl, n, vocab);
+    cmp c = {0};
+    float *gl = down_f32(d_loss, n), *gs = down_f32(d_lse, n), *gg = down_bf16(d_l, nl);
+    compare(&c, gl, loss, NULL, n);
+    compare(&c, gs, lse, NULL, n);
+    compare(&c, gg, ref, NULL, nl);
+    double us; /* later runs see gradients as logits: same work, other values */
+    TIME_US(us, etc_cross_entropy_fused_bf16(d_loss, d_lse, d_l, d_t, d_dl, n, vocab));
+    report("cross_entropy.fused.bf16", shape, rc, &c, BF16_LIMIT, us, 3.0 * nl * 2, 0);
+    free(gl), free(gs), free(gg), free(tg), free(dloss), free(lg), free(lb), free(loss), free(lse);
+    free(ref);
+}
+
 static void test_reductions(int64_t n) {
     char shape[96];
     snprintf(shape, sizeof shape, "n=%lld", (long long)n);
@@ -979,6 +1061,22 @@ static void perf_rows(void) {
         dfree_all();
     }
     {
+        const int64_t eq = (int64_t)n * hq * hd, ek = (int64_t)n * hkv * hd;
+        void *q = drandom(eq, 1, 1.0f), *k = drandom(ek, 1, 1.0f), *v = drandom(ek, 1, 1.0f);
+        void *o = dalloc((size_t)eq * 2), *l = dalloc((size_t)hq * n * 4);
+        const double ff = 4.0 * hd * hq * attention_pairs(n, 0);
+        snprintf(shape, sizeof shape, "b=1 t=%d hq=%d hkv=%d d=%d", n, hq, hkv, hd);
+        rc = etc_attention_forward_bf16(o, l, q, k, v, 1, n, hq, hkv, hd, 0);
+        TIME_US(us, etc_attention_forward_bf16(o, l, q, k, v, 1, n, hq, hkv, hd, 0));
+        report("perf.attention.fwd.bf16", shape, rc, NULL, -1, us, 0, ff);
+        void *g = drandom(eq, 1, 1.0f), *dq = drandom(eq, 1, 1.0f);
+        void *dk = drandom(ek, 1, 1.0f), *dv = drandom(ek, 1, 1.0f), *dl = dalloc((size_t)hq * n * 4);
+        rc |= etc_attention_backward_bf16(dq, dk, dv, dl, g, q, k, v, o, l, 1, n, hq, hkv, hd, 0);
+        TIME_US(us, etc_attention_backward_bf16(dq, dk, dv, dl, g, q, k, v, o, l, 1, n, hq, hkv, hd, 0));
+        report("perf.attention.bwd.bf16", shape, rc, NULL, -1, us, 0, 2.5 * ff);
+        dfree_all();
+    }
+    {
         const int64_t e = (int64_t)n * vocab;
         void *lg = drandom(e, 1, 3.0f);
         int32_t *tg = xmalloc((size_t)n * 4);
@@ -994,6 +1092,9 @@ static void perf_rows(void) {
         rc = etc_cross_entropy_backward_bf16(dlg, lg, lse, d_t, d_dl, n, vocab);
         TIME_US(us, etc_cross_entropy_backward_bf16(dlg, lg, lse, d_t, d_dl, n, vocab));
         report("perf.cross_entropy.bwd.bf16", shape, rc, NULL, -1, us, 3.0 * e * 2, 0);
+        rc = etc_cross_entropy_fused_bf16(loss, lse, dlg, d_t, d_dl, n, vocab);
+        TIME_US(us, etc_cross_entropy_fused_bf16(loss, lse, dlg, d_t, d_dl, n, vocab));
+        report("perf.cross_entropy.fused.bf16", shape, rc, NULL, -1, us, 3.0 * e * 2, 0);
         free(tg), free(dl);
         dfree_all();
     }
@@ -1099,6 +1200,15 @@ int main(int argc, char **argv) {
     /* window 1 would make dq and dk exactly zero (p = 1, dS = dP − delta = 0):
      * their relative error would be rounding noise over rounding noise */
     if (want("attention")) test_attention(2, 96, 4, 1, 16, 2);
+    if (want("attention")) test_attention_bf16(2, 67, 8, 2, 64, 0);
+    if (want("attention")) test_attention_bf16(1, 200, 4, 4, 128, 50);
+    if (want("attention")) test_attention_bf16(1, 130, 6, 2, 48, 33);
+    if (want("attention")) test_attention_bf16(1, 33, 40, 1, 32, 0);
+    if (want("attention")) test_attention_bf16(2, 96, 4, 1, 16, 2);
+    if (want("attention")) test_attention_bf16(1, 300, 8, 2, 64, 0);
+    if (want("attention")) test_attention_bf16(1, 160, 4, 2, 128, 0);
+    if (want("cross_entropy")) test_cross_entropy_fused(37, 32003);
+    if (want("cross_entropy")) test_cross_entropy_fused(64, 128256);
     if (want("reductions")) test_reductions(3000007);
     if (perf && !g_only) {
         perf_copy();

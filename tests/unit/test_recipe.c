@@ -88,7 +88,7 @@ static void every_shipped_recipe_loads_and_validates(void **state) {
     assert_int_equal(r.lora.r, 8);
     assert_int_equal(r.lora.alpha, 16);
     assert_true(r.optim.lr == 2e-2);
-    assert_int_equal(r.optim.steps, 60);
+    assert_int_equal(r.optim.steps, 100);
     assert_int_equal(r.run.device, ET_RECIPE_DEVICE_CPU);
     assert_false(r.privacy.enabled);
     /* The demo can be switched to DP with a single override. */

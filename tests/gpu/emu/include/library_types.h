@@ -1,0 +1,2 @@
+/* CUDA emulation shim (tests/gpu/emu). */
+#include "cublasLt.h"

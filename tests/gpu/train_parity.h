@@ -1,0 +1,242 @@
+/* CPU-vs-CUDA training parity: the same tiny random Llama-family model, the same
+ * LoRA initialisation and the same batch, trained for N AdamW steps on the CPU
+ * reference (fp32, trainer/model.c) and on the CUDA path (bf16, trainer/
+ * model_cuda*.c); the two loss curves must agree within 2e-2 relative at every
+ * step, and the first step's LoRA gradients within 5e-2 (relative L2). The base
+ * weights are rounded to bf16 first, so the curves differ only by
+ * arithmetic precision, not by the weights.
+ *
+ * Header-only (static functions): shared by tests/gpu/bench_train.c (built by
+ * tests/gpu/check.sh without CMake) and tests/unit/test_cuda_train.c (ctest). */
+#ifndef EHRTUNE_TRAIN_PARITY_H
+#define EHRTUNE_TRAIN_PARITY_H
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/ops.h"
+#include "trainer/lora.h"
+#include "trainer/model.h"
+#include "trainer/model_cuda.h"
+
+#define TRAIN_PARITY_LIMIT 2e-2
+/* The first step's LoRA gradient, bf16 against fp32: ~1e-2 when both backends drop
+ * the same LoRA inputs, ~0.4 when the dropout masks differ (the loss alone barely
+ * moves), so this catches what the curve cannot. */
+#define TRAIN_PARITY_GRAD_LIMIT 5e-2
+#define TRAIN_PARITY_MAX_STEPS 64
+
+typedef struct {
+    const char *name;
+    et_hf_config cfg;
+    int batch, seq, r, steps, activation_checkpointing;
+    float alpha, dropout;
+    double lr, max_grad_norm;
+} train_parity_case;
+
+typedef struct {
+    int steps;
+    double cpu[TRAIN_PARITY_MAX_STEPS], gpu[TRAIN_PARITY_MAX_STEPS];
+    double worst;      /* max over steps of |gpu − cpu| / |cpu| */
+    int worst_step;
+    double grad_err0;  /* ‖g_gpu − g_cpu‖ / ‖g_cpu‖ of the first step's LoRA gradient */
+    char attention[200];
+} train_parity_result;
+
+static int train_parity_ok(const train_parity_result *r) {
+    return r->worst <= TRAIN_PARITY_LIMIT && r->grad_err0 <= TRAIN_PARITY_GRAD_LIMIT;
+}
+
+/* Two cases: a Llama-3-like GQA model with tied embeddings and LoRA dropout, and a
+ * Qwen2/Mistral-like one with q/k/v biases, an untied head, a sliding window and
+ * activation checkpointing. */
+static int train_parity_cases(train_parity_case *out) {
+    memset(out, 0, 2 * sizeof *out);
+    for (int i = 0; i < 2; i++) {
+        et_hf_config *c = &out[i].cfg;
+        c->arch = i == 0 ? ET_ARCH_LLAMA : ET_ARCH_QWEN2;
+        c->vocab_size = 512;
+        c->hidden_size = 64;
+        c->intermediate_size = 176;
+        c->num_layers = 2;
+        c->num_heads = 4;
+        c->num_kv_heads = 2;
+        c->head_dim = 16;
+        c->max_position_embeddings = 128;
+        c->rms_norm_eps = 1e-5f;
+        c->rope = (et_rope_params){i == 0 ? ET_ROPE_LLAMA3 : ET_ROPE_DEFAULT, 500000.0, 8.0, 1.0,
+                                   4.0, 32.0};
+        c->tie_word_embeddings = i == 0;
+        c->attention_bias = i == 1;
+        c->sliding_window = i == 1 ? 24 : 0;
+        c->bos_token_id = c->eos_token_id = -1;
+        out[i].batch = 2;
+        out[i].seq = 64;
+        out[i].r = 8;
+        out[i].alpha = 16.0f;
+        out[i].steps = 20;
+        out[i].lr = 2e-3;
+        out[i].max_grad_norm = 1.0;
+        out[i].dropout = i == 0 ? 0.1f : 0.0f;
+        out[i].activation_checkpointing = i == 1;
+        out[i].name = i == 0 ? "llama-gqa-tied-dropout" : "qwen2-bias-window-ckpt";
+    }
+    return 2;
+}
+
+static float tp_bf16_round(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    u += 0x7FFFu + ((u >> 16) & 1u);
+    u &= 0xFFFF0000u;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+/* A random model in host memory, laid out as et_model (weights rounded to bf16). */
+static int tp_model(et_model *m, const et_hf_config *c, uint64_t seed, et_error *err) {
+    memset(m, 0, sizeof *m);
+    m->cfg = *c;
+    const size_t C = (size_t)c->hidden_size, V = (size_t)c->vocab_size;
+    size_t total = V * C * (c->tie_word_embeddings ? 1 : 2) + C;
+    for (int p = 0; p < ET_PROJ_COUNT; p++) {
+        int in, out;
+        et_proj_shape(c, (et_proj)p, &in, &out);
+        total += ((size_t)in * out + (size_t)out) * c->num_layers;
+    }
+    total += 2 * C * c->num_layers;
+    m->block = calloc(total, sizeof(float));
+    m->layers = calloc((size_t)c->num_layers, sizeof *m->layers);
+    if (!m->block || !m->layers) return et_fail(err, "out of memory");
+    m->block_floats = total;
+    float *at = m->block;
+    uint64_t stream = seed * 1000003u;
+#define TP_TAKE(dst, count, center, sd)                                                  \
+    do {                                                                                 \
+        (dst) = at;                                                                      \
+        for (size_t j_ = 0; j_ < (size_t)(count); j_++)                                  \
+            at[j_] = tp_bf16_round((center) + (float)((sd) * sqrt(3.0)) *                \
+                                                  (2.0f * et_uniform(stream, j_) - 1.0f)); \
+        at += (count);                                                                   \
+        stream++;                                                                        \
+    } while (0)
+    TP_TAKE(m->embed, V * C, 0.0f, 1.0);
+    if (!c->tie_word_embeddings) TP_TAKE(m->lm_head, V * C, 0.0f, 1.0 / sqrt((double)C));
+    else m->lm_head = m->embed;
+    TP_TAKE(m->final_norm, C, 1.0f, 0.05);
+    for (int l = 0; l < c->num_layers; l++) {
+        et_layer_weights *w = &m->layers[l];
+        TP_TAKE(w->attn_norm, C, 1.0f, 0.05);
+        TP_TAKE(w->mlp_norm, C, 1.0f, 0.05);
+        for (int p = 0; p < ET_PROJ_COUNT; p++) {
+            int in, out;
+            et_proj_shape(c, (et_proj)p, &in, &out);
+            TP_TAKE(w->w[p], (size_t)in * out, 0.0f, 1.0 / sqrt((double)in));
+            int has_bias = (p <= ET_PROJ_V && c->attention_bias) || (p == ET_PROJ_O && c->o_bias) ||
+                           (p >= ET_PROJ_GATE && c->mlp_bias);
+            if (has_bias) TP_TAKE(w->bias[p], out, 0.0f, 0.02);
+        }
+    }
+#undef TP_TAKE
+    return 0;
+}
+
+static void tp_model_free(et_model *m) {
+    free(m->block);
+    free(m->layers);
+    memset(m, 0, sizeof *m);
+}
+
+/* One case: fills res; returns non-zero only when something failed to run (a
+ * parity miss is !train_parity_ok(res), for the caller to judge). */
+static int train_parity_run(const train_parity_case *tc, train_parity_result *res, et_error *err) {
+    memset(res, 0, sizeof *res);
+    const et_hf_config *c = &tc->cfg;
+    const int n = tc->batch * tc->seq;
+    et_model m;
+    et_lora lc;
+    et_acts *acts = NULL;
+    et_cuda_model *cm = NULL;
+    int rc = -1;
+    int32_t *ids = malloc(sizeof(int32_t) * n), *tg = malloc(sizeof(int32_t) * n);
+    float *am = NULL, *av = NULL, *g_gpu = NULL;
+    memset(&lc, 0, sizeof lc);
+    memset(&m, 0, sizeof m);
+    if (!ids || !tg) {
+        et_fail(err, "out of memory");
+        goto done;
+    }
+    for (int i = 0; i < n; i++) ids[i] = (int32_t)(et_uniform(77, (uint64_t)i) * c->vocab_size);
+    for (int i = 0; i < n; i++)
+        tg[i] = (i + 1) % tc->seq == 0 || i % 13 == 5 ? -1 : ids[i + 1];
+    et_batch batch = {ids, tg, tc->batch, tc->seq, NULL};
+    if (tp_model(&m, c, 5, err)) goto done;
+    if (et_lora_create(&lc, c, tc->r, tc->alpha, 0, tc->dropout, (1u << ET_PROJ_COUNT) - 1, err))
+        goto done;
+    et_lora_init_weights(&lc, ET_LORA_INIT_DEFAULT, 9);
+    /* B = 0 would make the first dA zero: a small random B tests every path */
+    for (int layer = 0; layer < c->num_layers; layer++)
+        for (int p = 0; p < ET_PROJ_COUNT; p++) {
+            et_lora_slot *s = et_lora_slot_at(&lc, layer, (et_proj)p);
+            for (int j = 0; j < s->out * tc->r; j++)
+                s->b[j] = 0.02f * (2.0f * et_uniform(31, (uint64_t)(layer * 7 + p) << 20 | j) - 1.0f);
+        }
+    if (et_acts_create(&acts, c, &lc, tc->batch, tc->seq, err)) goto done;
+    et_cuda_options o = {tc->batch, tc->seq, tc->activation_checkpointing, 48};
+    if (et_cuda_model_create(&cm, &m, &lc, &o, err)) goto done;
+    snprintf(res->attention, sizeof res->attention, "%s", et_cuda_model_attention_path(cm));
+    am = calloc((size_t)lc.n_params, sizeof(float));
+    av = calloc((size_t)lc.n_params, sizeof(float));
+    g_gpu = malloc(sizeof(float) * (size_t)lc.n_params);
+    if (!am || !av || !g_gpu) {
+        et_fail(err, "out of memory");
+        goto done;
+    }
+    res->steps = tc->steps < TRAIN_PARITY_MAX_STEPS ? tc->steps : TRAIN_PARITY_MAX_STEPS;
+    for (int step = 0; step < res->steps; step++) {
+        double ls_c, ls_g, norm_c, norm_g;
+        int64_t nv_c, nv_g;
+        memset(lc.grads, 0, sizeof(float) * (size_t)lc.n_params);
+        if (et_model_forward(&m, &lc, acts, &batch, 1, 3, (uint64_t)step, &ls_c, &nv_c, err)) goto done;
+        et_model_backward(&m, &lc, acts, &batch, 1.0f / (float)nv_c);
+        if (et_cuda_model_zero_grads(cm, err) ||
+            et_cuda_model_step(cm, &batch, 1.0f / (float)nv_c, 3, (uint64_t)step, &ls_g, &nv_g, err))
+            goto done;
+        if (step == 0) {
+            if (et_cuda_model_download_grads(cm, g_gpu, err)) goto done;
+            double num = 0, den = 0;
+            for (int64_t i = 0; i < lc.n_params; i++) {
+                num += ((double)g_gpu[i] - lc.grads[i]) * ((double)g_gpu[i] - lc.grads[i]);
+                den += (double)lc.grads[i] * lc.grads[i];
+            }
+            res->grad_err0 = den > 0 ? sqrt(num / den) : sqrt(num);
+        }
+        res->cpu[step] = ls_c / (double)nv_c;
+        res->gpu[step] = ls_g / (double)nv_g;
+        const double rel = fabs(res->gpu[step] - res->cpu[step]) / fabs(res->cpu[step]);
+        if (!(rel <= res->worst)) res->worst = rel, res->worst_step = step;
+        /* clip and AdamW on each side, as trainer/train.c does */
+        norm_c = sqrt(et_sumsq(lc.grads, lc.n_params));
+        if (et_cuda_model_grad_norm(cm, &norm_g, err)) goto done;
+        if (tc->max_grad_norm > 0) {
+            double cc = tc->max_grad_norm / (norm_c + 1e-6), cg = tc->max_grad_norm / (norm_g + 1e-6);
+            if (cc < 1.0) et_scale(lc.grads, (float)cc, lc.n_params);
+            if (cg < 1.0 && et_cuda_model_scale_grads(cm, (float)cg, err)) goto done;
+        }
+        et_adamw_update(lc.params, am, av, lc.grads, lc.n_params, tc->lr, 0.9, 0.999, 1e-8, 0.01,
+                        step + 1);
+        if (et_cuda_model_adamw(cm, tc->lr, 0.9, 0.999, 1e-8, 0.01, step + 1, err)) goto done;
+    }
+    rc = 0;
+done:
+    et_cuda_model_free(cm);
+    et_acts_free(acts);
+    if (lc.params) et_lora_free(&lc);
+    if (m.block) tp_model_free(&m);
+    free(ids), free(tg), free(am), free(av), free(g_gpu);
+    return rc;
+}
+
+#endif

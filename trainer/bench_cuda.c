@@ -1,0 +1,161 @@
+#include "trainer/bench_cuda.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "kernels/ops.h"
+#include "trainer/lora.h"
+#include "trainer/model_cuda.h"
+
+#ifdef EHRTUNE_HAVE_CUDA
+#include "kernels/cuda/ops_cuda.h"
+#endif
+
+void et_cuda_bench_llama_1b(et_hf_config *c) {
+    memset(c, 0, sizeof *c);
+    c->arch = ET_ARCH_LLAMA;
+    c->vocab_size = 128256;
+    c->hidden_size = 2048;
+    c->intermediate_size = 8192;
+    c->num_layers = 16;
+    c->num_heads = 32;
+    c->num_kv_heads = 8;
+    c->head_dim = 64;
+    c->max_position_embeddings = 131072;
+    c->rms_norm_eps = 1e-5f;
+    c->rope = (et_rope_params){ET_ROPE_LLAMA3, 500000.0, 32.0, 1.0, 4.0, 8192.0};
+    c->tie_word_embeddings = 1;
+    c->bos_token_id = 128000;
+    c->eos_token_id = 128001;
+    c->n_eos = 1;
+    c->eos_token_ids[0] = 128001;
+}
+
+/* Dense bf16 tensor-core peak by device name (datasheets, as bench_hf_peft.py);
+ * the longest matching key wins. */
+static double peak_for(const char *name) {
+    static const struct {
+        const char *key;
+        double tflops;
+    } table[] = {{"H100", 989.0}, {"H100 PCIe", 756.0}, {"H100 NVL", 835.0}, {"H200", 989.0},
+                 {"A100", 312.0}};
+    double best = 0;
+    size_t best_len = 0;
+    for (size_t i = 0; i < sizeof table / sizeof *table; i++)
+        if (strstr(name, table[i].key) && strlen(table[i].key) > best_len)
+            best = table[i].tflops, best_len = strlen(table[i].key);
+    return best;
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+int et_cuda_bench_run(const et_cuda_bench_config *b, et_cuda_bench_result *r, et_error *err) {
+    memset(r, 0, sizeof *r);
+    const et_hf_config *c = &b->cfg;
+    if (b->batch < 1 || b->seq < 2 || b->steps < 1 || b->warmup < 0 || b->rank < 1)
+        return et_fail(err, "bench: batch, seq, steps and rank must be positive");
+    if (et_cuda_device_count(r->device, sizeof r->device) < 1)
+        return et_fail(err, "bench: no CUDA device is visible to this build");
+    et_lora l;
+    if (et_lora_create(&l, c, b->rank, b->alpha, 0, 0.0f, (1u << ET_PROJ_COUNT) - 1, err)) return -1;
+    et_lora_init_weights(&l, ET_LORA_INIT_DEFAULT, 1);
+    et_cuda_model *cm = NULL;
+    et_cuda_options o = {b->batch, b->seq, b->activation_checkpointing, 0};
+    const size_t n = (size_t)b->batch * b->seq;
+    int32_t *ids = malloc(n * sizeof *ids), *tg = malloc(n * sizeof *tg);
+    double *times = malloc(sizeof(double) * (size_t)b->steps);
+    int rc = -1;
+    if (!ids || !tg || !times) {
+        et_fail(err, "out of memory");
+        goto done;
+    }
+    if (et_cuda_model_create_random(&cm, c, &l, &o, 1, err)) goto done;
+    snprintf(r->attention, sizeof r->attention, "%s", et_cuda_model_attention_path(cm));
+    for (int s = 0; s < b->warmup + b->steps; s++) {
+        /* fresh random tokens every step, as the peer draws them */
+        for (size_t i = 0; i < n; i++)
+            ids[i] = (int32_t)(et_uniform(1000 + (uint64_t)s, i) * c->vocab_size);
+        for (size_t i = 0; i < n; i++) tg[i] = (i + 1) % (size_t)b->seq ? ids[i + 1] : -1;
+        et_batch batch = {ids, tg, b->batch, b->seq, NULL};
+        double t0 = now_s(), loss, norm;
+        int64_t nv;
+        if (et_cuda_model_zero_grads(cm, err) ||
+            et_cuda_model_step(cm, &batch, 1.0f / (float)(n - (size_t)b->batch), 1, (uint64_t)s,
+                               &loss, &nv, err) ||
+            et_cuda_model_grad_norm(cm, &norm, err))
+            goto done;
+        if (norm > 1.0 && et_cuda_model_scale_grads(cm, (float)(1.0 / (norm + 1e-6)), err)) goto done;
+        if (et_cuda_model_adamw(cm, 1e-4, 0.9, 0.999, 1e-8, 0.0, s + 1, err)) goto done;
+#ifdef EHRTUNE_HAVE_CUDA
+        if (etc_synchronize()) {
+            et_fail(err, "bench: %s", etc_last_error());
+            goto done;
+        }
+#endif
+        if (s >= b->warmup) times[s - b->warmup] = now_s() - t0;
+        if (s == 0) r->loss_first = loss / (double)nv;
+        r->loss_last = loss / (double)nv;
+    }
+    qsort(times, (size_t)b->steps, sizeof *times, cmp_double);
+    r->step_s_median = times[b->steps / 2];
+    r->step_s_min = times[0];
+    r->tokens_per_s = (double)n / r->step_s_median;
+    /* FLOP model of bench_hf_peft.py */
+    const double C = c->hidden_size, H = c->num_heads, D = c->head_dim;
+    const double per_layer = C * H * D * 2 + C * c->num_kv_heads * D * 2 + 3 * C * c->intermediate_size;
+    r->n_frozen = (int64_t)(c->num_layers * per_layer + (double)c->vocab_size * C);
+    r->n_lora = l.n_params;
+    const double flops = 4.0 * r->n_frozen * n + 6.0 * r->n_lora * n +
+                         3.0 * (2.0 * b->batch * (double)b->seq * b->seq * H * D) * c->num_layers;
+    r->model_tflop_per_step = flops / 1e12;
+    r->achieved_tflops = flops / r->step_s_median / 1e12;
+    r->peak_tflops = peak_for(r->device);
+    r->mfu = r->peak_tflops > 0 ? r->achieved_tflops / r->peak_tflops : -1;
+    /* the model's three allocations, cuBLASLt's 32 MiB workspace, etc_sumsq's partials */
+    r->peak_mem_gib = (et_cuda_model_bytes(cm) + (32u << 20) + 8192) / 1073741824.0;
+#ifdef EHRTUNE_HAVE_CUDA
+    size_t free_b = 0, total_b = 0;
+    if (!etc_mem_info(&free_b, &total_b)) r->device_used_gib = (total_b - free_b) / 1073741824.0;
+#endif
+    rc = 0;
+done:
+    et_cuda_model_free(cm);
+    et_lora_free(&l);
+    free(ids), free(tg), free(times);
+    return rc;
+}
+
+int et_cuda_bench_json(char *out, size_t len, const et_cuda_bench_config *b,
+                       const et_cuda_bench_result *r) {
+    char mfu[32] = "null", peak[32] = "null";
+    if (r->mfu >= 0) snprintf(mfu, sizeof mfu, "%.4f", r->mfu);
+    if (r->peak_tflops > 0) snprintf(peak, sizeof peak, "%.1f", r->peak_tflops);
+    return snprintf(
+        out, len,
+        "{\"kind\": \"bench\", \"impl\": \"ehrtune-cuda\", \"status\": \"ok\", \"device\": \"%s\", "
+        "\"batch\": %d, \"seq\": %d, \"hidden\": %d, \"layers\": %d, \"heads\": %d, "
+        "\"kv_heads\": %d, \"ffn\": %d, \"vocab\": %d, \"lora_r\": %d, \"lora_alpha\": %.1f, "
+        "\"activation_checkpointing\": %s, \"n_frozen_matmul\": %lld, \"n_lora\": %lld, "
+        "\"warmup\": %d, \"steps\": %d, \"step_s_median\": %.4f, \"step_s_min\": %.4f, "
+        "\"tokens_per_s\": %.1f, \"model_tflop_per_step\": %.3f, \"achieved_tflops\": %.1f, "
+        "\"peak_tflops\": %s, \"mfu\": %s, \"peak_mem_gib\": %.2f, \"device_used_gib\": %.2f, "
+        "\"loss_first\": %.4f, \"loss_last\": %.4f, \"attention\": \"%s\"}",
+        r->device, b->batch, b->seq, b->cfg.hidden_size, b->cfg.num_layers, b->cfg.num_heads,
+        b->cfg.num_kv_heads, b->cfg.intermediate_size, b->cfg.vocab_size, b->rank, b->alpha,
+        b->activation_checkpointing ? "true" : "false", (long long)r->n_frozen,
+        (long long)r->n_lora, b->warmup, b->steps, r->step_s_median, r->step_s_min,
+        r->tokens_per_s, r->model_tflop_per_step, r->achieved_tflops, peak, mfu, r->peak_mem_gib,
+        r->device_used_gib, r->loss_first, r->loss_last, r->attention);
+}

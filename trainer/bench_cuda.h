@@ -1,0 +1,46 @@
+/* LoRA training throughput on the CUDA backend: random bf16 base weights made on
+ * the device, random tokens, full training steps (forward, loss, backward, global
+ * norm clip, AdamW), timed with the host clock after a device synchronisation.
+ * Reported as tests/gpu/bench_hf_peft.py reports its peer, with the same MFU
+ * formula: 4·N_frozen·tokens + 6·N_lora·tokens + 3·(2·B·T²·H·D)·layers per step. */
+#ifndef EHRTUNE_BENCH_CUDA_H
+#define EHRTUNE_BENCH_CUDA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "data/error.h"
+#include "data/hf_config.h"
+
+typedef struct {
+    et_hf_config cfg;
+    int batch, seq, rank, warmup, steps;
+    float alpha;
+    int activation_checkpointing;
+} et_cuda_bench_config;
+
+typedef struct {
+    double tokens_per_s, step_s_median, step_s_min;
+    double model_tflop_per_step, achieved_tflops;
+    double peak_tflops; /* datasheet dense bf16 of the device, 0 when unknown */
+    double mfu;         /* achieved / peak, or -1 when the peak is unknown */
+    double peak_mem_gib;    /* every device allocation of the run (the plan + cuBLASLt) */
+    double device_used_gib; /* total − free at the end (includes the CUDA context) */
+    double loss_first, loss_last;
+    int64_t n_lora, n_frozen;
+    char device[128];
+    char attention[200];
+} et_cuda_bench_result;
+
+/* Llama-3.2-1B's shape (hidden 2048, 16 layers, 32/8 heads, FFN 8192, vocab 128256,
+ * tied embeddings, llama3 RoPE), as tests/gpu/bench_hf_peft.py builds it. */
+void et_cuda_bench_llama_1b(et_hf_config *c);
+
+int et_cuda_bench_run(const et_cuda_bench_config *b, et_cuda_bench_result *r, et_error *err);
+
+/* One JSON object (no newline) describing the run, in bench_hf_peft.py's keys plus
+ * "impl": "ehrtune-cuda". Returns the length written (snprintf semantics). */
+int et_cuda_bench_json(char *out, size_t len, const et_cuda_bench_config *b,
+                       const et_cuda_bench_result *r);
+
+#endif

@@ -1,0 +1,222 @@
+/* Forward and backward of the CUDA model: trainer/model.c's list of ops, in bf16.
+ *
+ * Differences from the CPU list, all for memory or speed:
+ *   - the RMSNorm outputs and the SwiGLU output are not kept: backward recomputes
+ *     them from the saved layer input / attention residual / gate and up;
+ *   - a projection with LoRA and no bias writes scale·(x·Aᵀ)·Bᵀ first and lets the
+ *     base GEMM add onto it (beta = 1), one pass over the output fewer;
+ *   - the first gradient written into a buffer overwrites it (beta = 0) instead of
+ *     a memset followed by accumulation;
+ *   - lm_head and the loss run over chunks of rows, the loss gradient written in
+ *     place of the chunk's logits (etc_cross_entropy_fused_bf16), so forward and
+ *     backward of the head happen in the forward pass (the loss scale is known
+ *     before it starts);
+ *   - with activation checkpointing, backward re-runs each layer's forward into
+ *     the one shared slot first (the dropout masks are regenerated identically). */
+#include <stdio.h>
+#include <string.h>
+
+#ifdef EHRTUNE_HAVE_CUDA
+
+#include "trainer/model_cuda_internal.h"
+
+/* trainer/model.c's dropout stream (same formula), so both backends drop the same
+ * LoRA inputs for the same (seed, step). */
+static uint64_t dropout_offset(uint64_t step, int layer, int p, int num_layers) {
+    return (((step * (uint64_t)num_layers + (uint64_t)layer) * ET_PROJ_COUNT + (uint64_t)p)) << 36;
+}
+
+typedef struct {
+    et_cuda_model *cm;
+    int n, b, t, train;
+    char where[96]; /* what ran last, for the error message */
+} pass;
+
+#define STEP(ps, ...) snprintf((ps)->where, sizeof (ps)->where, __VA_ARGS__)
+
+/* y = x·Wᵀ + bias (+ scale·(drop(x)·Aᵀ)·Bᵀ). */
+static int proj_forward(pass *ps, int layer, int p, etc_bf16 *y, const etc_bf16 *x, etc_bf16 *xa) {
+    et_cuda_model *cm = ps->cm;
+    const cuda_layer_weights *w = &cm->layers[layer];
+    int in, out;
+    et_proj_shape(&cm->cfg, (et_proj)p, &in, &out);
+    const int64_t oa = cm->off_a[layer * ET_PROJ_COUNT + p];
+    if (oa < 0) return etc_linear_forward_bf16(y, x, w->w[p], w->bias[p], ps->n, in, out);
+    const etc_bf16 *A = cm->params16 + oa, *B = cm->params16 + cm->off_b[layer * ET_PROJ_COUNT + p];
+    const etc_bf16 *lx = x;
+    if (ps->train && cm->dropout > 0) {
+        if (etc_dropout_forward_bf16(cm->xdrop, cm->keep, x, cm->dropout, cm->seed,
+                                     dropout_offset(cm->step, layer, p, cm->cfg.num_layers),
+                                     (int64_t)ps->n * in))
+            return -1;
+        lx = cm->xdrop;
+    }
+    if (w->bias[p])
+        return etc_linear_forward_bf16(y, x, w->w[p], w->bias[p], ps->n, in, out) ||
+               etc_lora_forward_bf16(y, xa, lx, A, B, cm->lora_scale, ps->n, in, cm->r, out);
+    return etc_matmul_bf16(xa, lx, A, ps->n, cm->r, in, 0, 1, 1.0f, 0.0f) ||
+           etc_matmul_bf16(y, xa, B, ps->n, out, cm->r, 0, 1, cm->lora_scale, 0.0f) ||
+           etc_matmul_bf16(y, x, w->w[p], ps->n, out, in, 0, 1, 1.0f, 1.0f);
+}
+
+/* dx (+)= dy·W + the LoRA path's input gradient (overwrite: dx starts as this
+ * projection's own gradient); LoRA gradients += into the device gradient vector. */
+static int proj_backward(pass *ps, int layer, int p, etc_bf16 *dx, const etc_bf16 *dy,
+                         const etc_bf16 *x, const etc_bf16 *xa, int overwrite) {
+    et_cuda_model *cm = ps->cm;
+    const cuda_layer_weights *w = &cm->layers[layer];
+    int in, out;
+    et_proj_shape(&cm->cfg, (et_proj)p, &in, &out);
+    if (etc_matmul_bf16(dx, dy, w->w[p], ps->n, in, out, 0, 0, 1.0f, overwrite ? 0.0f : 1.0f))
+        return -1;
+    const int64_t oa = cm->off_a[layer * ET_PROJ_COUNT + p];
+    if (oa < 0) return 0;
+    const int64_t ob = cm->off_b[layer * ET_PROJ_COUNT + p];
+    const etc_bf16 *A = cm->params16 + oa, *B = cm->params16 + ob;
+    float *da = cm->grads + oa, *db = cm->grads + ob;
+    if (!(ps->train && cm->dropout > 0))
+        return etc_lora_backward_bf16(dx, da, db, cm->dxa, dy, x, xa, A, B, cm->lora_scale, ps->n,
+                                      in, cm->r, out);
+    /* Regenerate the mask (a pure function of seed, step, layer, projection). */
+    const int64_t cnt = (int64_t)ps->n * in;
+    return etc_dropout_forward_bf16(cm->xdrop, cm->keep, x, cm->dropout, cm->seed,
+                                    dropout_offset(cm->step, layer, p, cm->cfg.num_layers), cnt) ||
+           etc_memset(cm->dxdrop, 0, (size_t)cnt * 2) ||
+           etc_lora_backward_bf16(cm->dxdrop, da, db, cm->dxa, dy, cm->xdrop, xa, A, B,
+                                  cm->lora_scale, ps->n, in, cm->r, out) ||
+           etc_dropout_backward_bf16(dx, cm->dxdrop, cm->keep, cm->dropout, cnt);
+}
+
+static int layer_forward(pass *ps, int layer, const cuda_slot *s) {
+    et_cuda_model *cm = ps->cm;
+    const et_hf_config *c = &cm->cfg;
+    const cuda_layer_weights *w = &cm->layers[layer];
+    const int n = ps->n, C = c->hidden_size, hq = c->num_heads, hkv = c->num_kv_heads;
+    const etc_bf16 *x = cm->x + (size_t)layer * n * C;
+    etc_bf16 *xout = cm->x + (size_t)(layer + 1) * n * C;
+    STEP(ps, "layer %d forward (attention block)", layer);
+    if (etc_rmsnorm_forward_bf16(cm->ln, s->rstd1, x, w->attn_norm, n, C, c->rms_norm_eps) ||
+        proj_forward(ps, layer, ET_PROJ_Q, s->q, cm->ln, s->xa[ET_PROJ_Q]) ||
+        proj_forward(ps, layer, ET_PROJ_K, s->k, cm->ln, s->xa[ET_PROJ_K]) ||
+        proj_forward(ps, layer, ET_PROJ_V, s->v, cm->ln, s->xa[ET_PROJ_V]) ||
+        etc_rope_forward_bf16(s->q, s->q, cm->rope_cos, cm->rope_sin, ps->b, ps->t, hq, c->head_dim) ||
+        etc_rope_forward_bf16(s->k, s->k, cm->rope_cos, cm->rope_sin, ps->b, ps->t, hkv, c->head_dim) ||
+        cuda_attention_forward(cm, s, ps->b, ps->t, et_hf_layer_window(c, layer)) ||
+        proj_forward(ps, layer, ET_PROJ_O, s->h, s->att, s->xa[ET_PROJ_O]) ||
+        etc_add_forward_bf16(s->h, s->h, x, (int64_t)n * C))
+        return -1;
+    STEP(ps, "layer %d forward (MLP block)", layer);
+    return etc_rmsnorm_forward_bf16(cm->ln, s->rstd2, s->h, w->mlp_norm, n, C, c->rms_norm_eps) ||
+           proj_forward(ps, layer, ET_PROJ_GATE, s->gate, cm->ln, s->xa[ET_PROJ_GATE]) ||
+           proj_forward(ps, layer, ET_PROJ_UP, s->up, cm->ln, s->xa[ET_PROJ_UP]) ||
+           etc_swiglu_forward_bf16(cm->act, s->gate, s->up, (int64_t)n * c->intermediate_size) ||
+           proj_forward(ps, layer, ET_PROJ_DOWN, xout, cm->act, s->xa[ET_PROJ_DOWN]) ||
+           etc_add_forward_bf16(xout, xout, s->h, (int64_t)n * C);
+}
+
+/* cm->dres holds d(layer output) on entry and d(layer input) on return. */
+static int layer_backward(pass *ps, int layer, const cuda_slot *s) {
+    et_cuda_model *cm = ps->cm;
+    const et_hf_config *c = &cm->cfg;
+    const cuda_layer_weights *w = &cm->layers[layer];
+    const int n = ps->n, C = c->hidden_size, hq = c->num_heads, hkv = c->num_kv_heads;
+    const int64_t nF = (int64_t)n * c->intermediate_size;
+    const size_t QD = (size_t)hq * c->head_dim, KD = (size_t)hkv * c->head_dim;
+    const etc_bf16 *x = cm->x + (size_t)layer * n * C;
+    STEP(ps, "layer %d backward (MLP block)", layer);
+    if (etc_swiglu_forward_bf16(cm->act, s->gate, s->up, nF) ||
+        proj_backward(ps, layer, ET_PROJ_DOWN, cm->dact, cm->dres, cm->act, s->xa[ET_PROJ_DOWN], 1) ||
+        etc_memset(cm->dgate, 0, (size_t)nF * 2) || etc_memset(cm->dup, 0, (size_t)nF * 2) ||
+        etc_swiglu_backward_bf16(cm->dgate, cm->dup, cm->dact, s->gate, s->up, nF) ||
+        etc_rmsnorm_forward_bf16(cm->ln, s->rstd2, s->h, w->mlp_norm, n, C, c->rms_norm_eps) ||
+        proj_backward(ps, layer, ET_PROJ_GATE, cm->dln, cm->dgate, cm->ln, s->xa[ET_PROJ_GATE], 1) ||
+        proj_backward(ps, layer, ET_PROJ_UP, cm->dln, cm->dup, cm->ln, s->xa[ET_PROJ_UP], 0) ||
+        etc_rmsnorm_backward_bf16(cm->dres, NULL, cm->dln, s->h, w->mlp_norm, s->rstd2, n, C))
+        return -1;
+    STEP(ps, "layer %d backward (attention block)", layer);
+    return proj_backward(ps, layer, ET_PROJ_O, cm->datt, cm->dres, s->att, s->xa[ET_PROJ_O], 1) ||
+           etc_memset(cm->dq, 0, (size_t)n * QD * 2) || etc_memset(cm->dk, 0, (size_t)n * KD * 2) ||
+           etc_memset(cm->dv, 0, (size_t)n * KD * 2) ||
+           cuda_attention_backward(cm, s, ps->b, ps->t, et_hf_layer_window(c, layer)) ||
+           etc_memset(cm->dq2, 0, (size_t)n * QD * 2) || etc_memset(cm->dk2, 0, (size_t)n * KD * 2) ||
+           etc_rope_backward_bf16(cm->dq2, cm->dq, cm->rope_cos, cm->rope_sin, ps->b, ps->t, hq,
+                                  c->head_dim) ||
+           etc_rope_backward_bf16(cm->dk2, cm->dk, cm->rope_cos, cm->rope_sin, ps->b, ps->t, hkv,
+                                  c->head_dim) ||
+           etc_rmsnorm_forward_bf16(cm->ln, s->rstd1, x, w->attn_norm, n, C, c->rms_norm_eps) ||
+           proj_backward(ps, layer, ET_PROJ_Q, cm->dln, cm->dq2, cm->ln, s->xa[ET_PROJ_Q], 1) ||
+           proj_backward(ps, layer, ET_PROJ_K, cm->dln, cm->dk2, cm->ln, s->xa[ET_PROJ_K], 0) ||
+           proj_backward(ps, layer, ET_PROJ_V, cm->dln, cm->dv, cm->ln, s->xa[ET_PROJ_V], 0) ||
+           etc_rmsnorm_backward_bf16(cm->dres, NULL, cm->dln, x, w->attn_norm, s->rstd1, n, C);
+}
+
+/* Final norm, lm_head and loss over row chunks; with dloss, the head's backward
+ * too: cm->dln receives d(final norm output). */
+static int head(pass *ps, int backward) {
+    et_cuda_model *cm = ps->cm;
+    const et_hf_config *c = &cm->cfg;
+    const int n = ps->n, C = c->hidden_size, V = c->vocab_size;
+    const etc_bf16 *xl = cm->x + (size_t)c->num_layers * n * C;
+    STEP(ps, "final norm, lm_head and loss");
+    if (etc_rmsnorm_forward_bf16(cm->lnf, cm->rstdf, xl, cm->final_norm, n, C, c->rms_norm_eps))
+        return -1;
+    for (int r0 = 0; r0 < n; r0 += cm->lm_chunk) {
+        const int cn = n - r0 < cm->lm_chunk ? n - r0 : cm->lm_chunk;
+        if (etc_linear_forward_bf16(cm->logits, cm->lnf + (size_t)r0 * C, cm->lm_head, NULL, cn, C, V) ||
+            etc_cross_entropy_fused_bf16(cm->losses + r0, cm->lse_ce + r0, cm->logits,
+                                         cm->targets_d + r0, backward ? cm->dloss + r0 : NULL, cn, V) ||
+            (backward && etc_matmul_bf16(cm->dln + (size_t)r0 * C, cm->logits, cm->lm_head, cn, C,
+                                         V, 0, 0, 1.0f, 0.0f)))
+            return -1;
+    }
+    if (!backward) return 0;
+    return etc_memset(cm->dres, 0, (size_t)n * C * 2) ||
+           etc_rmsnorm_backward_bf16(cm->dres, NULL, cm->dln, xl, cm->final_norm, cm->rstdf, n, C);
+}
+
+int cuda_model_pass(et_cuda_model *cm, const et_batch *batch, int train, int backward,
+                    float loss_scale, double *loss_sum, int64_t *n_valid, et_error *err) {
+    const et_hf_config *c = &cm->cfg;
+    if (batch->b > cm->opt.b || batch->t != cm->opt.t)
+        return et_fail(err, "CUDA model: batch %d x %d does not fit the planned %d x %d", batch->b,
+                       batch->t, cm->opt.b, cm->opt.t);
+    pass ps = {cm, batch->b * batch->t, batch->b, batch->t, train, ""};
+    const int n = ps.n;
+    int64_t valid = 0;
+    for (int i = 0; i < n; i++) {
+        if (batch->input_ids[i] < 0 || batch->input_ids[i] >= c->vocab_size)
+            return et_fail(err, "token id at row %d position %d is outside the vocabulary (size "
+                                "%d) — corpus tokenized for a different model?",
+                           i / batch->t, i % batch->t, c->vocab_size);
+        valid += batch->targets[i] >= 0;
+    }
+    for (int i = 0; i < n && backward; i++)
+        cm->h_dloss[i] = loss_scale * (batch->row_loss_scale ? batch->row_loss_scale[i / batch->t] : 1.0f);
+    STEP(&ps, "uploading the batch");
+    if (etc_memcpy_h2d(cm->ids, batch->input_ids, (size_t)n * 4) ||
+        etc_memcpy_h2d(cm->targets_d, batch->targets, (size_t)n * 4) ||
+        (backward && etc_memcpy_h2d(cm->dloss, cm->h_dloss, (size_t)n * 4)))
+        return cuda_fail(err, ps.where);
+    STEP(&ps, "embedding");
+    int bad = etc_embedding_forward_bf16(cm->x, cm->ids, cm->embed, n, c->hidden_size);
+    const int ckpt = cm->n_slots == 1 && c->num_layers > 1;
+    for (int layer = 0; layer < c->num_layers && !bad; layer++)
+        bad = layer_forward(&ps, layer, &cm->slots[ckpt ? 0 : layer]);
+    bad = bad || head(&ps, backward);
+    for (int layer = c->num_layers - 1; layer >= 0 && backward && !bad; layer--) {
+        /* the shared slot holds the last layer's activations already */
+        if (ckpt && layer < c->num_layers - 1) bad = layer_forward(&ps, layer, &cm->slots[0]);
+        bad = bad || layer_backward(&ps, layer, &cm->slots[ckpt ? 0 : layer]);
+    }
+    if (bad) return cuda_fail(err, ps.where);
+    STEP(&ps, "reading the losses");
+    if (etc_memcpy_d2h(cm->h_losses, cm->losses, (size_t)n * 4)) return cuda_fail(err, ps.where);
+    double sum = 0;
+    for (int i = 0; i < n; i++)
+        if (batch->targets[i] >= 0) sum += cm->h_losses[i];
+    *loss_sum = sum;
+    *n_valid = valid;
+    return 0;
+}
+
+#endif
