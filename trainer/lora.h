@@ -67,6 +67,11 @@ void et_lora_key(char *out, int len, int layer, et_proj p, int is_b);
  * use_rslora, lora_dropout) and loads every tensor, checking shapes against `c`. */
 int et_lora_load_peft(et_lora *l, const et_hf_config *c, const char *dir, et_error *err);
 
+/* adapter_config.json as PEFT 0.21's LoraConfig.save_pretrained writes it: every field,
+ * keys sorted, target_modules sorted. gaussian_init: init_lora_weights "gaussian". */
+typedef struct cJSON cJSON;
+cJSON *et_lora_peft_config(const et_lora *l, const char *base_model, int gaussian_init);
+
 /* Writes a PEFT adapter directory (F32 weights). base_model: for adapter_config.json.
  * metadata: extra safetensors __metadata__ pairs (key, value, key, value, ..., NULL). */
 int et_lora_save_peft(const et_lora *l, const char *dir, const char *base_model,

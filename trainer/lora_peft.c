@@ -190,43 +190,81 @@ static int write_text_file(const char *path, const char *text, et_error *err) {
     return 0;
 }
 
-int et_lora_save_peft(const et_lora *l, const char *dir, const char *base_model,
-                      const char *const *metadata, et_error *err) {
-    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
-        return et_fail(err, "%s: cannot create directory (%s)", dir, strerror(errno));
-    /* Every field PEFT's LoraConfig writes, with PEFT's defaults where ehrtune has none. */
+/* The PEFT version whose LoraConfig field set et_lora_peft_config reproduces, checked
+ * by tests/crosscheck/make_export_fixtures.py (written as "peft_version": PEFT records
+ * the version that produced a config). */
+#define PEFT_SCHEMA_VERSION "0.21.2"
+
+static double short_decimal(float v) {
+    char buf[32];
+    snprintf(buf, sizeof buf, "%.7g", (double)v);
+    return strtod(buf, NULL);
+}
+
+/* LoraConfig.to_dict() of PEFT 0.21.2, keys sorted as save_pretrained writes them
+ * (json.dumps(sort_keys=True)); target_modules sorted (PEFT writes a set). */
+cJSON *et_lora_peft_config(const et_lora *l, const char *base_model, int gaussian_init) {
     cJSON *c = cJSON_CreateObject();
-    cJSON_AddNullToObject(c, "alpha_pattern");
+    cJSON_AddNullToObject(c, "alora_invocation_tokens");
+    cJSON_AddObjectToObject(c, "alpha_pattern");
+    cJSON_AddNullToObject(c, "arrow_config");
     cJSON_AddNullToObject(c, "auto_mapping");
     cJSON_AddStringToObject(c, "base_model_name_or_path", base_model ? base_model : "");
     cJSON_AddStringToObject(c, "bias", "none");
     cJSON_AddNullToObject(c, "corda_config");
+    cJSON_AddFalseToObject(c, "ensure_weight_tying");
     cJSON_AddNullToObject(c, "eva_config");
     cJSON_AddNullToObject(c, "exclude_modules");
     cJSON_AddFalseToObject(c, "fan_in_fan_out");
     cJSON_AddTrueToObject(c, "inference_mode");
-    cJSON_AddTrueToObject(c, "init_lora_weights");
+    if (gaussian_init)
+        cJSON_AddStringToObject(c, "init_lora_weights", "gaussian");
+    else cJSON_AddTrueToObject(c, "init_lora_weights");
+    cJSON_AddNullToObject(c, "kasa_config");
     cJSON_AddNullToObject(c, "layer_replication");
     cJSON_AddNullToObject(c, "layers_pattern");
     cJSON_AddNullToObject(c, "layers_to_transform");
-    cJSON_AddNullToObject(c, "loftq_config");
-    cJSON_AddNumberToObject(c, "lora_alpha", l->alpha);
+    cJSON_AddObjectToObject(c, "loftq_config");
+    /* Shortest decimals of the float values, so 0.05 is written 0.05 (as in the recipe),
+     * not 0.05000000074505806. */
+    cJSON_AddNumberToObject(c, "lora_alpha", short_decimal(l->alpha));
     cJSON_AddFalseToObject(c, "lora_bias");
-    cJSON_AddNumberToObject(c, "lora_dropout", l->dropout);
-    cJSON_AddFalseToObject(c, "megatron_config");
+    cJSON_AddNumberToObject(c, "lora_dropout", short_decimal(l->dropout));
+    cJSON_AddNullToObject(c, "lora_ga_config");
+    cJSON_AddNullToObject(c, "megatron_config");
     cJSON_AddStringToObject(c, "megatron_core", "megatron.core");
     cJSON_AddNullToObject(c, "modules_to_save");
+    cJSON_AddNullToObject(c, "monteclora_config");
     cJSON_AddStringToObject(c, "peft_type", "LORA");
+    cJSON_AddStringToObject(c, "peft_version", PEFT_SCHEMA_VERSION);
+    cJSON_AddNumberToObject(c, "qalora_group_size", 16);
     cJSON_AddNumberToObject(c, "r", l->r);
     cJSON_AddObjectToObject(c, "rank_pattern");
     cJSON_AddNullToObject(c, "revision");
+    /* sorted by name: down, gate, k, o, q, up, v */
+    static const et_proj sorted[ET_PROJ_COUNT] = {ET_PROJ_DOWN, ET_PROJ_GATE, ET_PROJ_K, ET_PROJ_O,
+                                                  ET_PROJ_Q,    ET_PROJ_UP,   ET_PROJ_V};
     cJSON *tm = cJSON_AddArrayToObject(c, "target_modules");
-    for (int p = 0; p < ET_PROJ_COUNT; p++)
-        if (l->targets & (1u << p)) cJSON_AddItemToArray(tm, cJSON_CreateString(et_proj_name(p)));
+    for (int i = 0; i < ET_PROJ_COUNT; i++)
+        if (l->targets & (1u << sorted[i]))
+            cJSON_AddItemToArray(tm, cJSON_CreateString(et_proj_name(sorted[i])));
+    cJSON_AddNullToObject(c, "target_parameters");
     cJSON_AddStringToObject(c, "task_type", "CAUSAL_LM");
     cJSON_AddNullToObject(c, "trainable_token_indices");
+    cJSON_AddNullToObject(c, "use_bdlora");
     cJSON_AddFalseToObject(c, "use_dora");
+    cJSON_AddFalseToObject(c, "use_qalora");
     cJSON_AddBoolToObject(c, "use_rslora", l->use_rslora);
+    cJSON_AddNullToObject(c, "velora_config");
+    return c;
+}
+
+
+int et_lora_save_peft(const et_lora *l, const char *dir, const char *base_model,
+                      const char *const *metadata, et_error *err) {
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+        return et_fail(err, "%s: cannot create directory (%s)", dir, strerror(errno));
+    cJSON *c = et_lora_peft_config(l, base_model, 0);
     char *text = cJSON_Print(c);
     cJSON_Delete(c);
     char path[4096];
