@@ -557,7 +557,15 @@ int cmd_ingest(int argc, char **argv) {
                (long long)count_distinct(st.doc_patients, st.n_docs),
                (long long)st.docs_per_split[0], (long long)st.docs_per_split[1],
                (long long)st.docs_per_split[2], a.output);
-    else
+    if (rc == 0 && a.tokenizer) {
+        if (st.phi.total == 0)
+            printf("PHI scan: no findings in %lld text fields\n", (long long)st.phi.fields_scanned);
+        else
+            printf("PHI scan: %lld finding(s) on %lld line(s), let through by "
+                   "--allow-phi-findings and recorded in the corpus\n",
+                   (long long)st.phi.total, (long long)st.phi.lines_with_findings);
+    }
+    if (rc != 0)
         fprintf(stderr, "ehrtune: ingest: %s\n", err.msg);
     free(st.tokens);
     free(st.mask);
