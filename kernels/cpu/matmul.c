@@ -7,13 +7,55 @@
 
 #ifndef ET_NO_BLAS
 #include <cblas.h>
+#include <omp.h>
+
+/* Threads: OpenBLAS's own pthread pool and OpenMP's would compete for the same cores
+ * (profiles showed a third of the time in sched_yield and OpenMP spin-waits). So
+ * OpenBLAS runs single-threaded and the GEMM is split here, in an OpenMP region, into
+ * one block of C per thread: rows of C when it has more rows than columns, else
+ * columns. Each element of C still sums over K in OpenBLAS's order. */
+static void sgemm_block(float *c, const float *a, const float *b, int m, int n, int k, int ldc,
+                        int lda, int ldb, int trans_a, int trans_b, float alpha, float beta) {
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+                trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c,
+                ldc);
+}
 
 void et_matmul(float *c, const float *a, const float *b, int m, int n, int k,
                int trans_a, int trans_b, float alpha, float beta) {
     if (m == 0 || n == 0) return;
-    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
-                trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, trans_a ? m : k, b,
-                trans_b ? k : n, beta, c, n);
+    static int single_threaded_blas;
+    if (!single_threaded_blas) {
+#pragma omp critical(et_blas_threads)
+        {
+            openblas_set_num_threads(1);
+            single_threaded_blas = 1;
+        }
+    }
+    const int lda = trans_a ? m : k, ldb = trans_b ? k : n;
+    int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
+    /* Small products are not worth a parallel region. */
+    if ((double)m * n * (k > 0 ? k : 1) < 2e6) nt = 1;
+    if (nt <= 1) {
+        sgemm_block(c, a, b, m, n, k, n, lda, ldb, trans_a, trans_b, alpha, beta);
+        return;
+    }
+    const int split_rows = m >= n;
+    const int total = split_rows ? m : n;
+    if (nt > total) nt = total;
+#pragma omp parallel for num_threads(nt) schedule(static, 1)
+    for (int t = 0; t < nt; t++) {
+        int lo = (int)((int64_t)total * t / nt), hi = (int)((int64_t)total * (t + 1) / nt);
+        if (hi <= lo) continue;
+        if (split_rows) {
+            const float *at = trans_a ? a + lo : a + (int64_t)lo * k;
+            sgemm_block(c + (int64_t)lo * n, at, b, hi - lo, n, k, n, lda, ldb, trans_a, trans_b,
+                        alpha, beta);
+        } else {
+            const float *bt = trans_b ? b + (int64_t)lo * k : b + lo;
+            sgemm_block(c + lo, a, bt, m, hi - lo, k, n, lda, ldb, trans_a, trans_b, alpha, beta);
+        }
+    }
 }
 
 #else

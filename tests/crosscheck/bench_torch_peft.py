@@ -42,6 +42,9 @@ def main():
     ap.add_argument("--lr", type=float, default=1e-4)
     ap.add_argument("--attn", default="eager", choices=["eager", "sdpa"])
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--dp", action="store_true",
+                    help="DP-SGD with Opacus (GradSampleModule + DPOptimizer): per-example "
+                         "gradients of the LoRA weights, flat clipping, noise")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -62,6 +65,15 @@ def main():
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=args.lr)
+    if args.dp:
+        # Opacus's own machinery, as a user of Opacus + PEFT would set it up: hooks that
+        # materialise per-example gradients of every trainable (LoRA) weight, then the
+        # DP optimizer (flat clipping at C=1, noise sigma=1, division by the batch size).
+        from opacus import GradSampleModule
+        from opacus.optimizers import DPOptimizer
+        model = GradSampleModule(model, loss_reduction="mean")
+        opt = DPOptimizer(opt, noise_multiplier=1.0, max_grad_norm=1.0,
+                          expected_batch_size=args.batch, loss_reduction="mean")
     n_lora = sum(p.numel() for p in params)
     n_total = sum(p.numel() for p in model.parameters())
 
@@ -84,7 +96,7 @@ def main():
 
     tokens = args.batch * args.seq * args.steps
     print(json.dumps({
-        "impl": "torch+peft",
+        "impl": "torch+peft+opacus" if args.dp else "torch+peft",
         "tokens_per_s": round(tokens / elapsed, 1),
         "step_s": round(elapsed / args.steps, 4),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
@@ -97,6 +109,7 @@ def main():
         "dtype": "float32", "device": "cpu", "cpu": platform.processor() or platform.machine(),
         "torch": torch.__version__, "transformers": transformers.__version__,
         "peft": peft.__version__,
+        **({"opacus": __import__("opacus").__version__} if args.dp else {}),
     }))
 
 
