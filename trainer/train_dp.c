@@ -12,7 +12,6 @@ void dp_free(dp_state *d) {
     et_dp_batch_free(&d->batch);
     et_accountant_free(&d->acc);
     free(d->pe_grads);
-    free(d->clipped_sum);
     free(d->row_scale);
     free(d->norms);
     memset(d, 0, sizeof *d);
@@ -103,9 +102,8 @@ int dp_plan(train_state *s, const char *resume_json, et_error *err) {
     if (et_dp_rng_init(&d->rng, p->secure_rng, r->run.seed, err)) return -1;
     size_t np = (size_t)s->lora.n_params, mb = (size_t)r->run.micro_batch;
     d->pe_grads = malloc(sizeof(float) * np * mb);
-    d->clipped_sum = malloc(sizeof(float) * np);
     d->row_scale = malloc(sizeof(float) * mb);
-    if (!d->pe_grads || !d->clipped_sum || !d->row_scale)
+    if (!d->pe_grads || !d->row_scale)
         return et_fail(err, "out of memory: per-example LoRA gradients need %.1f MiB "
                             "(run.micro_batch x LoRA parameters x 4 bytes)",
                        np * mb * 4.0 / (1 << 20));
@@ -143,7 +141,7 @@ static int cmp_double(const void *a, const void *b) {
 }
 
 /* Forward + per-example backward of the units [u0, u1) of the sampled batch (they fit
- * one micro-batch), then each unit's summed gradient is clipped into clipped_sum. */
+ * one micro-batch), then each unit's summed gradient is clipped into lora.grads. */
 static int microbatch(train_state *s, int64_t step, int mb_index, int64_t u0, int64_t u1,
                       double *loss_sum, int64_t *targets, int64_t *tokens, int64_t *n_clipped,
                       et_error *err) {
@@ -179,7 +177,7 @@ static int microbatch(train_state *s, int64_t step, int mb_index, int64_t u0, in
             for (size_t i = 0; i < np; i++) g[i] += h[i];
         }
         double norm;
-        double f = et_dp_clip_add(d->clipped_sum, g, (int64_t)np, d->clip, &norm);
+        double f = et_dp_clip_add(s->lora.grads, g, (int64_t)np, d->clip, &norm);
         d->norms[u] = norm;
         *n_clipped += f < 1.0;
     }
@@ -200,7 +198,9 @@ int dp_step(train_state *s, int64_t step, step_report *rep, et_error *err) {
         d->norms = malloc(sizeof(double) * (size_t)d->cap_norms);
         if (!d->norms) return et_fail(err, "out of memory");
     }
-    memset(d->clipped_sum, 0, sizeof(float) * np);
+    /* The clipped sum accumulates in lora.grads itself: the only extra memory of DP
+     * is the per-example gradients of one micro-batch. */
+    memset(s->lora.grads, 0, sizeof(float) * np);
     double loss_sum = 0;
     int64_t targets = 0, tokens = 0, n_clipped = 0;
     /* Pack whole units greedily into micro-batches of at most mb rows. */
@@ -214,9 +214,8 @@ int dp_step(train_state *s, int64_t step, step_report *rep, et_error *err) {
         u0 = u1;
     }
     /* Noise once on the clipped sum, then divide by the expected batch size q·N. */
-    et_dp_add_noise(d->clipped_sum, (int64_t)np, d->sigma * d->clip, &d->rng, (uint64_t)step);
-    float inv = (float)(1.0 / (d->q * (double)d->units.n_units));
-    for (size_t i = 0; i < np; i++) s->lora.grads[i] = d->clipped_sum[i] * inv;
+    et_dp_add_noise(s->lora.grads, (int64_t)np, d->sigma * d->clip, &d->rng, (uint64_t)step);
+    et_scale(s->lora.grads, (float)(1.0 / (d->q * (double)d->units.n_units)), (int64_t)np);
     if (et_accountant_step(&d->acc, d->sigma, d->q, 1, err)) return -1;
     if (et_accountant_epsilon(&d->acc, d->delta, &rep->epsilon, NULL, err)) return -1;
 

@@ -23,8 +23,8 @@ typedef struct {
     et_accountant acc;
     double q, sigma, delta, clip, target_epsilon; /* target_epsilon 0 = none */
     int64_t steps;
-    float *pe_grads;    /* [micro_batch, n_params] per-example gradients */
-    float *clipped_sum; /* [n_params] */
+    float *pe_grads;    /* [micro_batch, n_params] per-example gradients (the clipped sum
+                           accumulates in lora.grads) */
     float *row_scale;   /* [micro_batch] */
     double *norms;      /* [cap] unit norms of the current step */
     int64_t cap_norms;
@@ -50,6 +50,8 @@ typedef struct {
     et_metrics *metrics;
     et_manifest *manifest;
     dp_state dp;
+    int use_cuda;              /* run.device resolved to CUDA (trainer/train_cuda.c) */
+    struct et_cuda_model *cuda; /* the device model, or NULL */
 } train_state;
 
 /* What one optimizer step reports. */
@@ -64,6 +66,8 @@ typedef struct {
 
 /* Copies rows into the batch buffers (first n entries of `rows`). */
 void train_fill_batch(train_state *s, const int64_t *rows, int n);
+/* The corpus row of sample g of the run (the non-DP data order). */
+int64_t train_order_row(train_state *s, int64_t g);
 
 /* DP (trainer/train_dp.c). dp_plan fixes q, δ, σ and the step count before step 1;
  * resume_json (may be NULL) is the accountant state from a checkpoint. */
