@@ -65,9 +65,12 @@ int et_cuda_bench_run(const et_cuda_bench_config *b, et_cuda_bench_result *r, et
     memset(r, 0, sizeof *r);
     const et_hf_config *c = &b->cfg;
     if (b->batch < 1 || b->seq < 2 || b->steps < 1 || b->warmup < 0 || b->rank < 1)
-        return et_fail(err, "bench: batch, seq, steps and rank must be positive");
+        return et_fail(err, "batch, seq, steps and rank must be positive");
+#ifndef EHRTUNE_HAVE_CUDA
+    return et_fail(err, "this ehrtune was built without the CUDA backend (no nvcc at build time)");
+#endif
     if (et_cuda_device_count(r->device, sizeof r->device) < 1)
-        return et_fail(err, "bench: no CUDA device is visible to this build");
+        return et_fail(err, "no CUDA device is visible (check nvidia-smi and CUDA_VISIBLE_DEVICES)");
     et_lora l;
     if (et_lora_create(&l, c, b->rank, b->alpha, 0, 0.0f, (1u << ET_PROJ_COUNT) - 1, err)) return -1;
     et_lora_init_weights(&l, ET_LORA_INIT_DEFAULT, 1);
@@ -111,6 +114,17 @@ int et_cuda_bench_run(const et_cuda_bench_config *b, et_cuda_bench_result *r, et
     qsort(times, (size_t)b->steps, sizeof *times, cmp_double);
     r->step_s_median = times[b->steps / 2];
     r->step_s_min = times[0];
+    /* forward-only passes on the last batch: the forward's share of the step */
+    double fwd[3];
+    for (int s = 0; s < 3; s++) {
+        et_batch batch = {ids, tg, b->batch, b->seq, NULL};
+        double t0 = now_s(), loss;
+        int64_t nv;
+        if (et_cuda_model_forward(cm, &batch, &loss, &nv, err)) goto done;
+        fwd[s] = now_s() - t0; /* the loss read back synchronises */
+    }
+    qsort(fwd, 3, sizeof *fwd, cmp_double);
+    r->forward_s_median = fwd[1];
     r->tokens_per_s = (double)n / r->step_s_median;
     /* FLOP model of bench_hf_peft.py */
     const double C = c->hidden_size, H = c->num_heads, D = c->head_dim;
@@ -149,6 +163,7 @@ int et_cuda_bench_json(char *out, size_t len, const et_cuda_bench_config *b,
         "\"kv_heads\": %d, \"ffn\": %d, \"vocab\": %d, \"lora_r\": %d, \"lora_alpha\": %.1f, "
         "\"activation_checkpointing\": %s, \"n_frozen_matmul\": %lld, \"n_lora\": %lld, "
         "\"warmup\": %d, \"steps\": %d, \"step_s_median\": %.4f, \"step_s_min\": %.4f, "
+        "\"forward_s_median\": %.4f, "
         "\"tokens_per_s\": %.1f, \"model_tflop_per_step\": %.3f, \"achieved_tflops\": %.1f, "
         "\"peak_tflops\": %s, \"mfu\": %s, \"peak_mem_gib\": %.2f, \"device_used_gib\": %.2f, "
         "\"loss_first\": %.4f, \"loss_last\": %.4f, \"attention\": \"%s\"}",
@@ -156,6 +171,7 @@ int et_cuda_bench_json(char *out, size_t len, const et_cuda_bench_config *b,
         b->cfg.num_kv_heads, b->cfg.intermediate_size, b->cfg.vocab_size, b->rank, b->alpha,
         b->activation_checkpointing ? "true" : "false", (long long)r->n_frozen,
         (long long)r->n_lora, b->warmup, b->steps, r->step_s_median, r->step_s_min,
+        r->forward_s_median,
         r->tokens_per_s, r->model_tflop_per_step, r->achieved_tflops, peak, mfu, r->peak_mem_gib,
         r->device_used_gib, r->loss_first, r->loss_last, r->attention);
 }

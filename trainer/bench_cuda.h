@@ -21,6 +21,7 @@ typedef struct {
 
 typedef struct {
     double tokens_per_s, step_s_median, step_s_min;
+    double forward_s_median; /* forward only (no loss gradient, no backward): where time goes */
     double model_tflop_per_step, achieved_tflops;
     double peak_tflops; /* datasheet dense bf16 of the device, 0 when unknown */
     double mfu;         /* achieved / peak, or -1 when the peak is unknown */

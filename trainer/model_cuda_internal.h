@@ -17,7 +17,7 @@ typedef struct {
 /* Saved activations of one layer ("slot"): every layer has its own slot, or with
  * activation checkpointing all layers share slot 0 and backward refills it. */
 typedef struct {
-    etc_bf16 *q, *k, *v, *att, *h, *gate, *up;
+    etc_bf16 *ln1, *q, *k, *v, *att, *h, *ln2, *gate, *up, *act;
     float *rstd1, *rstd2, *lse;
     etc_bf16 *xa[ET_PROJ_COUNT]; /* [n, r] LoRA x·Aᵀ */
 } cuda_slot;
@@ -50,13 +50,12 @@ struct et_cuda_model {
     /* activations */
     etc_bf16 *x; /* [L+1, n, C] residual stream: x[0] embeddings, x[l+1] layer l's output */
     cuda_slot *slots; /* host array [n_slots] */
-    etc_bf16 *ln, *act; /* recomputed in backward: norm output [n, C], SwiGLU output [n, F] */
     etc_bf16 *lnf, *logits; /* final norm output [n, C]; one lm_head chunk [lm_chunk, V] */
     float *rstdf, *losses, *lse_ce, *dloss;
     int32_t *ids, *targets_d;
     float *rope_cos, *rope_sin;
     /* backward scratch */
-    etc_bf16 *dres, *dln, *datt, *dq, *dk, *dv, *dq2, *dk2, *dact, *dgate, *dup, *dxa;
+    etc_bf16 *dres, *dln, *datt, *dq, *dk, *dv, *dq2, *dk2, *dact, *dxa;
     float *delta;
     etc_bf16 *xdrop, *dxdrop; /* LoRA dropout (NULL when dropout is 0) */
     uint8_t *keep;

@@ -1,8 +1,8 @@
 /* Forward and backward of the CUDA model: trainer/model.c's list of ops, in bf16.
  *
  * Differences from the CPU list, all for memory or speed:
- *   - the RMSNorm outputs and the SwiGLU output are not kept: backward recomputes
- *     them from the saved layer input / attention residual / gate and up;
+ *   - the SwiGLU backward writes the gradients over the saved gate and up (dead
+ *     after it), so there are no dgate/dup buffers to zero;
  *   - a projection with LoRA and no bias writes scale·(x·Aᵀ)·Bᵀ first and lets the
  *     base GEMM add onto it (beta = 1), one pass over the output fewer;
  *   - the first gradient written into a buffer overwrites it (beta = 0) instead of
@@ -60,31 +60,41 @@ static int proj_forward(pass *ps, int layer, int p, etc_bf16 *y, const etc_bf16 
 }
 
 /* dx (+)= dy·W + the LoRA path's input gradient (overwrite: dx starts as this
- * projection's own gradient); LoRA gradients += into the device gradient vector. */
+ * projection's own gradient); LoRA gradients += into the device gradient vector.
+ * etc_lora_backward_bf16's four GEMMs, ordered so that an overwritten dx is
+ * written by the rank-r GEMM (beta 0) and the base GEMM adds onto it (beta 1):
+ * one pass over dx fewer than base-then-LoRA. */
 static int proj_backward(pass *ps, int layer, int p, etc_bf16 *dx, const etc_bf16 *dy,
                          const etc_bf16 *x, const etc_bf16 *xa, int overwrite) {
     et_cuda_model *cm = ps->cm;
     const cuda_layer_weights *w = &cm->layers[layer];
+    const int n = ps->n, r = cm->r;
     int in, out;
     et_proj_shape(&cm->cfg, (et_proj)p, &in, &out);
-    if (etc_matmul_bf16(dx, dy, w->w[p], ps->n, in, out, 0, 0, 1.0f, overwrite ? 0.0f : 1.0f))
-        return -1;
     const int64_t oa = cm->off_a[layer * ET_PROJ_COUNT + p];
-    if (oa < 0) return 0;
+    if (oa < 0) return etc_matmul_bf16(dx, dy, w->w[p], n, in, out, 0, 0, 1.0f, overwrite ? 0.0f : 1.0f);
     const int64_t ob = cm->off_b[layer * ET_PROJ_COUNT + p];
     const etc_bf16 *A = cm->params16 + oa, *B = cm->params16 + ob;
     float *da = cm->grads + oa, *db = cm->grads + ob;
-    if (!(ps->train && cm->dropout > 0))
-        return etc_lora_backward_bf16(dx, da, db, cm->dxa, dy, x, xa, A, B, cm->lora_scale, ps->n,
-                                      in, cm->r, out);
-    /* Regenerate the mask (a pure function of seed, step, layer, projection). */
-    const int64_t cnt = (int64_t)ps->n * in;
-    return etc_dropout_forward_bf16(cm->xdrop, cm->keep, x, cm->dropout, cm->seed,
-                                    dropout_offset(cm->step, layer, p, cm->cfg.num_layers), cnt) ||
-           etc_memset(cm->dxdrop, 0, (size_t)cnt * 2) ||
-           etc_lora_backward_bf16(cm->dxdrop, da, db, cm->dxa, dy, cm->xdrop, xa, A, B,
-                                  cm->lora_scale, ps->n, in, cm->r, out) ||
-           etc_dropout_backward_bf16(dx, cm->dxdrop, cm->keep, cm->dropout, cnt);
+    const int drop = ps->train && cm->dropout > 0;
+    const int64_t cnt = (int64_t)n * in;
+    const etc_bf16 *lx = x;
+    if (drop) { /* regenerate the mask: a pure function of seed, step, layer, projection */
+        if (etc_dropout_forward_bf16(cm->xdrop, cm->keep, x, cm->dropout, cm->seed,
+                                     dropout_offset(cm->step, layer, p, cm->cfg.num_layers), cnt))
+            return -1;
+        lx = cm->xdrop;
+    }
+    if (etc_matmul_bf16_f32out(db, dy, xa, out, r, n, 1, 0, cm->lora_scale, 1.0f) ||  /* dB */
+        etc_matmul_bf16(cm->dxa, dy, B, n, r, out, 0, 0, cm->lora_scale, 0.0f) ||     /* dxa */
+        etc_matmul_bf16_f32out(da, cm->dxa, lx, r, in, n, 1, 0, 1.0f, 1.0f))           /* dA */
+        return -1;
+    if (drop) /* dx (+)= dy·W, then += the dropout-masked LoRA input gradient */
+        return etc_matmul_bf16(dx, dy, w->w[p], n, in, out, 0, 0, 1.0f, overwrite ? 0.0f : 1.0f) ||
+               etc_matmul_bf16(cm->dxdrop, cm->dxa, A, n, in, r, 0, 0, 1.0f, 0.0f) ||
+               etc_dropout_backward_bf16(dx, cm->dxdrop, cm->keep, cm->dropout, cnt);
+    return etc_matmul_bf16(dx, cm->dxa, A, n, in, r, 0, 0, 1.0f, overwrite ? 0.0f : 1.0f) ||
+           etc_matmul_bf16(dx, dy, w->w[p], n, in, out, 0, 0, 1.0f, 1.0f);
 }
 
 static int layer_forward(pass *ps, int layer, const cuda_slot *s) {
@@ -95,10 +105,10 @@ static int layer_forward(pass *ps, int layer, const cuda_slot *s) {
     const etc_bf16 *x = cm->x + (size_t)layer * n * C;
     etc_bf16 *xout = cm->x + (size_t)(layer + 1) * n * C;
     STEP(ps, "layer %d forward (attention block)", layer);
-    if (etc_rmsnorm_forward_bf16(cm->ln, s->rstd1, x, w->attn_norm, n, C, c->rms_norm_eps) ||
-        proj_forward(ps, layer, ET_PROJ_Q, s->q, cm->ln, s->xa[ET_PROJ_Q]) ||
-        proj_forward(ps, layer, ET_PROJ_K, s->k, cm->ln, s->xa[ET_PROJ_K]) ||
-        proj_forward(ps, layer, ET_PROJ_V, s->v, cm->ln, s->xa[ET_PROJ_V]) ||
+    if (etc_rmsnorm_forward_bf16(s->ln1, s->rstd1, x, w->attn_norm, n, C, c->rms_norm_eps) ||
+        proj_forward(ps, layer, ET_PROJ_Q, s->q, s->ln1, s->xa[ET_PROJ_Q]) ||
+        proj_forward(ps, layer, ET_PROJ_K, s->k, s->ln1, s->xa[ET_PROJ_K]) ||
+        proj_forward(ps, layer, ET_PROJ_V, s->v, s->ln1, s->xa[ET_PROJ_V]) ||
         etc_rope_forward_bf16(s->q, s->q, cm->rope_cos, cm->rope_sin, ps->b, ps->t, hq, c->head_dim) ||
         etc_rope_forward_bf16(s->k, s->k, cm->rope_cos, cm->rope_sin, ps->b, ps->t, hkv, c->head_dim) ||
         cuda_attention_forward(cm, s, ps->b, ps->t, et_hf_layer_window(c, layer)) ||
@@ -106,11 +116,11 @@ static int layer_forward(pass *ps, int layer, const cuda_slot *s) {
         etc_add_forward_bf16(s->h, s->h, x, (int64_t)n * C))
         return -1;
     STEP(ps, "layer %d forward (MLP block)", layer);
-    return etc_rmsnorm_forward_bf16(cm->ln, s->rstd2, s->h, w->mlp_norm, n, C, c->rms_norm_eps) ||
-           proj_forward(ps, layer, ET_PROJ_GATE, s->gate, cm->ln, s->xa[ET_PROJ_GATE]) ||
-           proj_forward(ps, layer, ET_PROJ_UP, s->up, cm->ln, s->xa[ET_PROJ_UP]) ||
-           etc_swiglu_forward_bf16(cm->act, s->gate, s->up, (int64_t)n * c->intermediate_size) ||
-           proj_forward(ps, layer, ET_PROJ_DOWN, xout, cm->act, s->xa[ET_PROJ_DOWN]) ||
+    return etc_rmsnorm_forward_bf16(s->ln2, s->rstd2, s->h, w->mlp_norm, n, C, c->rms_norm_eps) ||
+           proj_forward(ps, layer, ET_PROJ_GATE, s->gate, s->ln2, s->xa[ET_PROJ_GATE]) ||
+           proj_forward(ps, layer, ET_PROJ_UP, s->up, s->ln2, s->xa[ET_PROJ_UP]) ||
+           etc_swiglu_forward_bf16(s->act, s->gate, s->up, (int64_t)n * c->intermediate_size) ||
+           proj_forward(ps, layer, ET_PROJ_DOWN, xout, s->act, s->xa[ET_PROJ_DOWN]) ||
            etc_add_forward_bf16(xout, xout, s->h, (int64_t)n * C);
 }
 
@@ -124,13 +134,11 @@ static int layer_backward(pass *ps, int layer, const cuda_slot *s) {
     const size_t QD = (size_t)hq * c->head_dim, KD = (size_t)hkv * c->head_dim;
     const etc_bf16 *x = cm->x + (size_t)layer * n * C;
     STEP(ps, "layer %d backward (MLP block)", layer);
-    if (etc_swiglu_forward_bf16(cm->act, s->gate, s->up, nF) ||
-        proj_backward(ps, layer, ET_PROJ_DOWN, cm->dact, cm->dres, cm->act, s->xa[ET_PROJ_DOWN], 1) ||
-        etc_memset(cm->dgate, 0, (size_t)nF * 2) || etc_memset(cm->dup, 0, (size_t)nF * 2) ||
-        etc_swiglu_backward_bf16(cm->dgate, cm->dup, cm->dact, s->gate, s->up, nF) ||
-        etc_rmsnorm_forward_bf16(cm->ln, s->rstd2, s->h, w->mlp_norm, n, C, c->rms_norm_eps) ||
-        proj_backward(ps, layer, ET_PROJ_GATE, cm->dln, cm->dgate, cm->ln, s->xa[ET_PROJ_GATE], 1) ||
-        proj_backward(ps, layer, ET_PROJ_UP, cm->dln, cm->dup, cm->ln, s->xa[ET_PROJ_UP], 0) ||
+    /* gate and up become their own gradients (they are dead after this) */
+    if (proj_backward(ps, layer, ET_PROJ_DOWN, cm->dact, cm->dres, s->act, s->xa[ET_PROJ_DOWN], 1) ||
+        etc_swiglu_backward_inplace_bf16(s->gate, s->up, cm->dact, nF) ||
+        proj_backward(ps, layer, ET_PROJ_GATE, cm->dln, s->gate, s->ln2, s->xa[ET_PROJ_GATE], 1) ||
+        proj_backward(ps, layer, ET_PROJ_UP, cm->dln, s->up, s->ln2, s->xa[ET_PROJ_UP], 0) ||
         etc_rmsnorm_backward_bf16(cm->dres, NULL, cm->dln, s->h, w->mlp_norm, s->rstd2, n, C))
         return -1;
     STEP(ps, "layer %d backward (attention block)", layer);
@@ -143,10 +151,9 @@ static int layer_backward(pass *ps, int layer, const cuda_slot *s) {
                                   c->head_dim) ||
            etc_rope_backward_bf16(cm->dk2, cm->dk, cm->rope_cos, cm->rope_sin, ps->b, ps->t, hkv,
                                   c->head_dim) ||
-           etc_rmsnorm_forward_bf16(cm->ln, s->rstd1, x, w->attn_norm, n, C, c->rms_norm_eps) ||
-           proj_backward(ps, layer, ET_PROJ_Q, cm->dln, cm->dq2, cm->ln, s->xa[ET_PROJ_Q], 1) ||
-           proj_backward(ps, layer, ET_PROJ_K, cm->dln, cm->dk2, cm->ln, s->xa[ET_PROJ_K], 0) ||
-           proj_backward(ps, layer, ET_PROJ_V, cm->dln, cm->dv, cm->ln, s->xa[ET_PROJ_V], 0) ||
+           proj_backward(ps, layer, ET_PROJ_Q, cm->dln, cm->dq2, s->ln1, s->xa[ET_PROJ_Q], 1) ||
+           proj_backward(ps, layer, ET_PROJ_K, cm->dln, cm->dk2, s->ln1, s->xa[ET_PROJ_K], 0) ||
+           proj_backward(ps, layer, ET_PROJ_V, cm->dln, cm->dv, s->ln1, s->xa[ET_PROJ_V], 0) ||
            etc_rmsnorm_backward_bf16(cm->dres, NULL, cm->dln, x, w->attn_norm, s->rstd1, n, C);
 }
 

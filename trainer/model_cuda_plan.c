@@ -78,7 +78,7 @@ static size_t weight_bytes(const et_hf_config *c, void *cm_, char *base) {
 
 /* Where the [n_slots, ...] saved tensors start (split into slots afterwards). */
 typedef struct {
-    void *q, *k, *v, *att, *h, *gate, *up, *rstd, *lse, *xa;
+    void *ln1, *q, *k, *v, *att, *h, *ln2, *gate, *up, *act, *rstd, *lse, *xa;
 } slot_bases;
 
 /* Every tensor of the CUDA model. cm NULL: sizes only. */
@@ -119,21 +119,22 @@ static int cuda_specs(cuda_spec *s, void *cm_, slot_bases *sb, const plan_shape 
 #define SB(field) (sb ? &sb->field : NULL)
     /* Saved activations: [n_slots, ...] each, split into slots by cuda_model_alloc. */
     SPEC(DST(x), (L + 1) * n * C, 2, GROUP_ACTS, "acts.residual", "[%zu+1, %zu, %zu] bf16", L, n, C);
+    SPEC(SB(ln1), S * n * C, 2, GROUP_ACTS, "acts.attn_norm_out", "[%zu, %zu, %zu] bf16", S, n, C);
     SPEC(SB(q), S * n * QD, 2, GROUP_ACTS, "acts.q", "[%zu, %zu, %zu] bf16", S, n, QD);
     SPEC(SB(k), S * n * KD, 2, GROUP_ACTS, "acts.k", "[%zu, %zu, %zu] bf16", S, n, KD);
     SPEC(SB(v), S * n * KD, 2, GROUP_ACTS, "acts.v", "[%zu, %zu, %zu] bf16", S, n, KD);
     SPEC(SB(att), S * n * QD, 2, GROUP_ACTS, "acts.attn_out", "[%zu, %zu, %zu] bf16", S, n, QD);
     SPEC(SB(h), S * n * C, 2, GROUP_ACTS, "acts.attn_residual", "[%zu, %zu, %zu] bf16", S, n, C);
+    SPEC(SB(ln2), S * n * C, 2, GROUP_ACTS, "acts.mlp_norm_out", "[%zu, %zu, %zu] bf16", S, n, C);
     SPEC(SB(gate), S * n * F, 2, GROUP_ACTS, "acts.gate", "[%zu, %zu, %zu] bf16", S, n, F);
     SPEC(SB(up), S * n * F, 2, GROUP_ACTS, "acts.up", "[%zu, %zu, %zu] bf16", S, n, F);
+    SPEC(SB(act), S * n * F, 2, GROUP_ACTS, "acts.swiglu", "[%zu, %zu, %zu] bf16", S, n, F);
     SPEC(SB(rstd), S * n * 2, 4, GROUP_ACTS, "acts.norm_rstd", "[%zu, 2, %zu] fp32", S, n);
     SPEC(SB(lse), S * (size_t)ps->b * H * ps->t, 4, GROUP_ACTS, "acts.attn_lse",
          "[%zu, %d, %zu, %d] fp32", S, ps->b, H, ps->t);
     SPEC(SB(xa), S * ET_PROJ_COUNT * n * R, 2, GROUP_ACTS, "acts.lora_xa",
          "[%zu, 7, %zu, %zu] bf16", S, n, R);
 #undef SB
-    SPEC(DST(ln), n * C, 2, GROUP_ACTS, "acts.norm_out (recomputed)", "[%zu, %zu] bf16", n, C);
-    SPEC(DST(act), n * F, 2, GROUP_ACTS, "acts.swiglu (recomputed)", "[%zu, %zu] bf16", n, F);
     SPEC(DST(lnf), n * C, 2, GROUP_ACTS, "acts.final_norm_out", "[%zu, %zu] bf16", n, C);
     SPEC(DST(rstdf), n, 4, GROUP_ACTS, "acts.final_norm_rstd", "[%zu] fp32", n);
     SPEC(DST(logits), CH * V, 2, GROUP_ACTS, "acts.logits_chunk (grad in place)",
@@ -156,8 +157,6 @@ static int cuda_specs(cuda_spec *s, void *cm_, slot_bases *sb, const plan_shape 
     SPEC(DST(dk2), n * KD, 2, GROUP_ACTS, "scratch.dk_prerope", "[%zu, %zu] bf16", n, KD);
     SPEC(DST(dv), n * KD, 2, GROUP_ACTS, "scratch.dv", "[%zu, %zu] bf16", n, KD);
     SPEC(DST(dact), n * F, 2, GROUP_ACTS, "scratch.dswiglu", "[%zu, %zu] bf16", n, F);
-    SPEC(DST(dgate), n * F, 2, GROUP_ACTS, "scratch.dgate", "[%zu, %zu] bf16", n, F);
-    SPEC(DST(dup), n * F, 2, GROUP_ACTS, "scratch.dup", "[%zu, %zu] bf16", n, F);
     SPEC(DST(dxa), n * R, 2, GROUP_ACTS, "scratch.lora_dxa", "[%zu, %zu] bf16", n, R);
     SPEC(DST(delta), (size_t)ps->b * H * ps->t, 4, GROUP_ACTS, "scratch.attn_delta",
          "[%d, %zu, %d] fp32", ps->b, H, ps->t);
@@ -222,12 +221,13 @@ void et_cuda_model_plan(et_plan *p, const et_hf_config *c, int r, unsigned targe
 
 /* The message for a plan that does not fit: the first tensor past the free memory. */
 static int oom(et_error *err, const cuda_spec *s, int k, size_t total, size_t free_b,
-               size_t device_b, const et_cuda_options *o) {
+               size_t reserve, size_t device_b, const et_cuda_options *o) {
+    const size_t usable = free_b > reserve ? free_b - reserve : 0;
     size_t cum = 0;
     int at = k - 1;
     for (int i = 0; i < k; i++) {
         cum += s[i].bytes;
-        if (cum > free_b) {
+        if (cum > usable) {
             at = i;
             break;
         }
@@ -235,11 +235,12 @@ static int oom(et_error *err, const cuda_spec *s, int k, size_t total, size_t fr
     const double G = 1073741824.0;
     return et_fail(err,
                    "CUDA out of memory: the training plan needs %.2f GiB on the device "
-                   "(micro-batch %d x %d tokens) but %.2f GiB of %.2f GiB are free; '%s' (%s, "
-                   "%.2f GiB) is the first tensor that does not fit — lower run.micro_batch or "
-                   "data.seq_len%s (ehrtune bench --device cuda prints the whole plan)",
-                   total / G, o->b, o->t, free_b / G, device_b / G, s[at].name, s[at].shape,
-                   s[at].bytes / G,
+                   "(micro-batch %d x %d tokens) but %.2f GiB of %.2f GiB are free, %.2f GiB of "
+                   "them kept for cuBLASLt and the CUDA runtime; '%s' (%s, %.3f GiB) is the "
+                   "first tensor that does not fit — lower run.micro_batch or data.seq_len%s "
+                   "(ehrtune bench --device cuda --plan prints the whole plan)",
+                   total / G, o->b, o->t, free_b / G, device_b / G, reserve / G, s[at].name,
+                   s[at].shape, s[at].bytes / G,
                    o->activation_checkpointing ? "" : ", or set run.activation_checkpointing: true");
 }
 
@@ -260,15 +261,14 @@ int cuda_model_alloc(et_cuda_model *cm, et_error *err) {
     if (etc_mem_info(&free_b, &device_b)) return cuda_fail(err, "querying device memory");
     /* cuBLASLt's 32 MiB workspace and the runtime's own growth need room too */
     const size_t reserve = (size_t)96 << 20;
-    if (total + reserve > free_b)
-        return oom(err, s, k, total, free_b > reserve ? free_b - reserve : 0, device_b, &cm->opt);
+    if (total + reserve > free_b) return oom(err, s, k, total, free_b, reserve, device_b, &cm->opt);
     void **blocks[3] = {&cm->wblock, &cm->lblock, &cm->ablock};
     size_t *sizes[3] = {&cm->wbytes, &cm->lbytes, &cm->abytes};
     for (int g = 0; g < 3; g++) {
         if (etc_malloc(blocks[g], group_bytes[g])) {
             etc_mem_info(&free_b, &device_b);
             cuda_model_release(cm);
-            return oom(err, s, k, total, free_b, device_b, &cm->opt);
+            return oom(err, s, k, total, free_b, reserve, device_b, &cm->opt);
         }
         *sizes[g] = group_bytes[g];
     }
@@ -285,6 +285,9 @@ int cuda_model_alloc(et_cuda_model *cm, et_error *err) {
     const size_t nn = (size_t)n, nlse = (size_t)cm->opt.b * c->num_heads * cm->opt.t;
     for (size_t sl = 0; sl < (size_t)cm->n_slots; sl++) {
         cuda_slot *S = &cm->slots[sl];
+        S->ln1 = (etc_bf16 *)sb.ln1 + sl * nn * C;
+        S->ln2 = (etc_bf16 *)sb.ln2 + sl * nn * C;
+        S->act = (etc_bf16 *)sb.act + sl * nn * F;
         S->q = (etc_bf16 *)sb.q + sl * nn * QD;
         S->k = (etc_bf16 *)sb.k + sl * nn * KD;
         S->v = (etc_bf16 *)sb.v + sl * nn * KD;

@@ -11,6 +11,7 @@
 #include "kernels/ops.h"
 #include "trainer/checkpoint.h"
 #include "trainer/schedule.h"
+#include "trainer/train_cuda.h"
 #include "trainer/train_internal.h"
 
 static double now_s(void) {
@@ -62,6 +63,7 @@ static int64_t order_row(train_state *s, int64_t g) {
     order_epoch(s, g / s->order.n);
     return s->order.perm[g % s->order.n];
 }
+int64_t train_order_row(train_state *s, int64_t g) { return order_row(s, g); }
 
 void train_fill_batch(train_state *s, const int64_t *rows, int n) {
     int T = s->rows.seq_len;
@@ -169,6 +171,7 @@ static void state_free(train_state *s) {
     free(s->adam_m);
     free(s->adam_v);
     et_acts_free(s->acts);
+    train_cuda_free(s);
     if (s->have_lora) et_lora_free(&s->lora);
     et_rows_free(&s->rows);
     if (s->have_corpus) et_corpus_close(&s->corpus);
@@ -179,10 +182,6 @@ static int check_supported(const et_recipe *r, et_error *err) {
     if (r->model.quantize != ET_RECIPE_QUANT_NONE)
         return et_fail(err, "%s: model.quantize: nf4 (QLoRA) is not available in this version; "
                             "set model.quantize: none",
-                       src(r));
-    if (r->run.device == ET_RECIPE_DEVICE_CUDA)
-        return et_fail(err, "%s: run.device: cuda — training on the CUDA backend is not "
-                            "available in this version; set run.device: cpu (or auto)",
                        src(r));
     if (r->run.micro_batch * r->optim.grad_accum > 4096)
         return et_fail(err, "%s: run.micro_batch x optim.grad_accum must be <= 4096", src(r));
@@ -246,7 +245,7 @@ static int manifest_begin(train_state *s, const et_train_options *o, int64_t sta
     utc_now(now, sizeof now);
     et_manifest_set_str(m, "run.started_utc", now);
     et_manifest_set_str(m, "run.status", "running");
-    et_manifest_set_str(m, "run.device", "cpu");
+    et_manifest_set_str(m, "run.device", s->use_cuda ? "cuda" : "cpu");
     et_manifest_set_num(m, "run.resumed_from_step", (double)start);
     et_manifest_set_num(m, "data.training_rows", (double)s->rows.n_rows);
     et_manifest_set_num(m, "data.patients", (double)s->rows.n_patients);
@@ -312,7 +311,7 @@ static int init_lora(train_state *s, const et_train_options *o, et_error *err) {
 static int alloc_buffers(train_state *s, et_error *err) {
     const et_recipe *r = s->r;
     int mb = r->run.micro_batch, T = r->data.seq_len;
-    if (et_acts_create(&s->acts, &s->model.cfg, &s->lora, mb, T, err)) return -1;
+    if (!s->use_cuda && et_acts_create(&s->acts, &s->model.cfg, &s->lora, mb, T, err)) return -1;
     size_t np = (size_t)s->lora.n_params;
     s->adam_m = calloc(np, sizeof(float));
     s->adam_v = calloc(np, sizeof(float));
@@ -334,6 +333,7 @@ int et_train(const et_recipe *r, const et_train_options *o, et_train_result *res
     train_state s;
     memset(&s, 0, sizeof s);
     s.r = r;
+    if (train_cuda_choose(&s, err)) return -1;
     int rc = -1;
     const char *run_dir = r->run.out;
     snprintf(res->run_dir, sizeof res->run_dir, "%s", run_dir);
@@ -361,6 +361,7 @@ int et_train(const et_recipe *r, const et_train_options *o, et_train_result *res
             goto done;
         }
     }
+    if (s.use_cuda && train_cuda_setup(&s, err)) goto done;
     int64_t total = et_train_total_steps(r, s.rows.n_rows);
     if (r->privacy.enabled) {
         if (dp_plan(&s, resume_json, err)) goto done;
@@ -400,13 +401,17 @@ int et_train(const et_recipe *r, const et_train_options *o, et_train_result *res
         double t0 = now_s();
         step_report rep;
         memset(&rep, 0, sizeof rep);
-        if ((s.dp.enabled ? dp_step(&s, step, &rep, err) : plain_step(&s, step, &rep, err)))
-            goto done;
         double lr = et_schedule_lr((et_schedule_kind)r->optim.schedule, r->optim.lr, (int)step,
                                    r->optim.warmup_steps, (int)total);
-        et_adamw_update(s.lora.params, s.adam_m, s.adam_v, s.lora.grads, (int64_t)np, lr,
-                        r->optim.beta1, r->optim.beta2, r->optim.eps, r->optim.weight_decay,
-                        (int)(step + 1));
+        if (s.use_cuda) { /* the device runs the whole step, AdamW included */
+            if (train_cuda_step(&s, step, lr, &rep, err)) goto done;
+        } else {
+            if ((s.dp.enabled ? dp_step(&s, step, &rep, err) : plain_step(&s, step, &rep, err)))
+                goto done;
+            et_adamw_update(s.lora.params, s.adam_m, s.adam_v, s.lora.grads, (int64_t)np, lr,
+                            r->optim.beta1, r->optim.beta2, r->optim.eps, r->optim.weight_decay,
+                            (int)(step + 1));
+        }
         double dt = now_s() - t0;
         tokens_total += (double)rep.tokens;
         double tps = (double)rep.tokens / (dt > 0 ? dt : 1e-9);
@@ -426,6 +431,7 @@ int et_train(const et_recipe *r, const et_train_options *o, et_train_result *res
         int stopping = o->stop_after > 0 && done_steps - start >= o->stop_after;
         if ((r->run.checkpoint_every > 0 && done_steps % r->run.checkpoint_every == 0) ||
             done_steps == total || stopping) {
+            if (s.use_cuda && train_cuda_sync_host(&s, err)) goto done;
             char *extra = dp_checkpoint_json(&s);
             et_checkpoint_out ck = {done_steps, s.adam_m, s.adam_v, extra};
             int bad = et_checkpoint_save(run_dir, &s.lora, &ck, err);

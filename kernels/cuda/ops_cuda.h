@@ -26,6 +26,7 @@
 #ifndef EHRTUNE_OPS_CUDA_H
 #define EHRTUNE_OPS_CUDA_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -177,6 +178,50 @@ int etc_adamw_update(float *param, float *m, float *v, const float *grad, int64_
  * summation order is fixed (deterministic). */
 int etc_sumsq(double *out, const float *x, int64_t n);
 int etc_scale(float *x, float s, int64_t n);
+
+/* ==== additions for the CUDA training path (trainer/model_cuda.c) ==== */
+
+/* ---- attention, bf16 on the tensor cores (mma.sync; kernels/cuda/attention_bf16.cu):
+ * same contract as the fp32 twin, with bf16 q, k, v, out and gradients, fp32 lse.
+ * Head dims: multiples of 16 up to 128 (etc_attention_bf16_supported). Backward
+ * needs scratch_delta [B, Hq, T] fp32 (overwritten). Deterministic (no atomics). */
+int etc_attention_bf16_supported(int d);
+int etc_attention_forward_bf16(etc_bf16 *out, float *lse, const etc_bf16 *q, const etc_bf16 *k,
+                               const etc_bf16 *v, int b, int t, int hq, int hkv, int d,
+                               int window);
+int etc_attention_backward_bf16(etc_bf16 *dq, etc_bf16 *dk, etc_bf16 *dv, float *scratch_delta,
+                                const etc_bf16 *dout, const etc_bf16 *q, const etc_bf16 *k,
+                                const etc_bf16 *v, const etc_bf16 *out, const float *lse, int b,
+                                int t, int hq, int hkv, int d, int window);
+
+/* ---- cross-entropy forward + backward in place (kernels/cuda/cross_entropy_fused.cu):
+ * writes losses and lse as etc_cross_entropy_forward_bf16, then overwrites each row
+ * of logits with dloss[i]·(softmax − onehot) (zeros where targets[i] < 0). dloss NULL:
+ * forward only, logits untouched. */
+int etc_cross_entropy_fused_bf16(float *losses, float *lse, etc_bf16 *logits,
+                                 const int32_t *targets, const float *dloss, int n, int vocab);
+
+/* ---- SwiGLU backward written over its inputs (kernels/cuda/swiglu_inplace.cu):
+ * gate ← d/dgate, up ← d/dup of etc_swiglu_backward_bf16 (which accumulates into
+ * separate buffers). For training, where gate and up are dead after backward. */
+int etc_swiglu_backward_inplace_bf16(etc_bf16 *gate, etc_bf16 *up, const etc_bf16 *dout,
+                                     int64_t n);
+
+/* ---- device memory for C callers (kernels/cuda/memory.cu). Copies and memsets run
+ * on the ops' stream; etc_memcpy_d2h waits for it. Failures name the bytes asked
+ * and the bytes free. */
+int etc_malloc(void **p, size_t bytes);
+void etc_free(void *p);
+int etc_memcpy_h2d(void *dst, const void *src, size_t bytes);
+int etc_memcpy_d2h(void *dst, const void *src, size_t bytes);
+int etc_memcpy_d2d(void *dst, const void *src, size_t bytes);
+int etc_memset(void *p, int value, size_t bytes);
+/* Waits for all queued work; returns non-zero (with the message) if any failed. */
+int etc_synchronize(void);
+int etc_mem_info(size_t *free_bytes, size_t *total_bytes);
+/* out[i] = lo + (hi − lo)·u(seed, i), u uniform in [0, 1) from a counter-based hash
+ * (random weights for benchmarks; not the CPU's et_uniform stream). */
+int etc_fill_uniform_bf16(etc_bf16 *out, int64_t n, float lo, float hi, uint64_t seed);
 
 #ifdef __cplusplus
 }

@@ -137,7 +137,7 @@ int main(int argc, char **argv) {
             snprintf(line, sizeof line,
                      "{\"kind\": \"bench\", \"impl\": \"ehrtune-cuda\", \"status\": \"error\", "
                      "\"batch\": %d, \"seq\": %d, \"activation_checkpointing\": %s, "
-                     "\"error\": \"%.400s\"}",
+                     "\"error\": \"%.900s\"}",
                      b.batch, b.seq, b.activation_checkpointing ? "true" : "false", json_safe(err.msg));
             rc = 1;
         } else {

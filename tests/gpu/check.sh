@@ -12,10 +12,19 @@
 #                   -> OUTDIR/parity.txt, OUTDIR/parity.jsonl
 #   4. hf_bench     HF transformers + PEFT LoRA steps on the same GPU
 #                   -> OUTDIR/hf_bench.jsonl, OUTDIR/hf_bench.log
-#   5. sanitizer    compute-sanitizer memcheck over the parity rows, if time is left
-#   6. summary      a short table printed last, and OUTDIR/summary.json
-# Exit: 0 when parity and the benchmark succeeded, 77 when no GPU is visible,
-# 1 otherwise. ET_CHECK_PREBUILT=1 skips the build and uses .carry/gpu_parity.
+#   5. build_train  tests/gpu/bench_train (the CUDA training path: kernels + the
+#                   trainer's model files, no CLI dependencies); falls back to a
+#                   prebuilt .carry/bench_train
+#   6. train_parity 20 AdamW steps of two tiny models on the CPU and on CUDA: every
+#                   step's loss within 2e-2 -> OUTDIR/train_parity.{txt,jsonl}
+#   7. cuda_bench   ehrtune's CUDA LoRA training at the HF bench's shape and batch
+#                   sizes (+ activation checkpointing) -> OUTDIR/cuda_bench.{jsonl,log}
+#   8. sanitizer    compute-sanitizer memcheck over the parity rows, if time is left
+#   9. summary      a short table printed last (ehrtune beside HF+PEFT), and
+#                   OUTDIR/summary.json
+# Exit: 0 when parity, the HF benchmark, the training parity and the CUDA benchmark
+# all succeeded, 77 when no GPU is visible, 1 otherwise. ET_CHECK_PREBUILT=1 skips
+# the builds and uses .carry/gpu_parity and .carry/bench_train.
 set -u
 
 OUT=${1:?usage: bash tests/gpu/check.sh OUTDIR}
@@ -171,7 +180,106 @@ hf_bench() {
 }
 export -f hf_bench
 
-# --------------------------------------------------------------- 5. sanitizer
+# ------------------------------------------------------------ 5. build_train
+# The CUDA training path as one program: the kernels and CPU reference objects of
+# `build`, plus the trainer files that need none of the CLI's libraries.
+TRAIN_SRCS="trainer/model.c trainer/model_acts.c trainer/lora.c trainer/model_cuda.c
+    trainer/model_cuda_plan.c trainer/model_cuda_attn.c trainer/model_cuda_pass.c
+    trainer/bench_cuda.c tests/gpu/bench_train.c"
+export TRAIN_SRCS
+build_train() {
+    set -u
+    if [ -n "${ET_CHECK_PREBUILT:-}" ]; then echo "   ET_CHECK_PREBUILT set: not building"; return 1; fi
+    local nvcc lib lt f o pids=() fails=0
+    [ -e "$BUILD/cublas_lib_dir" ] && ls "$BUILD"/cu_*.o >/dev/null 2>&1 ||
+        { echo "   the kernel build did not finish"; return 1; }
+    nvcc=$(command -v nvcc || ls /usr/local/cuda/bin/nvcc 2>/dev/null) || { echo "no nvcc"; return 1; }
+    lib=$(cat "$BUILD/cublas_lib_dir")
+    lt=$(ls "$lib"/libcublasLt.so* | head -1)
+    mkdir -p "$BUILD/train"
+    for f in $TRAIN_SRCS; do
+        o="$BUILD/train/$(echo "$f" | tr / _ | sed 's/\.c$//')"
+        gcc -std=c11 -O2 -fopenmp -D_GNU_SOURCE -DEHRTUNE_HAVE_CUDA=1 -DET_BENCH_STANDALONE \
+            -I"$ROOT" -c "$ROOT/$f" -o "$o.o" >"$o.log" 2>&1 &
+        pids+=($!)
+    done
+    for p in "${pids[@]}"; do wait "$p" || fails=$((fails + 1)); done
+    cat "$BUILD"/train/*.log >"$OUT/build_train.log" 2>/dev/null
+    if [ "$fails" -gt 0 ]; then
+        echo "   $fails compile(s) failed; first errors:"
+        grep -h -m3 -i "error" "$BUILD"/train/*.log | head -12
+        return 1
+    fi
+    # every kernel object, the CPU reference objects (c_*), not parity.o (its own main)
+    "$nvcc" -gencode=arch=compute_90,code=sm_90 "$BUILD"/cu_*.o "$BUILD"/c_*.o "$BUILD"/train/*.o \
+        -o "$BUILD/bench_train" "$lt" -lgomp -lm -Xlinker -rpath -Xlinker "$lib" \
+        >>"$OUT/build_train.log" 2>&1 || { echo "   link failed:"; tail -5 "$OUT/build_train.log"; return 1; }
+    echo "   built $BUILD/bench_train"
+}
+export -f build_train
+
+# The bench_train binary: this run's build, else the prebuilt one.
+train_bin() {
+    if [ -x "$BUILD/bench_train" ]; then echo "$BUILD/bench_train"; return 0; fi
+    [ -x "$ROOT/.carry/bench_train" ] && { echo "$ROOT/.carry/bench_train"; return 0; }
+    return 1
+}
+export -f train_bin
+
+# ----------------------------------------------------------- 6. train_parity
+train_parity() {
+    local bin lib
+    bin=$(train_bin) || { echo "   no bench_train (build failed, no .carry/bench_train)"; return 1; }
+    lib=$(cat "$BUILD/cublas_lib_dir" 2>/dev/null || cublas_dir "" || true)
+    LD_LIBRARY_PATH="${lib:+$lib:}${LD_LIBRARY_PATH:-}" "$bin" --parity --json "$OUT/train_parity.jsonl" \
+        >"$OUT/train_parity.txt" 2>&1
+    local rc=$?
+    grep -E "^train parity|^\{" "$OUT/train_parity.txt" | cut -c1-230
+    if [ $rc -ne 0 ] && [ $rc -ne 77 ]; then
+        tail -3 "$OUT/train_parity.txt"
+        # Diagnosis for the one run: the same check with the fp32 attention kernel
+        # tells an attention fault from a model fault (still a FAIL either way).
+        echo "   again with EHRTUNE_CUDA_ATTENTION_FP32=1:"
+        EHRTUNE_CUDA_ATTENTION_FP32=1 LD_LIBRARY_PATH="${lib:+$lib:}${LD_LIBRARY_PATH:-}" timeout -k 5 60 \
+            "$bin" --parity --json "$OUT/train_parity.jsonl" >"$OUT/train_parity_fp32attn.txt" 2>&1
+        grep -E "^\{" "$OUT/train_parity_fp32attn.txt" | cut -c1-230
+    fi
+    return $rc
+}
+export -f train_parity
+
+# ------------------------------------------------------------- 7. cuda_bench
+# The HF bench's shape and batch sizes, then batch 4 with activation checkpointing;
+# each run its own process under its own limit (a hang costs one run, not the step).
+cuda_bench() {
+    local bin lib rc=0 r args
+    bin=$(train_bin) || { echo "   no bench_train (build failed, no .carry/bench_train)"; return 1; }
+    lib=$(cat "$BUILD/cublas_lib_dir" 2>/dev/null || cublas_dir "" || true)
+    for args in "--batch 1" "--batch 4" "--batch 4 --ckpt"; do
+        LD_LIBRARY_PATH="${lib:+$lib:}${LD_LIBRARY_PATH:-}" timeout -k 5 75 "$bin" --bench $args \
+            --seq 2048 --warmup 2 --steps 5 --json "$OUT/cuda_bench.jsonl" >>"$OUT/cuda_bench.log" 2>&1
+        r=$?
+        if [ $r -eq 124 ] || [ $r -eq 137 ]; then
+            echo "{\"kind\": \"bench\", \"impl\": \"ehrtune-cuda\", \"status\": \"timeout\", \"args\": \"$args\"}" \
+                >>"$OUT/cuda_bench.jsonl"
+        fi
+        [ $r -eq 77 ] && return 77
+        [ $r -ne 0 ] && rc=1
+        echo "   [$args] rc=$r: $(tail -1 "$OUT/cuda_bench.log" | cut -c1-240)"
+    done
+    if [ $rc -ne 0 ]; then
+        # One more data point if the bf16 attention kernel is what failed: batch 4 on
+        # the fp32 kernel (the row's "attention" field says so; the step stays FAIL).
+        EHRTUNE_CUDA_ATTENTION_FP32=1 LD_LIBRARY_PATH="${lib:+$lib:}${LD_LIBRARY_PATH:-}" timeout -k 5 75 \
+            "$bin" --bench --batch 4 --seq 2048 --warmup 2 --steps 5 --json "$OUT/cuda_bench.jsonl" \
+            >>"$OUT/cuda_bench.log" 2>&1
+        echo "   [--batch 4, fp32 attention] rc=$?: $(tail -1 "$OUT/cuda_bench.log" | cut -c1-240)"
+    fi
+    return $rc
+}
+export -f cuda_bench
+
+# --------------------------------------------------------------- 8. sanitizer
 sanitizer() {
     local bin lib
     bin=$(cat "$BUILD/parity_bin" 2>/dev/null) || { echo "   no parity binary"; return 77; }
@@ -190,9 +298,12 @@ step inventory 45 inventory
 step build 150 build
 step parity 150 parity
 step hf_bench 170 hf_bench
+step build_train 90 build_train
+step train_parity 120 train_parity
+step cuda_bench 240 cuda_bench
 step sanitizer 90 sanitizer
 
-# ----------------------------------------------------------------- 6. summary
+# ----------------------------------------------------------------- 9. summary
 echo
 echo "================================ ehrtune GPU check summary"
 python3 - "$OUT" "$(($(date +%s) - START))" <<'EOF' || { echo "(python3 failed; raw steps:)"; cat "$STEPS"; }
@@ -211,6 +322,8 @@ with open(os.path.join(out, "steps.tsv")) as f:
         steps.append({"step": name, "status": status, "seconds": int(secs or 0), "note": note})
 rows = lines(os.path.join(out, "parity.jsonl"))
 hf = lines(os.path.join(out, "hf_bench.jsonl"))
+tp = lines(os.path.join(out, "train_parity.jsonl"))
+eb = [r for r in lines(os.path.join(out, "cuda_bench.jsonl")) if r.get("kind") == "bench"]
 device = next((r.get("device") for r in hf if r.get("kind") == "env"), None)
 if not device:
     try:
@@ -223,12 +336,13 @@ summary = {"device": device, "total_seconds": total, "steps": steps,
            "parity": {"passed": count("PASS"), "failed": count("FAIL"), "timed": count("TIMED"),
                       "failed_rows": [r for r in rows if r["status"] == "FAIL"],
                       "timed_rows": [r for r in rows if r["status"] == "TIMED"]},
-           "hf_bench": [r for r in hf if r.get("kind") == "bench"]}
+           "hf_bench": [r for r in hf if r.get("kind") == "bench"],
+           "train_parity": tp, "cuda_bench": eb}
 with open(os.path.join(out, "summary.json"), "w") as f:
     json.dump(summary, f, indent=1)
 print(f"device: {device}   total {total} s   files: {out}")
 for s in steps:
-    print(f"  {s['step']:<10} {s['status']:<8} {s['seconds']:>4} s  {s['note']}")
+    print(f"  {s['step']:<12} {s['status']:<8} {s['seconds']:>4} s  {s['note']}")
 p = summary["parity"]
 print(f"parity: {p['passed']} passed, {p['failed']} failed, {p['timed']} timed")
 for r in p["failed_rows"]:
@@ -242,10 +356,37 @@ for r in summary["hf_bench"]:
               f"MFU {r.get('mfu')}, peak {r.get('peak_mem_gib')} GiB")
     else:
         print(f"hf+peft b={r['batch']}: {r.get('status')} {r.get('error', '')[:120]}")
+for r in tp:
+    if r.get("status") in ("PASS", "FAIL"):
+        print(f"train parity {r['case']:<24} {r['status']}: worst loss diff {r['worst_rel']:.2e} "
+              f"(step {r['worst_step']}, limit {r['limit']}), step-1 LoRA grad {r['grad_rel_step1']:.2e} "
+              f"(limit {r['grad_limit']}); {r['attention'][:60]}")
+    else:
+        print(f"train parity {r.get('case')}: {r.get('status')} {r.get('error', '')[:200]}")
+# ehrtune beside HF+PEFT at the same batch (HF's row for the checkpointed run too)
+hf_ok = {r["batch"]: r for r in summary["hf_bench"] if r.get("status") == "ok"}
+if eb:
+    print("ehrtune CUDA vs HF+PEFT (Llama-3.2-1B shape, seq 2048, LoRA r=16 on 7 projections):")
+    print(f"  {'run':<14} {'tok/s':>9} {'HF tok/s':>9} {'x HF':>6}  {'MFU':>6} {'HF MFU':>6}  "
+          f"{'peak GiB':>8} {'HF GiB':>7} {'x HF':>5}  attention")
+for r in eb:
+    name = (f"b={r['batch']}" + (" ckpt" if r.get("activation_checkpointing") else "")
+            if "batch" in r else str(r.get("args", "?")).replace("--batch ", "b="))
+    if r.get("status") != "ok":
+        print(f"  {name:<14} {r.get('status')}: {str(r.get('error', r.get('args', '')))[:200]}")
+        continue
+    h = hf_ok.get(r["batch"], {})
+    ratio = lambda a, b: f"{a / b:.2f}" if a and b else "-"
+    f = lambda v, spec: format(v, spec) if isinstance(v, (int, float)) else "-"
+    print(f"  {name:<14} {r['tokens_per_s']:>9.0f} {f(h.get('tokens_per_s'), '9.0f'):>9} "
+          f"{ratio(r['tokens_per_s'], h.get('tokens_per_s')):>6}  {f(r.get('mfu'), '6.3f'):>6} "
+          f"{f(h.get('mfu'), '6.3f'):>6}  {r['peak_mem_gib']:>8.2f} {f(h.get('peak_mem_gib'), '7.2f'):>7} "
+          f"{ratio(r['peak_mem_gib'], h.get('peak_mem_gib')):>5}  {r.get('attention', '')[:40]}")
 EOF
 
 rm -rf "$BUILD"
 status_of() { awk -F'\t' -v s="$1" '$1 == s { print $2 }' "$STEPS"; }
-if [ "$(status_of parity)" = OK ] && [ "$(status_of hf_bench)" = OK ]; then exit 0; fi
+if [ "$(status_of parity)" = OK ] && [ "$(status_of hf_bench)" = OK ] &&
+    [ "$(status_of train_parity)" = OK ] && [ "$(status_of cuda_bench)" = OK ]; then exit 0; fi
 if [ "$(status_of parity)" = SKIP ]; then exit 77; fi
 exit 1

@@ -879,6 +879,26 @@ static void test_attention_bf16(int b, int t, int hq, int hkv, int d, int window
     free(q), free(k), free(v), free(g), free(qb), free(kb), free(vb), free(gb), free(out), free(lse);
 }
 
+/* In-place SwiGLU backward: gate and up become their gradients. */
+static void test_swiglu_inplace(int64_t n) {
+    char shape[96];
+    snprintf(shape, sizeof shape, "n=%lld", (long long)n);
+    float *a = randn(n, 2.0f), *b = randn(n, 1.0f), *g = randn(n, 1.0f);
+    uint16_t *ab = to_bf16(a, n), *bb = to_bf16(b, n), *gb = to_bf16(g, n);
+    float *rg = zeros(n), *ru = zeros(n);
+    et_swiglu_backward(rg, ru, g, a, b, n);
+    void *d_a = DUP(ab, n), *d_b = DUP(bb, n), *d_g = DUP(gb, n);
+    int rc = etc_swiglu_backward_inplace_bf16(d_a, d_b, d_g, n);
+    cmp c = {0};
+    float *ga = down_bf16(d_a, n), *gu = down_bf16(d_b, n);
+    compare(&c, ga, rg, NULL, n);
+    compare(&c, gu, ru, NULL, n);
+    double us; /* later runs see gradients as inputs: same work */
+    TIME_US(us, etc_swiglu_backward_inplace_bf16(d_a, d_b, d_g, n));
+    report("swiglu.bwd_inplace.bf16", shape, rc, &c, BF16_LIMIT, us, 5.0 * n * 2, 0);
+    free(a), free(b), free(g), free(ab), free(bb), free(gb), free(rg), free(ru), free(ga), free(gu);
+}
+
 /* Fused in-place cross-entropy: losses/lse as the forward, the logits overwritten
  * with the gradient (compared with the CPU backward into zeros). */
 static void test_cross_entropy_fused(int n, int vocab) {
@@ -1181,6 +1201,7 @@ int main(int argc, char **argv) {
     if (want("rmsnorm")) test_rmsnorm(257, 1001);
     if (want("rmsnorm")) test_rmsnorm(64, 2048);
     if (want("swiglu") || want("add")) test_swiglu_add(1000003);
+    if (want("swiglu")) test_swiglu_inplace(1000003);
     if (want("rope")) test_rope(2, 67, 5, 64);
     if (want("rope")) test_rope(1, 128, 8, 128);
     if (want("cross_entropy")) test_cross_entropy(37, 32003);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the parity harness here (any machine with nvcc 13, no GPU needed) for
-# sm_90 into .carry/gpu_parity: the fallback check.sh uses when the GPU machine
-# cannot build. Pass `carry: [".carry"]` to the device run (.carry/ is git-ignored).
+# sm_90 into .carry/gpu_parity, and the CUDA training program (tests/gpu/
+# bench_train.c) into .carry/bench_train: the fallbacks check.sh uses when the GPU
+# machine cannot build. Pass `carry: [".carry"]` to the device run (.carry/ is git-ignored).
 # CUDA runtime, libstdc++, libgcc and libgomp are linked statically; cuBLASLt has no
 # static library in the toolkit, so the binary needs libcublasLt.so.13 there (CUDA
 # 13's, or torch's nvidia wheels: check.sh puts whichever it finds on
@@ -27,12 +28,23 @@ done
 gcc -std=c11 -O2 -fopenmp -D_GNU_SOURCE -I"$ROOT" -I"$CUDA/include" -c "$ROOT/tests/gpu/parity.c" \
     -o "$OBJ/parity.o" &
 pids+=($!)
+mkdir -p "$OBJ/train"
+for f in trainer/model.c trainer/model_acts.c trainer/lora.c trainer/model_cuda.c \
+    trainer/model_cuda_plan.c trainer/model_cuda_attn.c trainer/model_cuda_pass.c \
+    trainer/bench_cuda.c tests/gpu/bench_train.c; do
+    gcc -std=c11 -O2 -fopenmp -D_GNU_SOURCE -DEHRTUNE_HAVE_CUDA=1 -DET_BENCH_STANDALONE -I"$ROOT" \
+        -c "$ROOT/$f" -o "$OBJ/train/$(echo "$f" | tr / _ | sed 's/\.c$//').o" &
+    pids+=($!)
+done
 for p in "${pids[@]}"; do wait "$p"; done
 mkdir -p "$ROOT/.carry"
 GOMP=$(gcc -print-file-name=libgomp.a)
-"$NVCC" $ARCH "$OBJ"/*.o -o "$ROOT/.carry/gpu_parity" -cudart static \
-    -Xcompiler -static-libgcc -Xcompiler -static-libstdc++ "$GOMP" -lpthread -ldl -lrt -lm \
-    -L"$CUDA/lib64" -lcublasLt
-echo "built $ROOT/.carry/gpu_parity ($(du -h "$ROOT/.carry/gpu_parity" | cut -f1))"
-echo "shared libraries beyond glibc and the loader:"
-ldd "$ROOT/.carry/gpu_parity" | grep -vE "linux-vdso|ld-linux|libc\.so|libm\.so|libpthread|libdl\.so|librt\.so" || true
+LINK=(-cudart static -Xcompiler -static-libgcc -Xcompiler -static-libstdc++ "$GOMP" -lpthread -ldl
+      -lrt -lm -L"$CUDA/lib64" -lcublasLt)
+"$NVCC" $ARCH "$OBJ"/*.o -o "$ROOT/.carry/gpu_parity" "${LINK[@]}"
+"$NVCC" $ARCH "$OBJ"/cu_*.o "$OBJ"/c_*.o "$OBJ"/train/*.o -o "$ROOT/.carry/bench_train" "${LINK[@]}"
+for b in gpu_parity bench_train; do
+    echo "built $ROOT/.carry/$b ($(du -h "$ROOT/.carry/$b" | cut -f1))"
+    echo "shared libraries beyond glibc and the loader:"
+    ldd "$ROOT/.carry/$b" | grep -vE "linux-vdso|ld-linux|libc\.so|libm\.so|libpthread|libdl\.so|librt\.so" || true
+done

@@ -45,7 +45,7 @@ typedef struct {
     char attention[200];
 } train_parity_result;
 
-static int train_parity_ok(const train_parity_result *r) {
+static inline int train_parity_ok(const train_parity_result *r) {
     return r->worst <= TRAIN_PARITY_LIMIT && r->grad_err0 <= TRAIN_PARITY_GRAD_LIMIT;
 }
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# CUDA emulation on the CPU (tests/gpu/emu/README.md): builds kernels/cuda/*.cu as
+# CUDA emulation on the CPU (docs/cuda.md, "CPU emulation"): builds kernels/cuda/*.cu as
 # host C++ against the emulator, the CPU reference, and the given C sources into
 # one program.
 #   bash tests/gpu/emu/build.sh OUT_BINARY [extra .c files...] [-- extra gcc flags]
@@ -54,5 +54,5 @@ for f in "$ROOT"/kernels/*.c "$ROOT"/kernels/cpu/*.c "$ROOT"/data/error.c "${SRC
         -I"$EMU/include" -I"$ROOT" "${FLAGS[@]}" -c "$f" -o "$OBJ/c/$(echo "${f#$ROOT/}" | tr / _ | sed 's/\.c$//').o" & pids+=($!)
 done
 for p in "${pids[@]}"; do wait "$p"; done
-g++ -o "$OUTBIN" "$OBJ"/c/*.o "$OBJ"/cu_*.o "$OBJ"/emu_*.o -fopenmp -lm
+g++ -o "$OUTBIN" "$OBJ"/c/*.o "$OBJ"/cu_*.o "$OBJ"/emu_*.o -fopenmp -lm ${EMU_LIBS:-}
 echo "built $OUTBIN"

@@ -1,4 +1,4 @@
-// CUDA emulation on the CPU (tests/gpu/emu/README.md): fibers for CUDA threads,
+// CUDA emulation on the CPU (docs/cuda.md, "CPU emulation"): fibers for CUDA threads,
 // the runtime API, device memory with a limit, NaN-poisoned allocations.
 #include <stdarg.h>
 #include <stdio.h>
@@ -19,11 +19,19 @@ enum { READY, WAIT_BLOCK, WAIT_WARP, DONE };
 #define STACK_BYTES (256 * 1024)
 #define ARENA_BYTES (232 * 1024)
 
+struct PendingCopy {
+    void *dst;
+    unsigned char bytes[16];
+    int n, group;
+};
+
 struct Fiber {
     ucontext_t ctx;
     uint3 tid;
     int lane, warp, state;
     char *stack;
+    std::vector<PendingCopy> copies; // cp.async issued, not yet waited for
+    int open_group;                  // group number the next copies join
 };
 
 struct Warp {
@@ -139,12 +147,31 @@ void *shared_at(const void *site, size_t bytes, size_t align) {
     return g_arena + off;
 }
 
+void cp_async(void *dst, const void *src, int bytes) {
+    PendingCopy c;
+    c.dst = dst, c.n = bytes, c.group = g_cur->open_group;
+    if (src) memcpy(c.bytes, src, bytes);
+    else memset(c.bytes, 0, bytes);
+    g_cur->copies.push_back(c);
+}
+void cp_async_commit() { g_cur->open_group++; }
+void cp_async_wait(int groups_left) {
+    // groups numbered < open_group - groups_left are complete
+    std::vector<PendingCopy> keep;
+    for (auto &c : g_cur->copies) {
+        if (c.group < g_cur->open_group - groups_left) memcpy(c.dst, c.bytes, c.n);
+        else keep.push_back(c);
+    }
+    g_cur->copies.swap(keep);
+}
+
 void *dyn_smem() { return g_arena; }
 size_t dyn_smem_bytes() { return g_blk.dyn_bytes; }
 
 static void fiber_main() {
     g_blk.fn(g_blk.ctx);
     Fiber *me = g_cur;
+    if (!me->copies.empty()) fail("thread exits with %zu cp.async copies never waited for", me->copies.size());
     me->state = DONE;
     g_blk.alive--;
     Warp &w = g_blk.warps[me->warp];
@@ -205,6 +232,8 @@ cudaError_t run_grid(dim3 grid, dim3 block, size_t smem, const void *kernel_id, 
                     f.tid = {(unsigned)(i % block.x), (unsigned)(i / block.x % block.y),
                              (unsigned)(i / (block.x * block.y))};
                     f.lane = i % 32, f.warp = i / 32, f.state = READY;
+                    f.copies.clear();
+                    f.open_group = 0;
                     f.stack = g_stack_pool[i];
                     getcontext(&f.ctx);
                     f.ctx.uc_stack.ss_sp = f.stack;

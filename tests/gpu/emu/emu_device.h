@@ -1,4 +1,4 @@
-// CUDA emulation on the CPU (a dev aid, tests/gpu/emu/README.md): what kernel code
+// CUDA emulation on the CPU (a dev aid, docs/cuda.md, "CPU emulation"): what kernel code
 // sees. Every CUDA thread of a block is a fiber on one host thread; __syncthreads
 // and every warp collective (shuffles, ballots, mma, ldmatrix) are rendezvous
 // points where the fiber yields until all participants arrive. Blocks run one
@@ -129,6 +129,10 @@ void warp_exchange(unsigned mask, const void *in, int bytes, void *out,
                    const void *ctx);
 unsigned live_mask_of_my_warp();
 void *shared_at(const void *site, size_t bytes, size_t align);
+// cp.async model: src NULL copies zeros.
+void cp_async(void *dst, const void *src, int bytes);
+void cp_async_commit();
+void cp_async_wait(int groups_left);
 void *dyn_smem();
 size_t dyn_smem_bytes();
 void fail(const char *fmt, ...);
@@ -154,17 +158,14 @@ static inline void __threadfence() {}
 static inline void __threadfence_block() {}
 
 namespace emu {
-template <typename T> struct shfl_ctx { int mode, arg, width; };
+// Each lane deposits its value and its own (mode, arg, width), then reads its source.
 template <typename T>
-void shfl_fn(const unsigned char *slots, int sb, int lane, void *out, const void *c) {
-    const shfl_ctx<T> *x = (const shfl_ctx<T> *)c;
-    // each lane's own mode/arg live in its slot after the value
+void shfl_fn(const unsigned char *slots, int sb, int lane, void *out, const void *) {
     T v;
     int mode, arg, width;
     memcpy(&mode, slots + lane * sb + sizeof(T), 4);
     memcpy(&arg, slots + lane * sb + sizeof(T) + 4, 4);
     memcpy(&width, slots + lane * sb + sizeof(T) + 8, 4);
-    (void)x;
     const int base = lane & ~(width - 1), sub = lane & (width - 1);
     int src = lane;
     if (mode == 0) src = base + (arg & (width - 1));               // shfl (idx)

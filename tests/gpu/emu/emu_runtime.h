@@ -1,4 +1,4 @@
-/* CUDA emulation on the CPU (a dev aid, tests/gpu/emu/README.md): the host-side
+/* CUDA emulation on the CPU (a dev aid, docs/cuda.md, "CPU emulation"): the host-side
  * runtime API that C and C++ callers see. Only what this repository calls. */
 #ifndef EHRTUNE_EMU_RUNTIME_H
 #define EHRTUNE_EMU_RUNTIME_H

@@ -43,6 +43,15 @@ static void ldsm_trans_fn(const unsigned char *slots, int sb, int lane, void *ou
         r[m] = (uint32_t)row0[g] | ((uint32_t)row1[g] << 16);
     }
 }
+static void ldsm_fn(const unsigned char *slots, int sb, int lane, void *out, const void *) {
+    const int g = lane / 4, t = lane % 4;
+    uint32_t *r = (uint32_t *)out;
+    for (int m = 0; m < 4; m++) {
+        const unsigned short *row;
+        memcpy(&row, slots + (m * 8 + g) * sb, sizeof row);
+        r[m] = (uint32_t)row[2 * t] | ((uint32_t)row[2 * t + 1] << 16);
+    }
+}
 }  // namespace emu_mma
 
 static inline void etc_mma_bf16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
@@ -54,6 +63,16 @@ static inline void etc_mma_bf16(float (&d)[4], const uint32_t (&a)[4], uint32_t 
     for (int e = 0; e < 4; e++) d[e] = acc[e];
 }
 
+static inline void etc_ldmatrix_x4(uint32_t (&r)[4], const void *row_addr) {
+    if (((uintptr_t)row_addr & 15) != 0) emu::fail("ldmatrix row address not 16-byte aligned");
+    if ((const unsigned char *)row_addr < (const unsigned char *)emu::dyn_smem() ||
+        (const unsigned char *)row_addr >= (const unsigned char *)emu::dyn_smem() + 232 * 1024)
+        emu::fail("ldmatrix address outside shared memory");
+    uint32_t out[4];
+    emu::warp_exchange(0xffffffffu, &row_addr, sizeof row_addr, out, emu_mma::ldsm_fn, nullptr);
+    for (int i = 0; i < 4; i++) r[i] = out[i];
+}
+
 static inline void etc_ldmatrix_x4_trans(uint32_t (&r)[4], const void *row_addr) {
     if (((uintptr_t)row_addr & 15) != 0) emu::fail("ldmatrix row address not 16-byte aligned");
     if ((const unsigned char *)row_addr < (const unsigned char *)emu::dyn_smem() ||
@@ -63,6 +82,17 @@ static inline void etc_ldmatrix_x4_trans(uint32_t (&r)[4], const void *row_addr)
     emu::warp_exchange(0xffffffffu, &row_addr, sizeof row_addr, out, emu_mma::ldsm_trans_fn, nullptr);
     for (int i = 0; i < 4; i++) r[i] = out[i];
 }
+
+// cp.async: the copy is recorded at issue (source bytes captured) and lands in
+// shared memory only when this thread waits, so a read before the wait, or by
+// another thread before a barrier that follows the wait, sees stale data.
+static inline void etc_cp_async16(void *smem_dst, const void *gmem_src, bool valid) {
+    if (((uintptr_t)smem_dst & 15) || (valid && ((uintptr_t)gmem_src & 15)))
+        emu::fail("cp.async with an address not 16-byte aligned");
+    emu::cp_async(smem_dst, valid ? gmem_src : nullptr, 16);
+}
+static inline void etc_cp_async_commit() { emu::cp_async_commit(); }
+template <int N> static inline void etc_cp_async_wait() { emu::cp_async_wait(N); }
 
 static inline uint32_t etc_pack_bf16(float lo, float hi) {
     __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);

@@ -1,0 +1,584 @@
+// Causal GQA attention (+ sliding window) in bf16 on the tensor cores, flash-style
+// (FlashAttention-2's schedule): mma.sync m16n8k16 with fp32 accumulators, the
+// softmax kept online in the exp2 domain, probabilities rounded to bf16 only as
+// operands of the next product. No T×T buffer exists.
+//
+// Work split (a block is 4 warps, a warp owns 16 rows of the tile):
+//   forward   block = 64 query rows of one head; K/V stream through shared memory
+//             in tiles of 64 keys, double-buffered with cp.async (the next tile
+//             loads while this one is used); S = Q·Kᵀ and O += P·V stay in registers
+//             (the S accumulators become the A operand of P·V without leaving them).
+//             Blocks start with the last query tiles, which see the most keys.
+//   delta     delta[row] = dout·out (fp32), one thread per (row, head).
+//   dq        block = 64 query rows of one head; recomputes S and dP = dO·Vᵀ per
+//             key tile (double-buffered), dS = P∘(dP − delta), dQ += dS·K.
+//   dk, dv    block = 64 keys of one KV head; loops over the group's query heads
+//             and the query tiles that see those keys (Q and dO double-buffered):
+//             Sᵀ = K·Qᵀ, dV += Pᵀ·dO, dPᵀ = V·dOᵀ, dK += dSᵀ·Q.
+// Every output element has one owner (no atomics): results are deterministic.
+// Head dims: multiples of 16 up to 128. Outputs of backward accumulate (+=) into
+// the bf16 gradients, as every backward op of kernels/ops.h.
+#include <math.h>
+
+#include "kernels/cuda/context.h"
+#include "kernels/cuda/mma.h"
+
+namespace {
+
+typedef __nv_bfloat16 bf16;
+constexpr int THREADS = 128;  // 4 warps
+constexpr float LOG2E = 1.4426950408889634f, LN2 = 0.6931471805599453f;
+// Backward blocks per SM to keep resident: 3 needs <= 168 registers a thread, which
+// the d <= 64 kernels reach (ptxas would otherwise take ~175 and fit only 2).
+#define MIN_BLOCKS(D) ((D) <= 64 ? 3 : 1)
+
+struct geom {
+    int t, hq, hkv, group, window;
+    float scale, scale2;  // 1/sqrt(d), and the same times log2(e)
+};
+
+__device__ __forceinline__ bool visible(int i, int j, int t, int window) {
+    return j <= i && i < t && (window <= 0 || j > i - window);
+}
+// True when every query in [q_lo, q_hi] sees every key in [k_lo, k_hi]: the tile
+// needs no mask.
+__device__ __forceinline__ bool all_visible(int q_lo, int q_hi, int k_lo, int k_hi, int t,
+                                            int window) {
+    return k_hi <= q_lo && q_hi < t && (window <= 0 || k_lo > q_hi - window);
+}
+
+__device__ __forceinline__ uint32_t ld32(const bf16 *p) {
+    return *reinterpret_cast<const uint32_t *>(p);
+}
+
+// Issues asynchronous copies of rows [first, first + ROWS) of one head of a
+// [B, T, H, D] tensor (src points at row 0 of that head, rows `stride` elements
+// apart) into shared memory with row stride LDS; rows at or past t become zeros.
+// The caller commits the group and waits before use.
+template <int ROWS, int D, int LDS>
+__device__ __forceinline__ void copy_tile_async(bf16 *dst, const bf16 *src, int64_t stride,
+                                                int first, int t) {
+    constexpr int CHUNKS = D / 8;  // 16-byte pieces of a row
+    for (int idx = threadIdx.x; idx < ROWS * CHUNKS; idx += THREADS) {
+        const int r = idx / CHUNKS, c = (idx % CHUNKS) * 8;
+        const bool valid = first + r < t;
+        etc_cp_async16(dst + r * LDS + c, valid ? src + (int64_t)(first + r) * stride + c : src,
+                       valid);
+    }
+}
+
+// A fragment (16 rows from r0, k from k0) of a row-major shared matrix with row
+// stride ld, by one ldmatrix: matrices (rows +0, k +0), (+8, +0), (+0, +8), (+8, +8).
+__device__ __forceinline__ void frag_a(uint32_t (&a)[4], const bf16 *m, int ld, int r0, int k0,
+                                       int lane) {
+    const int mat = lane >> 3, rr = lane & 7;
+    etc_ldmatrix_x4(a, m + (r0 + (mat & 1) * 8 + rr) * ld + k0 + (mat >> 1) * 8);
+}
+
+// S[16 × 8·NTILES] += A (KT k-steps) · Bᵀ where B rows are the n index: the B
+// operands of two n-tiles come from the row-major [n][k] shared tile by one
+// ldmatrix: matrices (n +0, k +0), (+0, +8), (+8, +0), (+8, +8).
+template <int KT, int NTILES>
+__device__ __forceinline__ void gemm_abt(float (&s)[NTILES][4], const uint32_t (&a)[KT][4],
+                                         const bf16 *b, int ldb, int lane) {
+    const int mat = lane >> 3, rr = lane & 7;
+#pragma unroll
+    for (int kk = 0; kk < KT; kk++)
+#pragma unroll
+        for (int nt = 0; nt < NTILES; nt += 2) {
+            uint32_t bm[4];
+            etc_ldmatrix_x4(bm, b + (nt * 8 + (mat >> 1) * 8 + rr) * ldb + kk * 16 + (mat & 1) * 8);
+            etc_mma_bf16(s[nt], a[kk], bm[0], bm[1]);
+            etc_mma_bf16(s[nt + 1], a[kk], bm[2], bm[3]);
+        }
+}
+
+// acc[16 × D] += P[16 × 16·KSTEPS] · M where P sits in accumulator layout (pairs of
+// n-tiles form one A operand) and M is the row-major [k][D] shared tile, read
+// transposed by ldmatrix.
+template <int KSTEPS, int D>
+__device__ __forceinline__ void gemm_pm(float (&acc)[D / 8][4], const float (&p)[2 * KSTEPS][4],
+                                        const bf16 *m, int ldm, int lane) {
+    const int mat = lane >> 3, rr = lane & 7;
+#pragma unroll
+    for (int ks = 0; ks < KSTEPS; ks++) {
+        const uint32_t pa[4] = {etc_pack_bf16(p[2 * ks][0], p[2 * ks][1]),
+                                etc_pack_bf16(p[2 * ks][2], p[2 * ks][3]),
+                                etc_pack_bf16(p[2 * ks + 1][0], p[2 * ks + 1][1]),
+                                etc_pack_bf16(p[2 * ks + 1][2], p[2 * ks + 1][3])};
+#pragma unroll
+        for (int dt = 0; dt < D / 8; dt += 2) {
+            uint32_t bm[4];
+            etc_ldmatrix_x4_trans(bm, m + (ks * 16 + (mat & 1) * 8 + rr) * ldm + (dt + (mat >> 1)) * 8);
+            etc_mma_bf16(acc[dt], pa, bm[0], bm[1]);
+            etc_mma_bf16(acc[dt + 1], pa, bm[2], bm[3]);
+        }
+    }
+}
+
+__device__ __forceinline__ float quad_max(float x) {
+    x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 1));
+    return fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 2));
+}
+__device__ __forceinline__ float quad_sum(float x) {
+    x += __shfl_xor_sync(0xffffffffu, x, 1);
+    return x + __shfl_xor_sync(0xffffffffu, x, 2);
+}
+
+// dst[0..1] += scale·(v0, v1) on a bf16 pair (read-modify-write: backward accumulates).
+__device__ __forceinline__ void add_pair(bf16 *dst, float v0, float v1, float scale) {
+    __nv_bfloat162 old = *reinterpret_cast<__nv_bfloat162 *>(dst);
+    const float2 f = __bfloat1622float2(old);
+    *reinterpret_cast<__nv_bfloat162 *>(dst) = __floats2bfloat162_rn(f.x + scale * v0, f.y + scale * v1);
+}
+
+// ------------------------------------------------------------------ forward
+// Shared memory: K and V tiles, two of each (the next tile loads during this one).
+template <int D> __host__ __device__ constexpr size_t fwd_smem_bytes() {
+    return (size_t)2 * 2 * 64 * (D + 8) * 2;
+}
+
+template <int D>
+__global__ void __launch_bounds__(THREADS) attn_fwd(bf16 *out, float *lse, const bf16 *q,
+                                                    const bf16 *k, const bf16 *v, geom s) {
+    constexpr int BR = 64, BC = 64, LDS = D + 8, KT = D / 16, NT = D / 8, TILE = BC * LDS;
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    bf16 *ks = reinterpret_cast<bf16 *>(smem_raw), *vs = ks + 2 * TILE;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, tq = lane & 3;
+    const int b = blockIdx.z, h = blockIdx.y, hk = h / s.group;
+    /* the last query tiles see the most keys: they go first */
+    const int i_block = (gridDim.x - 1 - blockIdx.x) * BR, i0 = i_block + warp * 16;
+    const int64_t qrow = (int64_t)s.hq * D, krow = (int64_t)s.hkv * D;
+    const bf16 *qb = q + (int64_t)b * s.t * qrow + (int64_t)h * D;
+    const bf16 *kb = k + (int64_t)b * s.t * krow + (int64_t)hk * D;
+    const bf16 *vb = v + (int64_t)b * s.t * krow + (int64_t)hk * D;
+    const int r_lo = i0 + g, r_hi = i0 + g + 8;
+    const int k_end = min(s.t, i_block + BR);
+    const int k_begin = (s.window > 0 ? max(0, i_block - s.window + 1) : 0) / BC * BC;
+    if (k_begin < k_end) {
+        copy_tile_async<BC, D, LDS>(ks, kb, krow, k_begin, s.t);
+        copy_tile_async<BC, D, LDS>(vs, vb, krow, k_begin, s.t);
+    }
+    etc_cp_async_commit();
+
+    uint32_t qf[KT][4];
+#pragma unroll
+    for (int kk = 0; kk < KT; kk++) {
+        const int c = kk * 16 + 2 * tq;
+        qf[kk][0] = r_lo < s.t ? ld32(qb + r_lo * qrow + c) : 0u;
+        qf[kk][1] = r_hi < s.t ? ld32(qb + r_hi * qrow + c) : 0u;
+        qf[kk][2] = r_lo < s.t ? ld32(qb + r_lo * qrow + c + 8) : 0u;
+        qf[kk][3] = r_hi < s.t ? ld32(qb + r_hi * qrow + c + 8) : 0u;
+    }
+    float o[NT][4];
+#pragma unroll
+    for (int dt = 0; dt < NT; dt++) o[dt][0] = o[dt][1] = o[dt][2] = o[dt][3] = 0.0f;
+    float m_lo = -INFINITY, m_hi = -INFINITY, l_lo = 0.0f, l_hi = 0.0f;
+
+    for (int kt = k_begin, it = 0; kt < k_end; kt += BC, it++) {
+        const bf16 *kcur = ks + (it & 1) * TILE, *vcur = vs + (it & 1) * TILE;
+        if (kt + BC < k_end) {  // prefetch the next tile into the other buffer
+            copy_tile_async<BC, D, LDS>(ks + ((it + 1) & 1) * TILE, kb, krow, kt + BC, s.t);
+            copy_tile_async<BC, D, LDS>(vs + ((it + 1) & 1) * TILE, vb, krow, kt + BC, s.t);
+            etc_cp_async_commit();
+            etc_cp_async_wait<1>();
+        } else {
+            etc_cp_async_wait<0>();
+        }
+        __syncthreads();  // this tile's copies, from every thread, have landed
+        float sc[BC / 8][4];
+#pragma unroll
+        for (int nt = 0; nt < BC / 8; nt++) sc[nt][0] = sc[nt][1] = sc[nt][2] = sc[nt][3] = 0.0f;
+        gemm_abt<KT, BC / 8>(sc, qf, kcur, LDS, lane);
+        const bool full = all_visible(i0, i0 + 15, kt, kt + BC - 1, s.t, s.window);
+        float mx_lo = m_lo, mx_hi = m_hi;
+#pragma unroll
+        for (int nt = 0; nt < BC / 8; nt++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                float x = sc[nt][e] * s.scale2;
+                if (!full && !visible(e < 2 ? r_lo : r_hi, kt + nt * 8 + 2 * tq + (e & 1), s.t, s.window))
+                    x = -INFINITY;
+                sc[nt][e] = x;
+                if (e < 2) mx_lo = fmaxf(mx_lo, x);
+                else mx_hi = fmaxf(mx_hi, x);
+            }
+        mx_lo = quad_max(mx_lo), mx_hi = quad_max(mx_hi);
+        // Reference points: a row that has seen no visible key yet keeps 0 (no NaN).
+        const float ref_lo = mx_lo == -INFINITY ? 0.0f : mx_lo;
+        const float ref_hi = mx_hi == -INFINITY ? 0.0f : mx_hi;
+        const float al_lo = exp2f(m_lo - ref_lo), al_hi = exp2f(m_hi - ref_hi);
+        m_lo = mx_lo, m_hi = mx_hi;
+        l_lo *= al_lo, l_hi *= al_hi;
+#pragma unroll
+        for (int dt = 0; dt < NT; dt++) o[dt][0] *= al_lo, o[dt][1] *= al_lo, o[dt][2] *= al_hi, o[dt][3] *= al_hi;
+#pragma unroll
+        for (int nt = 0; nt < BC / 8; nt++) {
+            sc[nt][0] = exp2f(sc[nt][0] - ref_lo), sc[nt][1] = exp2f(sc[nt][1] - ref_lo);
+            sc[nt][2] = exp2f(sc[nt][2] - ref_hi), sc[nt][3] = exp2f(sc[nt][3] - ref_hi);
+            l_lo += sc[nt][0] + sc[nt][1], l_hi += sc[nt][2] + sc[nt][3];
+        }
+        gemm_pm<BC / 16, D>(o, sc, vcur, LDS, lane);
+        __syncthreads();  // done with this buffer before the prefetch after next refills it
+    }
+    etc_cp_async_wait<0>();  // an empty key range still committed one (empty) group
+    l_lo = quad_sum(l_lo), l_hi = quad_sum(l_hi);
+    const float inv_lo = l_lo > 0.0f ? 1.0f / l_lo : 0.0f, inv_hi = l_hi > 0.0f ? 1.0f / l_hi : 0.0f;
+    bf16 *ob = out + (int64_t)b * s.t * qrow + (int64_t)h * D;
+#pragma unroll
+    for (int dt = 0; dt < NT; dt++) {
+        const int c = dt * 8 + 2 * tq;
+        if (r_lo < s.t)
+            *reinterpret_cast<__nv_bfloat162 *>(ob + r_lo * qrow + c) =
+                __floats2bfloat162_rn(o[dt][0] * inv_lo, o[dt][1] * inv_lo);
+        if (r_hi < s.t)
+            *reinterpret_cast<__nv_bfloat162 *>(ob + r_hi * qrow + c) =
+                __floats2bfloat162_rn(o[dt][2] * inv_hi, o[dt][3] * inv_hi);
+    }
+    if (tq == 0) {
+        float *lb = lse + ((int64_t)b * s.hq + h) * s.t;
+        if (r_lo < s.t) lb[r_lo] = (m_lo + log2f(l_lo)) * LN2;
+        if (r_hi < s.t) lb[r_hi] = (m_hi + log2f(l_hi)) * LN2;
+    }
+}
+
+// ------------------------------------------------------------------ backward
+// delta [B, Hq, T] = Σ_d dout·out per (row, head), fp32.
+template <int D>
+__global__ void attn_delta(float *delta, const bf16 *dout, const bf16 *out, int t, int hq,
+                           int64_t rows) {
+    for (int64_t r = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; r < rows;
+         r += (int64_t)gridDim.x * blockDim.x) {
+        const int h = (int)(r % hq);
+        const int64_t bt = r / hq;  // b·t + i
+        const int i = (int)(bt % t), b = (int)(bt / t);
+        float acc = 0.0f;
+#pragma unroll
+        for (int c = 0; c < D; c += 8) {
+            float x[8], y[8];
+            etc_load<bf16, 8>(x, dout + r * D + c, 0);
+            etc_load<bf16, 8>(y, out + r * D + c, 0);
+#pragma unroll
+            for (int e = 0; e < 8; e++) acc += x[e] * y[e];
+        }
+        delta[((int64_t)b * hq + h) * t + i] = acc;
+    }
+}
+
+// Shared memory of attn_bwd_dq: K and V tiles of BC keys, two of each.
+template <int D> __host__ __device__ constexpr int dq_key_tile() { return D <= 64 ? 64 : 32; }
+template <int D> __host__ __device__ constexpr size_t dq_smem_bytes() {
+    return (size_t)2 * 2 * dq_key_tile<D>() * (D + 8) * 2;
+}
+
+template <int D>
+__global__ void __launch_bounds__(THREADS, MIN_BLOCKS(D)) attn_bwd_dq(bf16 *dq, const bf16 *dout, const bf16 *q,
+                                                       const bf16 *k, const bf16 *v,
+                                                       const float *lse, const float *delta,
+                                                       geom s) {
+    constexpr int BR = 64, BC = dq_key_tile<D>(), LDS = D + 8, KT = D / 16, NT = D / 8;
+    constexpr int TILE = BC * LDS;
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    bf16 *ks = reinterpret_cast<bf16 *>(smem_raw), *vs = ks + 2 * TILE;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, tq = lane & 3;
+    const int b = blockIdx.z, h = blockIdx.y, hk = h / s.group;
+    const int i_block = (gridDim.x - 1 - blockIdx.x) * BR, i0 = i_block + warp * 16;
+    const int64_t qrow = (int64_t)s.hq * D, krow = (int64_t)s.hkv * D;
+    const int64_t qoff = (int64_t)b * s.t * qrow + (int64_t)h * D;
+    const bf16 *qb = q + qoff, *gb = dout + qoff;
+    const bf16 *kb = k + (int64_t)b * s.t * krow + (int64_t)hk * D;
+    const bf16 *vb = v + (int64_t)b * s.t * krow + (int64_t)hk * D;
+    const int r_lo = i0 + g, r_hi = i0 + g + 8;
+    const int k_end = min(s.t, i_block + BR);
+    const int k_begin = (s.window > 0 ? max(0, i_block - s.window + 1) : 0) / BC * BC;
+    if (k_begin < k_end) {
+        copy_tile_async<BC, D, LDS>(ks, kb, krow, k_begin, s.t);
+        copy_tile_async<BC, D, LDS>(vs, vb, krow, k_begin, s.t);
+    }
+    etc_cp_async_commit();
+
+    uint32_t qf[KT][4], gf[KT][4];
+#pragma unroll
+    for (int kk = 0; kk < KT; kk++) {
+        const int c = kk * 16 + 2 * tq;
+        qf[kk][0] = r_lo < s.t ? ld32(qb + r_lo * qrow + c) : 0u;
+        qf[kk][1] = r_hi < s.t ? ld32(qb + r_hi * qrow + c) : 0u;
+        qf[kk][2] = r_lo < s.t ? ld32(qb + r_lo * qrow + c + 8) : 0u;
+        qf[kk][3] = r_hi < s.t ? ld32(qb + r_hi * qrow + c + 8) : 0u;
+        gf[kk][0] = r_lo < s.t ? ld32(gb + r_lo * qrow + c) : 0u;
+        gf[kk][1] = r_hi < s.t ? ld32(gb + r_hi * qrow + c) : 0u;
+        gf[kk][2] = r_lo < s.t ? ld32(gb + r_lo * qrow + c + 8) : 0u;
+        gf[kk][3] = r_hi < s.t ? ld32(gb + r_hi * qrow + c + 8) : 0u;
+    }
+    const float *lrow = lse + ((int64_t)b * s.hq + h) * s.t;
+    const float *drow = delta + ((int64_t)b * s.hq + h) * s.t;
+    // Rows past t get lse = +inf: their probabilities come out 0.
+    const float lse_lo = r_lo < s.t ? lrow[r_lo] * LOG2E : INFINITY;
+    const float lse_hi = r_hi < s.t ? lrow[r_hi] * LOG2E : INFINITY;
+    const float dl_lo = r_lo < s.t ? drow[r_lo] : 0.0f, dl_hi = r_hi < s.t ? drow[r_hi] : 0.0f;
+    float acc[NT][4];
+#pragma unroll
+    for (int dt = 0; dt < NT; dt++) acc[dt][0] = acc[dt][1] = acc[dt][2] = acc[dt][3] = 0.0f;
+
+    for (int kt = k_begin, it = 0; kt < k_end; kt += BC, it++) {
+        const bf16 *kcur = ks + (it & 1) * TILE, *vcur = vs + (it & 1) * TILE;
+        if (kt + BC < k_end) {
+            copy_tile_async<BC, D, LDS>(ks + ((it + 1) & 1) * TILE, kb, krow, kt + BC, s.t);
+            copy_tile_async<BC, D, LDS>(vs + ((it + 1) & 1) * TILE, vb, krow, kt + BC, s.t);
+            etc_cp_async_commit();
+            etc_cp_async_wait<1>();
+        } else {
+            etc_cp_async_wait<0>();
+        }
+        __syncthreads();
+        float sc[BC / 8][4], dp[BC / 8][4];
+#pragma unroll
+        for (int nt = 0; nt < BC / 8; nt++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) sc[nt][e] = dp[nt][e] = 0.0f;
+        gemm_abt<KT, BC / 8>(sc, qf, kcur, LDS, lane);
+        gemm_abt<KT, BC / 8>(dp, gf, vcur, LDS, lane);
+        const bool full = all_visible(i0, i0 + 15, kt, kt + BC - 1, s.t, s.window);
+#pragma unroll
+        for (int nt = 0; nt < BC / 8; nt++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const bool lo = e < 2;
+                float p = exp2f(sc[nt][e] * s.scale2 - (lo ? lse_lo : lse_hi));
+                if (!full && !visible(lo ? r_lo : r_hi, kt + nt * 8 + 2 * tq + (e & 1), s.t, s.window))
+                    p = 0.0f;
+                sc[nt][e] = p * (dp[nt][e] - (lo ? dl_lo : dl_hi));  // dS
+            }
+        gemm_pm<BC / 16, D>(acc, sc, kcur, LDS, lane);
+        __syncthreads();
+    }
+    etc_cp_async_wait<0>();
+    bf16 *dqb = dq + qoff;
+#pragma unroll
+    for (int dt = 0; dt < NT; dt++) {
+        const int c = dt * 8 + 2 * tq;
+        if (r_lo < s.t) add_pair(dqb + r_lo * qrow + c, acc[dt][0], acc[dt][1], s.scale);
+        if (r_hi < s.t) add_pair(dqb + r_hi * qrow + c, acc[dt][2], acc[dt][3], s.scale);
+    }
+}
+
+// Shared memory of attn_bwd_dkv: K and V of the block's 64 keys, and two query
+// tiles of Q and dO with their lse and delta (the next loads during this one).
+template <int D> __host__ __device__ constexpr int dkv_query_tile() { return D <= 64 ? 64 : 32; }
+template <int D> __host__ __device__ constexpr size_t dkv_smem_bytes() {
+    return (size_t)(2 * 64 + 2 * 2 * dkv_query_tile<D>()) * (D + 8) * 2 +
+           (size_t)2 * 2 * dkv_query_tile<D>() * 4;
+}
+
+template <int D>
+__global__ void __launch_bounds__(THREADS, MIN_BLOCKS(D)) attn_bwd_dkv(bf16 *dk, bf16 *dv, const bf16 *dout,
+                                                        const bf16 *q, const bf16 *k,
+                                                        const bf16 *v, const float *lse,
+                                                        const float *delta, geom s) {
+    constexpr int BK = 64, BR = dkv_query_tile<D>(), LDS = D + 8, KT = D / 16, NT = D / 8;
+    constexpr int QTILE = BR * LDS;
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    bf16 *ks = reinterpret_cast<bf16 *>(smem_raw), *vs = ks + BK * LDS;
+    bf16 *qs = vs + BK * LDS, *gs = qs + 2 * QTILE;  // [2][QTILE] each
+    float *lse_s = reinterpret_cast<float *>(gs + 2 * QTILE), *dl_s = lse_s + 2 * BR;  // [2][BR]
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, tq = lane & 3;
+    const int b = blockIdx.z, hk = blockIdx.y;
+    const int j_block = blockIdx.x * BK, j0 = j_block + warp * 16;
+    const int64_t qrow = (int64_t)s.hq * D, krow = (int64_t)s.hkv * D;
+    const int64_t koff = (int64_t)b * s.t * krow + (int64_t)hk * D;
+    const int c_lo = j0 + g, c_hi = j0 + g + 8;  // this lane's two keys
+
+    /* The query tiles that see these keys, for each head of the group, as one list:
+     * tile `it` is head hk·group + it / n_q, rows q_begin + (it % n_q)·BR. */
+    const int q_begin = j_block / BR * BR;
+    const int q_end = s.window > 0 ? min(s.t, j_block + BK - 1 + s.window) : s.t;
+    const int n_q = q_end > q_begin ? (q_end - q_begin + BR - 1) / BR : 0;
+    const int total = n_q * s.group;
+    /* Q and dO asynchronously; lse (exp2 domain, +inf past t: p = 0) and delta by
+     * plain stores, visible after the barrier that starts the tile's iteration */
+    auto prefetch = [&](int it, int buf) {
+        const int h = hk * s.group + it / n_q, qt = q_begin + (it % n_q) * BR;
+        const int64_t qoff = (int64_t)b * s.t * qrow + (int64_t)h * D;
+        copy_tile_async<BR, D, LDS>(qs + buf * QTILE, q + qoff, qrow, qt, s.t);
+        copy_tile_async<BR, D, LDS>(gs + buf * QTILE, dout + qoff, qrow, qt, s.t);
+        const float *lrow = lse + ((int64_t)b * s.hq + h) * s.t;
+        const float *drow = delta + ((int64_t)b * s.hq + h) * s.t;
+        for (int r = threadIdx.x; r < BR; r += THREADS) {
+            lse_s[buf * BR + r] = qt + r < s.t ? lrow[qt + r] * LOG2E : INFINITY;
+            dl_s[buf * BR + r] = qt + r < s.t ? drow[qt + r] : 0.0f;
+        }
+    };
+    copy_tile_async<BK, D, LDS>(ks, k + koff, krow, j_block, s.t);
+    copy_tile_async<BK, D, LDS>(vs, v + koff, krow, j_block, s.t);
+    if (total > 0) prefetch(0, 0);
+    etc_cp_async_commit();
+    float dka[NT][4], dva[NT][4];
+#pragma unroll
+    for (int dt = 0; dt < NT; dt++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) dka[dt][e] = dva[dt][e] = 0.0f;
+
+    for (int it = 0; it < total; it++) {
+        const int qt = q_begin + (it % n_q) * BR;
+        const bf16 *qcur = qs + (it & 1) * QTILE, *gcur = gs + (it & 1) * QTILE;
+        const float *lcur = lse_s + (it & 1) * BR, *dcur = dl_s + (it & 1) * BR;
+        if (it + 1 < total) {
+            prefetch(it + 1, (it + 1) & 1);
+            etc_cp_async_commit();
+            etc_cp_async_wait<1>();
+        } else {
+            etc_cp_async_wait<0>();
+        }
+        __syncthreads();
+        float st[BR / 8][4], dpt[BR / 8][4];
+#pragma unroll
+        for (int nt = 0; nt < BR / 8; nt++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) st[nt][e] = dpt[nt][e] = 0.0f;
+        {
+            uint32_t kf[KT][4], vf[KT][4];
+#pragma unroll
+            for (int kk = 0; kk < KT; kk++) {
+                frag_a(kf[kk], ks, LDS, warp * 16, kk * 16, lane);
+                frag_a(vf[kk], vs, LDS, warp * 16, kk * 16, lane);
+            }
+            gemm_abt<KT, BR / 8>(st, kf, qcur, LDS, lane);
+            gemm_abt<KT, BR / 8>(dpt, vf, gcur, LDS, lane);
+        }
+        // rows are keys, columns queries
+        const bool full = all_visible(qt, qt + BR - 1, j0, j0 + 15, s.t, s.window);
+#pragma unroll
+        for (int nt = 0; nt < BR / 8; nt++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const int col = nt * 8 + 2 * tq + (e & 1);
+                float p = exp2f(st[nt][e] * s.scale2 - lcur[col]);
+                if (!full && !visible(qt + col, e < 2 ? c_lo : c_hi, s.t, s.window)) p = 0.0f;
+                st[nt][e] = p;
+                dpt[nt][e] = p * (dpt[nt][e] - dcur[col]);  // dSᵀ
+            }
+        gemm_pm<BR / 16, D>(dva, st, gcur, LDS, lane);
+        gemm_pm<BR / 16, D>(dka, dpt, qcur, LDS, lane);
+        __syncthreads();
+    }
+    etc_cp_async_wait<0>();
+    bf16 *dkb = dk + koff, *dvb = dv + koff;
+#pragma unroll
+    for (int dt = 0; dt < NT; dt++) {
+        const int c = dt * 8 + 2 * tq;
+        if (c_lo < s.t) {
+            add_pair(dkb + c_lo * krow + c, dka[dt][0], dka[dt][1], s.scale);
+            add_pair(dvb + c_lo * krow + c, dva[dt][0], dva[dt][1], 1.0f);
+        }
+        if (c_hi < s.t) {
+            add_pair(dkb + c_hi * krow + c, dka[dt][2], dka[dt][3], s.scale);
+            add_pair(dvb + c_hi * krow + c, dva[dt][2], dva[dt][3], 1.0f);
+        }
+    }
+}
+
+int make_geom(geom *s, const void *const *ptrs, int nptrs, int b, int t, int hq, int hkv, int d,
+              int window, const char *name) {
+    if (b < 0 || t < 0 || hq <= 0 || hkv <= 0 || hq % hkv)
+        return etc_fail("%s: bad shape b=%d t=%d hq=%d hkv=%d (hq must be a multiple of hkv)",
+                        name, b, t, hq, hkv);
+    if (!etc_attention_bf16_supported(d))
+        return etc_fail("%s: head dim %d unsupported (must be a multiple of 16, at most 128)",
+                        name, d);
+    if (hq > 65535 || b > 65535)
+        return etc_fail("%s: %d heads x batch %d exceeds the launch grid", name, hq, b);
+    for (int i = 0; i < nptrs; i++)
+        if (!etc_aligned16(ptrs[i]))
+            return etc_fail("%s: tensor argument %d is not 16-byte aligned", name, i + 1);
+    s->t = t, s->hq = hq, s->hkv = hkv, s->group = hq / hkv, s->window = window;
+    s->scale = 1.0f / sqrtf((float)d);
+    s->scale2 = s->scale * LOG2E;
+    return 0;
+}
+
+// Raises a kernel's dynamic shared memory limit when it needs more than the
+// default 48 KB (once per kernel instance).
+template <typename K> int allow_smem(K kernel, size_t bytes, const char *name) {
+    if (bytes <= 48 * 1024) return 0;
+    cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes);
+    if (e != cudaSuccess)
+        return etc_fail("%s: %zu bytes of shared memory refused (%s)", name, bytes, cudaGetErrorString(e));
+    return 0;
+}
+
+template <int D>
+int forward(bf16 *out, float *lse, const bf16 *q, const bf16 *k, const bf16 *v, int b,
+            const geom &s) {
+    constexpr size_t smem = fwd_smem_bytes<D>();
+    if (allow_smem(attn_fwd<D>, smem, "etc_attention_forward_bf16")) return -1;
+    dim3 grid((s.t + 63) / 64, s.hq, b);
+    attn_fwd<D><<<grid, THREADS, smem, etc_stream()>>>(out, lse, q, k, v, s);
+    return etc_check_launch("etc_attention_forward_bf16");
+}
+
+template <int D>
+int backward(bf16 *dq, bf16 *dk, bf16 *dv, float *delta, const bf16 *dout, const bf16 *q,
+             const bf16 *k, const bf16 *v, const bf16 *out, const float *lse, int b,
+             const geom &s) {
+    const int64_t rows = (int64_t)b * s.t * s.hq;
+    attn_delta<D><<<etc_grid(rows, 256), 256, 0, etc_stream()>>>(delta, dout, out, s.t, s.hq, rows);
+    if (etc_check_launch("etc_attention_backward_bf16 (delta)")) return -1;
+    constexpr size_t smem_q = dq_smem_bytes<D>(), smem_kv = dkv_smem_bytes<D>();
+    if (allow_smem(attn_bwd_dq<D>, smem_q, "etc_attention_backward_bf16 (dq)") ||
+        allow_smem(attn_bwd_dkv<D>, smem_kv, "etc_attention_backward_bf16 (dk, dv)"))
+        return -1;
+    dim3 grid_q((s.t + 63) / 64, s.hq, b);
+    attn_bwd_dq<D><<<grid_q, THREADS, smem_q, etc_stream()>>>(dq, dout, q, k, v, lse, delta, s);
+    if (etc_check_launch("etc_attention_backward_bf16 (dq)")) return -1;
+    dim3 grid_kv((s.t + 63) / 64, s.hkv, b);
+    attn_bwd_dkv<D><<<grid_kv, THREADS, smem_kv, etc_stream()>>>(dk, dv, dout, q, k, v, lse, delta, s);
+    return etc_check_launch("etc_attention_backward_bf16 (dk, dv)");
+}
+
+#define ETC_HEAD_DIMS(X) X(16) X(32) X(48) X(64) X(80) X(96) X(112) X(128)
+
+}  // namespace
+
+extern "C" int etc_attention_bf16_supported(int d) { return d >= 16 && d <= 128 && d % 16 == 0; }
+
+extern "C" int etc_attention_forward_bf16(etc_bf16 *out, float *lse, const etc_bf16 *q,
+                                          const etc_bf16 *k, const etc_bf16 *v, int b, int t,
+                                          int hq, int hkv, int d, int window) {
+    geom s;
+    const void *ptrs[] = {out, q, k, v};
+    if (make_geom(&s, ptrs, 4, b, t, hq, hkv, d, window, "etc_attention_forward_bf16")) return -1;
+    if (b == 0 || t == 0) return 0;
+    bf16 *o = (bf16 *)out;
+    const bf16 *qq = (const bf16 *)q, *kk = (const bf16 *)k, *vv = (const bf16 *)v;
+    switch (d) {
+#define CASE(D) \
+    case D: return forward<D>(o, lse, qq, kk, vv, b, s);
+        ETC_HEAD_DIMS(CASE)
+#undef CASE
+    }
+    return etc_fail("etc_attention_forward_bf16: head dim %d", d);
+}
+
+extern "C" int etc_attention_backward_bf16(etc_bf16 *dq, etc_bf16 *dk, etc_bf16 *dv,
+                                           float *scratch_delta, const etc_bf16 *dout,
+                                           const etc_bf16 *q, const etc_bf16 *k,
+                                           const etc_bf16 *v, const etc_bf16 *out,
+                                           const float *lse, int b, int t, int hq, int hkv,
+                                           int d, int window) {
+    geom s;
+    const void *ptrs[] = {dq, dk, dv, dout, q, k, v, out};
+    if (make_geom(&s, ptrs, 8, b, t, hq, hkv, d, window, "etc_attention_backward_bf16"))
+        return -1;
+    if (!scratch_delta) return etc_fail("etc_attention_backward_bf16: scratch_delta is NULL");
+    if (b == 0 || t == 0) return 0;
+    bf16 *gq = (bf16 *)dq, *gk = (bf16 *)dk, *gv = (bf16 *)dv;
+    const bf16 *go = (const bf16 *)dout, *qq = (const bf16 *)q, *kk = (const bf16 *)k,
+               *vv = (const bf16 *)v, *oo = (const bf16 *)out;
+    switch (d) {
+#define CASE(D) \
+    case D: return backward<D>(gq, gk, gv, scratch_delta, go, qq, kk, vv, oo, lse, b, s);
+        ETC_HEAD_DIMS(CASE)
+#undef CASE
+    }
+    return etc_fail("etc_attention_backward_bf16: head dim %d", d);
+}

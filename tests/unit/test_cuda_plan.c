@@ -1,0 +1,101 @@
+/* The CUDA path's host-side decisions, testable without a GPU: the device memory
+ * plan (trainer/model_cuda_plan.c) and run.device resolution
+ * (trainer/train_cuda.c). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "data/recipe.h"
+#include "trainer/bench_cuda.h"
+#include "trainer/model_cuda.h"
+#include "trainer/train_cuda.h"
+
+static size_t item_bytes(const et_plan *p, const char *name) {
+    for (int i = 0; i < p->n; i++)
+        if (!strcmp(p->item[i].name, name)) return p->item[i].bytes;
+    return 0;
+}
+
+static void plan_sums_and_shapes(void **state) {
+    (void)state;
+    et_hf_config c;
+    et_cuda_bench_llama_1b(&c);
+    et_plan p, ck, dr;
+    et_cuda_options o = {4, 2048, 0, 0};
+    et_cuda_model_plan(&p, &c, 16, (1u << ET_PROJ_COUNT) - 1, 0.0f, &o);
+    size_t sum = 0;
+    for (int i = 0; i < p.n; i++) sum += p.item[i].bytes;
+    assert_int_equal(sum, p.total);
+    /* bf16 base weights: the 1,235,814,400 parameters of the tied 1B model */
+    assert_true(item_bytes(&p, "weights.base (frozen)") >= (size_t)1235814400 * 2);
+    assert_true(item_bytes(&p, "weights.base (frozen)") < (size_t)1235814400 * 2 + (1 << 20));
+    /* LoRA r=16 on all seven: 11,272,192 fp32 values */
+    assert_int_equal(item_bytes(&p, "lora.weights"), (size_t)11272192 * 4);
+    /* saved gate: [16 layers, 8192 tokens, 8192] bf16 */
+    assert_int_equal(item_bytes(&p, "acts.gate"), (size_t)16 * 8192 * 8192 * 2);
+    /* no [tokens, vocab] tensor: one chunk of <= 256 MiB of bf16 logits */
+    assert_true(item_bytes(&p, "acts.logits_chunk (grad in place)") <= ((size_t)256 << 20) + 256);
+    /* the memory target: <= 0.7x HF+PEFT's 35.51 GiB peak at this batch (docs/perf.md),
+     * with cuBLASLt's 32 MiB workspace */
+    assert_true((double)p.total + (32 << 20) <= 0.7 * 35.51 * 1073741824.0);
+    /* checkpointing keeps one layer's activations */
+    o.activation_checkpointing = 1;
+    et_cuda_model_plan(&ck, &c, 16, (1u << ET_PROJ_COUNT) - 1, 0.0f, &o);
+    assert_int_equal(item_bytes(&ck, "acts.gate"), (size_t)8192 * 8192 * 2);
+    assert_true(ck.total < p.total / 2);
+    /* dropout adds its three buffers, nothing without it */
+    assert_int_equal(item_bytes(&p, "scratch.lora_dropout_mask"), 0);
+    et_cuda_model_plan(&dr, &c, 16, (1u << ET_PROJ_COUNT) - 1, 0.05f, &o);
+    assert_int_equal(item_bytes(&dr, "scratch.lora_dropout_mask"), (size_t)8192 * 8192);
+}
+
+static int choose(et_recipe *r, int *use_cuda, et_error *err) {
+    train_state s;
+    memset(&s, 0, sizeof s);
+    s.r = r;
+    int rc = train_cuda_choose(&s, err);
+    *use_cuda = s.use_cuda;
+    return rc;
+}
+
+static void device_resolution(void **state) {
+    (void)state;
+    const int gpus = et_cuda_device_count(NULL, 0);
+    et_recipe r;
+    et_recipe_init(&r);
+    et_error err = {{0}};
+    int use;
+    r.run.device = ET_RECIPE_DEVICE_CPU;
+    assert_int_equal(choose(&r, &use, &err), 0);
+    assert_int_equal(use, 0);
+    r.run.device = ET_RECIPE_DEVICE_AUTO;
+    assert_int_equal(choose(&r, &use, &err), 0);
+    assert_int_equal(use, gpus > 0);
+    r.privacy.enabled = true; /* auto keeps DP on the CPU; cuda refuses it */
+    assert_int_equal(choose(&r, &use, &err), 0);
+    assert_int_equal(use, 0);
+    r.run.device = ET_RECIPE_DEVICE_CUDA;
+    assert_int_not_equal(choose(&r, &use, &err), 0);
+    assert_non_null(strstr(err.msg, "DP-SGD"));
+    r.privacy.enabled = false;
+    r.model.dtype = ET_RECIPE_DTYPE_FP32;
+    assert_int_not_equal(choose(&r, &use, &err), 0);
+    assert_non_null(strstr(err.msg, "bf16"));
+    r.model.dtype = ET_RECIPE_DTYPE_AUTO;
+    if (gpus == 0) {
+        assert_int_not_equal(choose(&r, &use, &err), 0);
+        assert_non_null(strstr(err.msg, "run.device: cpu"));
+    } else {
+        assert_int_equal(choose(&r, &use, &err), 0);
+        assert_int_equal(use, 1);
+    }
+    et_recipe_free(&r);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {cmocka_unit_test(plan_sums_and_shapes),
+                                       cmocka_unit_test(device_resolution)};
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
