@@ -248,6 +248,42 @@ train_parity() {
 }
 export -f train_parity
 
+# --------------------------------------------------------------- 6b. cli_train
+# The real CLI, when tests/gpu/stage_cli.sh staged it in .carry/ (the machine lacks
+# libyaml and cJSON to build it): `ehrtune demo` (synth -> ingest -> CPU training),
+# then the same tiny recipe with run.device=cuda (bf16), whose loss curve must track
+# the CPU one, then `ehrtune bench --device cuda --llama-1b` through the CLI.
+cli_train() {
+    local bin="$ROOT/.carry/ehrtune" lib d="$BUILD/cli"
+    [ -x "$bin" ] || { echo "   no .carry/ehrtune (run tests/gpu/stage_cli.sh here first)"; return 77; }
+    lib=$(cat "$BUILD/cublas_lib_dir" 2>/dev/null || cublas_dir "" || true)
+    export LD_LIBRARY_PATH="$ROOT/.carry/lib${lib:+:$lib}:${LD_LIBRARY_PATH:-}"
+    mkdir -p "$d" && cd "$ROOT" || return 1
+    "$bin" demo --dir "$d/demo" >"$OUT/cli_demo.log" 2>&1 || { tail -5 "$OUT/cli_demo.log"; return 1; }
+    grep -E "^trained|^PHI|^ingested" "$OUT/cli_demo.log"
+    local cpu_run; cpu_run=$(ls -d "$d"/demo/train-* | head -1)
+    "$bin" train recipes/tiny-cpu.yaml model.path="$d/demo/model" data.train="$d/demo/corpus.h5" \
+        run.out="$d/cuda" run.device=cuda model.dtype=bf16 >"$OUT/cli_train.log" 2>&1 ||
+        { tail -5 "$OUT/cli_train.log"; return 1; }
+    grep -E "^trained|^adapter" "$OUT/cli_train.log"
+    cp "$d/cuda/metrics.jsonl" "$OUT/cli_cuda_metrics.jsonl"
+    cp "$cpu_run/metrics.jsonl" "$OUT/cli_cpu_metrics.jsonl"
+    python3 - "$OUT/cli_cpu_metrics.jsonl" "$OUT/cli_cuda_metrics.jsonl" "$d/cuda/manifest.json" <<'PY' || return 1
+import json, sys
+cpu = [json.loads(l)["loss"] for l in open(sys.argv[1])]
+gpu = [json.loads(l)["loss"] for l in open(sys.argv[2])]
+dev = json.load(open(sys.argv[3]))["run"]["device"]
+worst = max(abs(a - b) / abs(a) for a, b in zip(cpu, gpu))
+print(f"   ehrtune train tiny recipe: cpu {cpu[0]:.3f}->{cpu[-1]:.3f}, {dev} {gpu[0]:.3f}->{gpu[-1]:.3f}, "
+      f"worst relative loss difference over {len(gpu)} steps {worst:.2e}")
+sys.exit(0 if len(cpu) == len(gpu) and worst < 2e-2 and dev == "cuda" else 1)
+PY
+    timeout -k 5 90 "$bin" bench --device cuda --llama-1b --seq 2048 --batch 4 --warmup 2 --steps 5 \
+        >"$OUT/cli_bench.json" 2>&1 || { tail -3 "$OUT/cli_bench.json"; return 1; }
+    cut -c1-300 "$OUT/cli_bench.json"
+}
+export -f cli_train
+
 # ------------------------------------------------------------- 7. cuda_bench
 # The HF bench's shape and batch sizes, then batch 4 with activation checkpointing;
 # each run its own process under its own limit (a hang costs one run, not the step).
@@ -301,6 +337,7 @@ step hf_bench 170 hf_bench
 step build_train 90 build_train
 step train_parity 120 train_parity
 step cuda_bench 240 cuda_bench
+step cli_train 150 cli_train
 step sanitizer 90 sanitizer
 
 # ----------------------------------------------------------------- 9. summary
