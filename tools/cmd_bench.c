@@ -38,8 +38,9 @@ static void usage(FILE *f) {
             "  --ckpt         activation checkpointing (cuda)\n"
             "  --plan         print the CUDA device memory plan for the shape and exit\n"
             "                 (no GPU needed)\n"
-            "  --dp           DP-SGD steps on the same batch (CPU): per-example LoRA\n"
-            "                 gradients, per-example clipping, noise; reports the extra bytes\n");
+            "  --dp           DP-SGD steps on the same batch: per-example LoRA gradients,\n"
+            "                 per-example clipping, noise; reports the extra bytes (with\n"
+            "                 --device cuda: also the non-DP step and the ratio)\n");
 }
 
 static double now_s(void) {
@@ -49,7 +50,7 @@ static double now_s(void) {
 }
 
 /* --device cuda and --plan. */
-static int bench_cuda(const et_hf_config *c, int batch, int seq, int rank, int warmup, int steps,
+static int bench_cuda(const et_hf_config *c, int batch, int seq, int rank, int warmup, int steps, int dp,
                       int ckpt, int plan_only) {
     if (plan_only) {
         et_plan p;
@@ -64,7 +65,7 @@ static int bench_cuda(const et_hf_config *c, int batch, int seq, int rank, int w
                p.total / 1048576.0);
         return 0;
     }
-    et_cuda_bench_config b = {*c, batch, seq, rank, warmup, steps, 2.0f * rank, ckpt};
+    et_cuda_bench_config b = {*c, batch, seq, rank, warmup, steps, 2.0f * rank, ckpt, dp};
     et_cuda_bench_result r;
     et_error err = {{0}};
     if (et_cuda_bench_run(&b, &r, &err)) {
@@ -142,11 +143,11 @@ int cmd_bench(int argc, char **argv) {
         fprintf(stderr, "ehrtune bench: %s\n", err.msg[0] ? err.msg : "bad shape");
         return 2;
     }
-    if (dp && (plan || cuda)) {
-        fprintf(stderr, "ehrtune bench: --dp is measured on the CPU backend only for now\n");
+    if (dp && plan) {
+        fprintf(stderr, "ehrtune bench: --dp and --plan cannot be combined\n");
         return 2;
     }
-    if (plan || cuda) return bench_cuda(&c, batch, seq, rank, warmup, steps, ckpt, plan);
+    if (plan || cuda) return bench_cuda(&c, batch, seq, rank, warmup, steps, dp, ckpt, plan);
     et_model m;
     et_lora l;
     et_acts *a = NULL;

@@ -9,6 +9,7 @@
 #include "kernels/ops.h"
 #include "trainer/lora.h"
 #include "trainer/model_cuda.h"
+#include "trainer/model_cuda_dp.h"
 
 #ifdef EHRTUNE_HAVE_CUDA
 #include "kernels/cuda/ops_cuda.h"
@@ -59,6 +60,58 @@ static double now_s(void) {
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
+}
+
+/* DP-SGD steps on the batches of the timed loop (same seeds): each row its own
+ * privacy unit, clip 1, σ 1, norms read back as the trainer does for its report. */
+static int bench_dp(const et_cuda_bench_config *b, et_cuda_bench_result *r, et_cuda_model *cm,
+                    int32_t *ids, int32_t *tg, double *times, et_error *err) {
+    const et_hf_config *c = &b->cfg;
+    const size_t n = (size_t)b->batch * b->seq;
+    et_cuda_dp *dp = NULL;
+    int64_t *first = malloc(sizeof(int64_t) * (size_t)(b->batch + 1));
+    float *row_scale = malloc(sizeof(float) * (size_t)b->batch);
+    double *norms = malloc(sizeof(double) * (size_t)b->batch);
+    const uint32_t key[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    int rc = -1;
+    if (!first || !row_scale || !norms) {
+        et_fail(err, "out of memory");
+        goto done;
+    }
+    if (et_cuda_dp_create(&dp, cm, b->batch, err)) goto done;
+    r->dp_extra_mib = (double)et_cuda_dp_bytes(dp) / 1048576.0;
+    for (int i = 0; i <= b->batch; i++) first[i] = i;
+    for (int i = 0; i < b->batch; i++) row_scale[i] = 1.0f / (float)(b->seq - 1);
+    for (int s = 0; s < b->warmup + b->steps; s++) {
+        for (size_t i = 0; i < n; i++)
+            ids[i] = (int32_t)(et_uniform(1000 + (uint64_t)s, i) * c->vocab_size);
+        for (size_t i = 0; i < n; i++) tg[i] = (i + 1) % (size_t)b->seq ? ids[i + 1] : -1;
+        et_batch batch = {ids, tg, b->batch, b->seq, row_scale};
+        double t0 = now_s(), loss;
+        int64_t nv;
+        if (et_cuda_model_zero_grads(cm, err) ||
+            et_cuda_dp_step(cm, dp, &batch, 1.0f, 1, (uint64_t)s * 65536u, &loss, &nv, err) ||
+            et_cuda_dp_clip_accumulate(cm, dp, first, b->batch, 1.0, norms, err) ||
+            et_cuda_dp_noise(cm, 1.0, key, (uint64_t)s, 1.0f / (float)b->batch, err) ||
+            et_cuda_model_adamw(cm, 1e-4, 0.9, 0.999, 1e-8, 0.0, b->warmup + b->steps + s + 1, err))
+            goto done;
+#ifdef EHRTUNE_HAVE_CUDA
+        if (etc_synchronize()) {
+            et_fail(err, "bench (DP): %s", etc_last_error());
+            goto done;
+        }
+#endif
+        if (s >= b->warmup) times[s - b->warmup] = now_s() - t0;
+    }
+    qsort(times, (size_t)b->steps, sizeof *times, cmp_double);
+    r->dp_step_s_median = times[b->steps / 2];
+    r->dp_step_s_min = times[0];
+    r->dp_ratio = r->dp_step_s_median / r->step_s_median;
+    rc = 0;
+done:
+    et_cuda_dp_free(dp);
+    free(first), free(row_scale), free(norms);
+    return rc;
 }
 
 int et_cuda_bench_run(const et_cuda_bench_config *b, et_cuda_bench_result *r, et_error *err) {
@@ -114,6 +167,7 @@ int et_cuda_bench_run(const et_cuda_bench_config *b, et_cuda_bench_result *r, et
     qsort(times, (size_t)b->steps, sizeof *times, cmp_double);
     r->step_s_median = times[b->steps / 2];
     r->step_s_min = times[0];
+    if (b->dp && bench_dp(b, r, cm, ids, tg, times, err)) goto done;
     /* forward-only passes on the last batch: the forward's share of the step */
     double fwd[3];
     for (int s = 0; s < 3; s++) {
@@ -138,7 +192,8 @@ int et_cuda_bench_run(const et_cuda_bench_config *b, et_cuda_bench_result *r, et
     r->peak_tflops = peak_for(r->device);
     r->mfu = r->peak_tflops > 0 ? r->achieved_tflops / r->peak_tflops : -1;
     /* the model's three allocations, cuBLASLt's 32 MiB workspace, etc_sumsq's partials */
-    r->peak_mem_gib = (et_cuda_model_bytes(cm) + (32u << 20) + 8192) / 1073741824.0;
+    r->peak_mem_gib = (et_cuda_model_bytes(cm) + (32u << 20) + 8192) / 1073741824.0 +
+                      r->dp_extra_mib / 1024.0;
 #ifdef EHRTUNE_HAVE_CUDA
     size_t free_b = 0, total_b = 0;
     if (!etc_mem_info(&free_b, &total_b)) r->device_used_gib = (total_b - free_b) / 1073741824.0;
@@ -156,6 +211,12 @@ int et_cuda_bench_json(char *out, size_t len, const et_cuda_bench_config *b,
     char mfu[32] = "null", peak[32] = "null";
     if (r->mfu >= 0) snprintf(mfu, sizeof mfu, "%.4f", r->mfu);
     if (r->peak_tflops > 0) snprintf(peak, sizeof peak, "%.1f", r->peak_tflops);
+    char dp[256] = "";
+    if (b->dp)
+        snprintf(dp, sizeof dp,
+                 ", \"dp\": true, \"dp_step_s_median\": %.4f, \"dp_step_s_min\": %.4f, "
+                 "\"dp_ratio\": %.3f, \"dp_extra_mib\": %.1f",
+                 r->dp_step_s_median, r->dp_step_s_min, r->dp_ratio, r->dp_extra_mib);
     return snprintf(
         out, len,
         "{\"kind\": \"bench\", \"impl\": \"ehrtune-cuda\", \"status\": \"ok\", \"device\": \"%s\", "
@@ -166,12 +227,12 @@ int et_cuda_bench_json(char *out, size_t len, const et_cuda_bench_config *b,
         "\"forward_s_median\": %.4f, "
         "\"tokens_per_s\": %.1f, \"model_tflop_per_step\": %.3f, \"achieved_tflops\": %.1f, "
         "\"peak_tflops\": %s, \"mfu\": %s, \"peak_mem_gib\": %.2f, \"device_used_gib\": %.2f, "
-        "\"loss_first\": %.4f, \"loss_last\": %.4f, \"attention\": \"%s\"}",
+        "\"loss_first\": %.4f, \"loss_last\": %.4f, \"attention\": \"%s\"%s}",
         r->device, b->batch, b->seq, b->cfg.hidden_size, b->cfg.num_layers, b->cfg.num_heads,
         b->cfg.num_kv_heads, b->cfg.intermediate_size, b->cfg.vocab_size, b->rank, b->alpha,
         b->activation_checkpointing ? "true" : "false", (long long)r->n_frozen,
         (long long)r->n_lora, b->warmup, b->steps, r->step_s_median, r->step_s_min,
         r->forward_s_median,
         r->tokens_per_s, r->model_tflop_per_step, r->achieved_tflops, peak, mfu, r->peak_mem_gib,
-        r->device_used_gib, r->loss_first, r->loss_last, r->attention);
+        r->device_used_gib, r->loss_first, r->loss_last, r->attention, dp);
 }

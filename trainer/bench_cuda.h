@@ -17,6 +17,8 @@ typedef struct {
     int batch, seq, rank, warmup, steps;
     float alpha;
     int activation_checkpointing;
+    int dp; /* also time DP-SGD steps on the same batches (trainer/model_cuda_dp.h): per-example
+               gradients, each row its own privacy unit, clip, noise, AdamW */
 } et_cuda_bench_config;
 
 typedef struct {
@@ -31,6 +33,10 @@ typedef struct {
     int64_t n_lora, n_frozen;
     char device[128];
     char attention[200];
+    /* with dp: the DP step's median and min, its ratio to step_s_median, and the
+       device memory DP adds (per-example gradients + norms) */
+    double dp_step_s_median, dp_step_s_min, dp_ratio;
+    double dp_extra_mib;
 } et_cuda_bench_result;
 
 /* Llama-3.2-1B's shape (hidden 2048, 16 layers, 32/8 heads, FFN 8192, vocab 128256,

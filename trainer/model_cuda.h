@@ -16,7 +16,7 @@
  * Attention runs on the bf16 tensor-core kernel when its self-check at creation
  * agrees with the fp32 kernel; otherwise on the fp32 kernel through casts (slower,
  * said by et_cuda_model_attention_path). Without the CUDA backend every function
- * fails with a message saying so. Not yet: per-example gradients (DP-SGD). */
+ * fails with a message saying so. Per-example gradients (DP-SGD): trainer/model_cuda_dp.h. */
 #ifndef EHRTUNE_MODEL_CUDA_H
 #define EHRTUNE_MODEL_CUDA_H
 

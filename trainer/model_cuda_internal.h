@@ -46,6 +46,7 @@ struct et_cuda_model {
     float *params, *grads, *adam_m, *adam_v;
     etc_bf16 *params16;
     double *norm2; /* one double: Σ grad² */
+    float *pe_grads; /* DP: [b, n_params] per-example LoRA gradients, or NULL (model_cuda_dp.c) */
 
     /* activations */
     etc_bf16 *x; /* [L+1, n, C] residual stream: x[0] embeddings, x[l+1] layer l's output */

@@ -85,9 +85,20 @@ static int proj_backward(pass *ps, int layer, int p, etc_bf16 *dx, const etc_bf1
             return -1;
         lx = cm->xdrop;
     }
-    if (etc_matmul_bf16_f32out(db, dy, xa, out, r, n, 1, 0, cm->lora_scale, 1.0f) ||  /* dB */
-        etc_matmul_bf16(cm->dxa, dy, B, n, r, out, 0, 0, cm->lora_scale, 0.0f) ||     /* dxa */
-        etc_matmul_bf16_f32out(da, cm->dxa, lx, r, in, n, 1, 0, 1.0f, 1.0f))           /* dA */
+    if (cm->pe_grads) { /* DP: one dB and dA slice per example (rows e·t ..), overwritten */
+        if (etc_matmul_bf16(cm->dxa, dy, B, n, r, out, 0, 0, cm->lora_scale, 0.0f)) return -1;
+        for (int e = 0; e < ps->b; e++) {
+            float *g = cm->pe_grads + (size_t)e * (size_t)cm->n_params;
+            const size_t row = (size_t)e * (size_t)ps->t;
+            if (etc_matmul_bf16_f32out(g + ob, dy + row * out, xa + row * r, out, r, ps->t, 1, 0,
+                                       cm->lora_scale, 0.0f) ||
+                etc_matmul_bf16_f32out(g + oa, cm->dxa + row * r, lx + row * in, r, in, ps->t, 1, 0,
+                                       1.0f, 0.0f))
+                return -1;
+        }
+    } else if (etc_matmul_bf16_f32out(db, dy, xa, out, r, n, 1, 0, cm->lora_scale, 1.0f) ||  /* dB */
+               etc_matmul_bf16(cm->dxa, dy, B, n, r, out, 0, 0, cm->lora_scale, 0.0f) ||     /* dxa */
+               etc_matmul_bf16_f32out(da, cm->dxa, lx, r, in, n, 1, 0, 1.0f, 1.0f))           /* dA */
         return -1;
     if (drop) /* dx (+)= dy·W, then += the dropout-masked LoRA input gradient */
         return etc_matmul_bf16(dx, dy, w->w[p], n, in, out, 0, 0, 1.0f, overwrite ? 0.0f : 1.0f) ||

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "trainer/model_cuda.h"
+#include "trainer/train_cuda_dp.h"
 
 static const char *src(const et_recipe *r) { return r->source ? r->source : "recipe"; }
 
@@ -12,13 +13,6 @@ int train_cuda_choose(train_state *s, et_error *err) {
     s->use_cuda = 0;
     if (r->run.device == ET_RECIPE_DEVICE_CPU) return 0;
     const int explicit = r->run.device == ET_RECIPE_DEVICE_CUDA;
-    if (r->privacy.enabled) {
-        if (!explicit) return 0;
-        return et_fail(err, "%s: run.device: cuda with privacy.enabled: DP-SGD (per-example "
-                            "gradients) runs on the CPU backend only in this version; set "
-                            "run.device: cpu (auto picks the CPU for DP runs)",
-                       src(r));
-    }
     if (r->model.dtype == ET_RECIPE_DTYPE_FP32) {
         if (!explicit) return 0;
         return et_fail(err, "%s: run.device: cuda with model.dtype: fp32: the CUDA backend trains "
@@ -50,6 +44,7 @@ int train_cuda_step(train_state *s, int64_t step, double lr, step_report *rep, e
     const et_recipe *r = s->r;
     const int mb = r->run.micro_batch, accum = r->optim.grad_accum;
     memset(rep, 0, sizeof *rep);
+    if (s->dp.enabled) return train_cuda_dp_step(s, step, lr, rep, err);
     const int64_t g0 = step * accum * mb;
     for (int64_t i = 0; i < (int64_t)accum * mb; i++) {
         const int64_t row = train_order_row(s, g0 + i);
@@ -86,6 +81,7 @@ int train_cuda_sync_host(train_state *s, et_error *err) {
 }
 
 void train_cuda_free(train_state *s) {
+    train_cuda_dp_free(s);
     et_cuda_model_free(s->cuda);
     s->cuda = NULL;
 }

@@ -8,7 +8,7 @@
 #include "trainer/train_internal.h"
 
 /* run.device: auto picks CUDA when this build has the backend, a GPU is visible,
- * DP is off and model.dtype is not fp32; `cuda` fails when any of those does not
+ * and model.dtype is not fp32 (DP-SGD runs included); `cuda` fails when any of those does not
  * hold (with what to change). Sets s->use_cuda. */
 int train_cuda_choose(train_state *s, et_error *err);
 

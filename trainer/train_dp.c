@@ -5,6 +5,8 @@
 #include <string.h>
 
 #include "kernels/ops.h"
+#include "trainer/model_cuda.h"
+#include "trainer/train_cuda_dp.h"
 #include "trainer/train_internal.h"
 
 void dp_free(dp_state *d) {
@@ -101,9 +103,11 @@ int dp_plan(train_state *s, const char *resume_json, et_error *err) {
     }
     if (et_dp_rng_init(&d->rng, p->secure_rng, r->run.seed, err)) return -1;
     size_t np = (size_t)s->lora.n_params, mb = (size_t)r->run.micro_batch;
-    d->pe_grads = malloc(sizeof(float) * np * mb);
+    /* on CUDA the per-example gradients live on the device (trainer/train_cuda_dp.c) */
+    if (s->use_cuda && train_cuda_dp_setup(s, err)) return -1;
+    d->pe_grads = s->use_cuda ? NULL : malloc(sizeof(float) * np * mb);
     d->row_scale = malloc(sizeof(float) * mb);
-    if (!d->pe_grads || !d->row_scale)
+    if ((!s->use_cuda && !d->pe_grads) || !d->row_scale)
         return et_fail(err, "out of memory: per-example LoRA gradients need %.1f MiB "
                             "(run.micro_batch x LoRA parameters x 4 bytes)",
                        np * mb * 4.0 / (1 << 20));
@@ -161,6 +165,8 @@ static int microbatch(train_state *s, int64_t step, int mb_index, int64_t u0, in
     }
     for (int i = 0; i < n; i++) *tokens += s->rows.row_n_valid[b->rows[r0 + i]];
     et_batch batch = {s->batch_ids, s->batch_targets, n, s->r->data.seq_len, d->row_scale};
+    if (s->use_cuda)
+        return train_cuda_dp_microbatch(s, &batch, step, mb_index, u0, u1, loss_sum, n_clipped, err);
     double ls;
     int64_t nv;
     if (et_model_forward(&s->model, &s->lora, s->acts, &batch, 1, s->r->run.seed,
@@ -200,7 +206,11 @@ int dp_step(train_state *s, int64_t step, step_report *rep, et_error *err) {
     }
     /* The clipped sum accumulates in lora.grads itself: the only extra memory of DP
      * is the per-example gradients of one micro-batch. */
-    memset(s->lora.grads, 0, sizeof(float) * np);
+    if (s->use_cuda) {
+        if (et_cuda_model_zero_grads(s->cuda, err)) return -1;
+    } else {
+        memset(s->lora.grads, 0, sizeof(float) * np);
+    }
     double loss_sum = 0;
     int64_t targets = 0, tokens = 0, n_clipped = 0;
     /* Pack whole units greedily into micro-batches of at most mb rows. */
@@ -214,8 +224,12 @@ int dp_step(train_state *s, int64_t step, step_report *rep, et_error *err) {
         u0 = u1;
     }
     /* Noise once on the clipped sum, then divide by the expected batch size q·N. */
-    et_dp_add_noise(s->lora.grads, (int64_t)np, d->sigma * d->clip, &d->rng, (uint64_t)step);
-    et_scale(s->lora.grads, (float)(1.0 / (d->q * (double)d->units.n_units)), (int64_t)np);
+    if (s->use_cuda) {
+        if (train_cuda_dp_noise(s, step, err)) return -1;
+    } else {
+        et_dp_add_noise(s->lora.grads, (int64_t)np, d->sigma * d->clip, &d->rng, (uint64_t)step);
+        et_scale(s->lora.grads, (float)(1.0 / (d->q * (double)d->units.n_units)), (int64_t)np);
+    }
     if (et_accountant_step(&d->acc, d->sigma, d->q, 1, err)) return -1;
     if (et_accountant_epsilon(&d->acc, d->delta, &rep->epsilon, NULL, err)) return -1;
 

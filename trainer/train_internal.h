@@ -52,6 +52,7 @@ typedef struct {
     dp_state dp;
     int use_cuda;              /* run.device resolved to CUDA (trainer/train_cuda.c) */
     struct et_cuda_model *cuda; /* the device model, or NULL */
+    struct et_cuda_dp *cuda_dp; /* DP buffers on the device (trainer/train_cuda_dp.c), or NULL */
 } train_state;
 
 /* What one optimizer step reports. */

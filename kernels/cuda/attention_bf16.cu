@@ -20,6 +20,7 @@
 // the bf16 gradients, as every backward op of kernels/ops.h.
 #include <math.h>
 
+#include "kernels/cuda/attention_bf16.h"
 #include "kernels/cuda/context.h"
 #include "kernels/cuda/mma.h"
 
@@ -477,6 +478,176 @@ __global__ void __launch_bounds__(THREADS, MIN_BLOCKS(D)) attn_bwd_dkv(bf16 *dk,
     }
 }
 
+// ------------------------------------------------- backward dk, dv: split chain
+// attn_bwd_dkv's block works through group × (query tiles after its keys) one
+// after the other: at t = 2048, group 4, the block of the first keys runs 128 tiles
+// while the last runs 4, and at batch 1 its 256 blocks leave most of the GPU idle
+// behind that chain. Here a block owns 32 keys, and its two warp pairs walk the
+// same list of (head, query tile) items interleaved (pair 0 the even items, pair 1
+// the odd ones): each pair's warps own 16 keys as before, the chain is a quarter as
+// long (half the items, each half the rows), and the grid has twice the blocks.
+// Query tiles are 16 rows, so the four Q/dO buffers (two per pair, the next item
+// loading during this one) take 18 KB for d = 64 (27.5 KB the block).
+// At the end pair 1 hands its fp32 dK, dV partials to pair 0 through shared
+// memory, which adds them in a fixed order: still one owner per output, no atomics.
+// Warps skip (warp-uniformly) the products of an item none of whose pairs is
+// visible (the diagonal and window edges). The grid puts (batch, KV head) fastest
+// and the key tiles in order, so the blocks with the most work start first.
+constexpr int SPLIT_KEYS = 32, SPLIT_ROWS = 16;
+template <int D> __host__ __device__ constexpr size_t dkv_split_smem_bytes() {
+    return (size_t)(2 * SPLIT_KEYS + 2 * 2 * 2 * SPLIT_ROWS) * (D + 8) * 2 +
+           (size_t)2 * 2 * 2 * SPLIT_ROWS * 4;
+}
+
+// True when some query in [q_lo, q_hi] sees some key in [k_lo, k_hi].
+__device__ __forceinline__ bool any_visible(int q_lo, int q_hi, int k_lo, int k_hi, int t,
+                                            int window) {
+    const int qh = min(q_hi, t - 1);
+    return q_lo <= qh && k_lo <= qh && (window <= 0 || q_lo - k_hi < window);
+}
+
+// Four blocks per SM (16 warps) for d <= 64: 128 registers, which ptxas meets
+// without spilling (it takes ~141 when free); the smem allows more.
+#define SPLIT_MIN_BLOCKS(D) ((D) <= 64 ? 4 : 1)
+
+template <int D>
+__global__ void __launch_bounds__(THREADS, SPLIT_MIN_BLOCKS(D))
+    attn_bwd_dkv_split(bf16 *dk, bf16 *dv, const bf16 *dout, const bf16 *q, const bf16 *k,
+                       const bf16 *v, const float *lse, const float *delta, geom s) {
+    constexpr int BK = SPLIT_KEYS, BR = SPLIT_ROWS, LDS = D + 8, KT = D / 16, NT = D / 8;
+    constexpr int QTILE = BR * LDS;
+    static_assert((size_t)2 * 2 * NT * 4 * 32 * 4 <= (size_t)2 * 2 * 2 * QTILE * 2,
+                  "the partials of pair 1 must fit in the Q/dO buffers");
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    bf16 *ks = reinterpret_cast<bf16 *>(smem_raw), *vs = ks + BK * LDS;
+    bf16 *qs = vs + BK * LDS, *gs = qs + 4 * QTILE;  // [pair][buf][QTILE] each
+    float *lse_s = reinterpret_cast<float *>(gs + 4 * QTILE), *dl_s = lse_s + 4 * BR;  // [pair][buf][BR]
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, tq = lane & 3;
+    const int pair = warp >> 1, wk = warp & 1;
+    const int b = blockIdx.x / s.hkv, hk = blockIdx.x % s.hkv;
+    const int j_block = blockIdx.y * BK, j0 = j_block + wk * 16;
+    const int64_t qrow = (int64_t)s.hq * D, krow = (int64_t)s.hkv * D;
+    const int64_t koff = (int64_t)b * s.t * krow + (int64_t)hk * D;
+    const int c_lo = j0 + g, c_hi = j0 + g + 8;  // this lane's two keys
+
+    /* item `it`: head hk·group + it / n_q, rows q_begin + (it % n_q)·BR */
+    const int q_begin = j_block / BR * BR;
+    const int q_end = s.window > 0 ? min(s.t, j_block + BK - 1 + s.window) : s.t;
+    const int n_q = q_end > q_begin ? (q_end - q_begin + BR - 1) / BR : 0;
+    const int total = n_q * s.group, steps = (total + 1) / 2;
+    /* both items of a step (one per pair), by all threads */
+    auto prefetch = [&](int step, int buf) {
+        for (int p = 0; p < 2; p++) {
+            const int it = 2 * step + p;
+            if (it >= total) break;
+            const int h = hk * s.group + it / n_q, qt = q_begin + (it % n_q) * BR;
+            const int slot = p * 2 + buf;
+            const int64_t qoff = (int64_t)b * s.t * qrow + (int64_t)h * D;
+            copy_tile_async<BR, D, LDS>(qs + slot * QTILE, q + qoff, qrow, qt, s.t);
+            copy_tile_async<BR, D, LDS>(gs + slot * QTILE, dout + qoff, qrow, qt, s.t);
+            const float *lrow = lse + ((int64_t)b * s.hq + h) * s.t;
+            const float *drow = delta + ((int64_t)b * s.hq + h) * s.t;
+            for (int r = threadIdx.x; r < BR; r += THREADS) {
+                lse_s[slot * BR + r] = qt + r < s.t ? lrow[qt + r] * LOG2E : INFINITY;
+                dl_s[slot * BR + r] = qt + r < s.t ? drow[qt + r] : 0.0f;
+            }
+        }
+    };
+    copy_tile_async<BK, D, LDS>(ks, k + koff, krow, j_block, s.t);
+    copy_tile_async<BK, D, LDS>(vs, v + koff, krow, j_block, s.t);
+    if (steps > 0) prefetch(0, 0);
+    etc_cp_async_commit();
+    float dka[NT][4], dva[NT][4];
+#pragma unroll
+    for (int dt = 0; dt < NT; dt++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) dka[dt][e] = dva[dt][e] = 0.0f;
+
+    for (int step = 0; step < steps; step++) {
+        const int buf = step & 1, it = 2 * step + pair, slot = pair * 2 + buf;
+        if (step + 1 < steps) {
+            prefetch(step + 1, buf ^ 1);
+            etc_cp_async_commit();
+            etc_cp_async_wait<1>();
+        } else {
+            etc_cp_async_wait<0>();
+        }
+        __syncthreads();
+        const int qt = q_begin + (it % max(n_q, 1)) * BR;
+        if (it < total && any_visible(qt, qt + BR - 1, j0, j0 + 15, s.t, s.window)) {
+            const bf16 *qcur = qs + slot * QTILE, *gcur = gs + slot * QTILE;
+            const float *lcur = lse_s + slot * BR, *dcur = dl_s + slot * BR;
+            float st[BR / 8][4], dpt[BR / 8][4];
+#pragma unroll
+            for (int nt = 0; nt < BR / 8; nt++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) st[nt][e] = dpt[nt][e] = 0.0f;
+            {
+                uint32_t kf[KT][4], vf[KT][4];
+#pragma unroll
+                for (int kk = 0; kk < KT; kk++) {
+                    frag_a(kf[kk], ks, LDS, wk * 16, kk * 16, lane);
+                    frag_a(vf[kk], vs, LDS, wk * 16, kk * 16, lane);
+                }
+                gemm_abt<KT, BR / 8>(st, kf, qcur, LDS, lane);
+                gemm_abt<KT, BR / 8>(dpt, vf, gcur, LDS, lane);
+            }
+            const bool full = all_visible(qt, qt + BR - 1, j0, j0 + 15, s.t, s.window);
+#pragma unroll
+            for (int nt = 0; nt < BR / 8; nt++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    const int col = nt * 8 + 2 * tq + (e & 1);
+                    float p = exp2f(st[nt][e] * s.scale2 - lcur[col]);
+                    if (!full && !visible(qt + col, e < 2 ? c_lo : c_hi, s.t, s.window)) p = 0.0f;
+                    st[nt][e] = p;
+                    dpt[nt][e] = p * (dpt[nt][e] - dcur[col]);  // dSᵀ
+                }
+            gemm_pm<BR / 16, D>(dva, st, gcur, LDS, lane);
+            gemm_pm<BR / 16, D>(dka, dpt, qcur, LDS, lane);
+        }
+        __syncthreads();
+    }
+    etc_cp_async_wait<0>();
+    __syncthreads();  // every copy landed and every read of the Q/dO buffers is done
+    /* pair 1's partials, [tensor][wk][dt][e][lane] (lanes adjacent: no bank conflict) */
+    float *part = reinterpret_cast<float *>(qs);
+    if (pair == 1) {
+#pragma unroll
+        for (int dt = 0; dt < NT; dt++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                part[(((0 * 2 + wk) * NT + dt) * 4 + e) * 32 + lane] = dka[dt][e];
+                part[(((1 * 2 + wk) * NT + dt) * 4 + e) * 32 + lane] = dva[dt][e];
+            }
+    }
+    __syncthreads();
+    if (pair == 1) return;
+#pragma unroll
+    for (int dt = 0; dt < NT; dt++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            dka[dt][e] += part[(((0 * 2 + wk) * NT + dt) * 4 + e) * 32 + lane];
+            dva[dt][e] += part[(((1 * 2 + wk) * NT + dt) * 4 + e) * 32 + lane];
+        }
+    bf16 *dkb = dk + koff, *dvb = dv + koff;
+#pragma unroll
+    for (int dt = 0; dt < NT; dt++) {
+        const int c = dt * 8 + 2 * tq;
+        if (c_lo < s.t) {
+            add_pair(dkb + c_lo * krow + c, dka[dt][0], dka[dt][1], s.scale);
+            add_pair(dvb + c_lo * krow + c, dva[dt][0], dva[dt][1], 1.0f);
+        }
+        if (c_hi < s.t) {
+            add_pair(dkb + c_hi * krow + c, dka[dt][2], dka[dt][3], s.scale);
+            add_pair(dvb + c_hi * krow + c, dva[dt][2], dva[dt][3], 1.0f);
+        }
+    }
+}
+
+// The dK/dV kernel etc_attention_backward_bf16 runs (attention_bf16.h).
+int bwd_variant = ETC_ATTN_BWD_CHAIN; /* faster on an H200 (docs/perf.md, 2026-11-26) */
+
 int make_geom(geom *s, const void *const *ptrs, int nptrs, int b, int t, int hq, int hkv, int d,
               int window, const char *name) {
     if (b < 0 || t < 0 || hq <= 0 || hkv <= 0 || hq % hkv)
@@ -485,8 +656,8 @@ int make_geom(geom *s, const void *const *ptrs, int nptrs, int b, int t, int hq,
     if (!etc_attention_bf16_supported(d))
         return etc_fail("%s: head dim %d unsupported (must be a multiple of 16, at most 128)",
                         name, d);
-    if (hq > 65535 || b > 65535)
-        return etc_fail("%s: %d heads x batch %d exceeds the launch grid", name, hq, b);
+    if (hq > 65535 || b > 65535 || (t + 31) / 32 > 65535 || (int64_t)b * hkv > 2147483647)
+        return etc_fail("%s: %d heads x batch %d x %d tokens exceeds the launch grid", name, hq, b, t);
     for (int i = 0; i < nptrs; i++)
         if (!etc_aligned16(ptrs[i]))
             return etc_fail("%s: tensor argument %d is not 16-byte aligned", name, i + 1);
@@ -530,14 +701,32 @@ int backward(bf16 *dq, bf16 *dk, bf16 *dv, float *delta, const bf16 *dout, const
     dim3 grid_q((s.t + 63) / 64, s.hq, b);
     attn_bwd_dq<D><<<grid_q, THREADS, smem_q, etc_stream()>>>(dq, dout, q, k, v, lse, delta, s);
     if (etc_check_launch("etc_attention_backward_bf16 (dq)")) return -1;
-    dim3 grid_kv((s.t + 63) / 64, s.hkv, b);
-    attn_bwd_dkv<D><<<grid_kv, THREADS, smem_kv, etc_stream()>>>(dk, dv, dout, q, k, v, lse, delta, s);
-    return etc_check_launch("etc_attention_backward_bf16 (dk, dv)");
+    if (bwd_variant == ETC_ATTN_BWD_CHAIN) {
+        dim3 grid_kv((s.t + 63) / 64, s.hkv, b);
+        attn_bwd_dkv<D><<<grid_kv, THREADS, smem_kv, etc_stream()>>>(dk, dv, dout, q, k, v, lse, delta, s);
+        return etc_check_launch("etc_attention_backward_bf16 (dk, dv)");
+    }
+    constexpr size_t smem_split = dkv_split_smem_bytes<D>();
+    if (allow_smem(attn_bwd_dkv_split<D>, smem_split, "etc_attention_backward_bf16 (dk, dv split)"))
+        return -1;
+    /* (batch, KV head) fastest, key tiles in order: the blocks with the most work
+     * start first, whatever the batch */
+    dim3 grid_split(s.hkv * b, (s.t + SPLIT_KEYS - 1) / SPLIT_KEYS, 1);
+    attn_bwd_dkv_split<D><<<grid_split, THREADS, smem_split, etc_stream()>>>(dk, dv, dout, q, k, v,
+                                                                             lse, delta, s);
+    return etc_check_launch("etc_attention_backward_bf16 (dk, dv split)");
 }
 
 #define ETC_HEAD_DIMS(X) X(16) X(32) X(48) X(64) X(80) X(96) X(112) X(128)
 
 }  // namespace
+
+extern "C" int etc_attention_bf16_backward_variant(int variant) {
+    if (variant != ETC_ATTN_BWD_SPLIT && variant != ETC_ATTN_BWD_CHAIN) return -1;
+    const int previous = bwd_variant;
+    bwd_variant = variant;
+    return previous;
+}
 
 extern "C" int etc_attention_bf16_supported(int d) { return d >= 16 && d <= 128 && d % 16 == 0; }
 

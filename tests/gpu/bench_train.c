@@ -3,13 +3,16 @@
  *
  *   bench_train --parity [--json FILE]
  *       20 AdamW steps of two tiny models on the CPU reference and on CUDA; every
- *       step's loss must agree within 2e-2 relative (tests/gpu/train_parity.h).
+ *       step's loss must agree within 2e-2 relative (tests/gpu/train_parity.h);
+ *       then 12 DP-SGD steps (per-unit clipping, the same ChaCha20 noise) likewise.
  *   bench_train --bench [--batch 1] [--seq 2048] [--warmup 2] [--steps 5] [--ckpt]
  *                       [--json FILE] [--layers N --hidden N --heads N --kv-heads N
  *                       --ffn N --vocab N]
  *       LoRA r=16 (all seven projections) training steps on Llama-3.2-1B's shape (or
  *       the shape given) with random weights: tokens/s, MFU, peak memory
- *       (trainer/bench_cuda.h).
+ *       (trainer/bench_cuda.h). --dp: then DP-SGD steps on the same batches (each row
+ *       its own unit: per-example gradients, clip, noise) and their ratio to the
+ *       plain step ("dp_ratio").
  *
  * Exit: 0 ok, 1 a failure or a parity miss, 2 usage, 77 no CUDA device. */
 #include <stdio.h>
@@ -29,7 +32,7 @@ int et_hf_layer_window(const et_hf_config *c, int layer) {
 static int usage(void) {
     fprintf(stderr, "usage: bench_train --parity [--json FILE]\n"
                     "       bench_train --bench [--batch N] [--seq N] [--warmup N] [--steps N] "
-                    "[--ckpt] [--json FILE]\n"
+                    "[--ckpt] [--dp] [--json FILE]\n"
                     "                           [--layers N] [--hidden N] [--heads N] [--kv-heads N] "
                     "[--ffn N] [--vocab N]\n");
     return 2;
@@ -89,6 +92,39 @@ static int run_parity(FILE *json) {
         snprintf(line + at, sizeof line - at, "]}");
         emit(json, line);
     }
+    /* DP-SGD on both backends (the first case's model, 4 rows in 3 privacy units) */
+    train_parity_case dc = cases[0];
+    dc.name = "llama-dp-units";
+    dc.batch = 4;
+    dc.steps = 12;
+    train_parity_result res;
+    double norm_err;
+    et_error err = {{0}};
+    char line[4096];
+    if (train_parity_run_dp(&dc, TRAIN_PARITY_DP_CLIP, TRAIN_PARITY_DP_SIGMA, &res, &norm_err, &err)) {
+        snprintf(line, sizeof line,
+                 "{\"kind\": \"train_parity\", \"case\": \"%s\", \"status\": \"ERROR\", "
+                 "\"error\": \"%.300s\"}", dc.name, json_safe(err.msg));
+        emit(json, line);
+        return 1;
+    }
+    const int ok = train_parity_ok(&res) && norm_err <= TRAIN_PARITY_GRAD_LIMIT;
+    failed += !ok;
+    printf("train parity %-24s attention: %s (clip %g, sigma %g, unit-norm rel.diff %.2e)\n",
+           dc.name, res.attention, TRAIN_PARITY_DP_CLIP, TRAIN_PARITY_DP_SIGMA, norm_err);
+    printf("  step  cpu_loss    cuda_loss   rel.diff\n");
+    for (int s = 0; s < res.steps; s++)
+        printf("  %4d  %10.6f  %10.6f  %.2e\n", s + 1, res.cpu[s], res.gpu[s],
+               fabs(res.gpu[s] - res.cpu[s]) / fabs(res.cpu[s]));
+    snprintf(line, sizeof line,
+             "{\"kind\": \"train_parity\", \"case\": \"%s\", \"status\": \"%s\", \"steps\": %d, "
+             "\"limit\": %g, \"worst_rel\": %.3e, \"worst_step\": %d, \"grad_limit\": %g, "
+             "\"grad_rel_step1\": %.3e, \"unit_norm_rel_step1\": %.3e, \"clip\": %g, \"sigma\": %g, "
+             "\"attention\": \"%s\"}",
+             dc.name, ok ? "PASS" : "FAIL", res.steps, TRAIN_PARITY_LIMIT, res.worst,
+             res.worst_step + 1, TRAIN_PARITY_GRAD_LIMIT, res.grad_err0, norm_err,
+             TRAIN_PARITY_DP_CLIP, TRAIN_PARITY_DP_SIGMA, res.attention);
+    emit(json, line);
     return failed ? 1 : 0;
 }
 
@@ -111,6 +147,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--parity")) parity = 1;
         else if (!strcmp(a, "--bench")) bench = 1;
         else if (!strcmp(a, "--ckpt")) b.activation_checkpointing = 1;
+        else if (!strcmp(a, "--dp")) b.dp = 1;
         else if (!strcmp(a, "--json") && i + 1 < argc) json_path = argv[++i];
         else return usage();
     }

@@ -185,7 +185,8 @@ export -f hf_bench
 # `build`, plus the trainer files that need none of the CLI's libraries.
 TRAIN_SRCS="trainer/model.c trainer/model_acts.c trainer/lora.c trainer/model_cuda.c
     trainer/model_cuda_plan.c trainer/model_cuda_attn.c trainer/model_cuda_pass.c
-    trainer/bench_cuda.c tests/gpu/bench_train.c"
+    trainer/bench_cuda.c tests/gpu/bench_train.c trainer/model_cuda_dp.c trainer/dp.c
+    trainer/dp_rng.c"
 export TRAIN_SRCS
 build_train() {
     set -u
@@ -278,20 +279,45 @@ print(f"   ehrtune train tiny recipe: cpu {cpu[0]:.3f}->{cpu[-1]:.3f}, {dev} {gp
       f"worst relative loss difference over {len(gpu)} steps {worst:.2e}")
 sys.exit(0 if len(cpu) == len(gpu) and worst < 2e-2 and dev == "cuda" else 1)
 PY
-    timeout -k 5 90 "$bin" bench --device cuda --llama-1b --seq 2048 --batch 4 --warmup 2 --steps 5 \
-        >"$OUT/cli_bench.json" 2>&1 || { tail -3 "$OUT/cli_bench.json"; return 1; }
+    timeout -k 5 120 "$bin" bench --device cuda --llama-1b --seq 2048 --batch 4 --warmup 2 --steps 5 \
+        --dp >"$OUT/cli_bench.json" 2>&1 || { tail -3 "$OUT/cli_bench.json"; return 1; }
     cut -c1-300 "$OUT/cli_bench.json"
+    # DP-SGD through the CLI on both backends: the same Poisson batches and noise
+    # (privacy.secure_rng false, the same seed), so the loss curves must track.
+    local dp=(recipes/tiny-cpu.yaml model.path="$d/demo/model" data.train="$d/demo/corpus.h5"
+              privacy.enabled=true privacy.secure_rng=false privacy.target_epsilon=
+              privacy.noise_multiplier=1.0 privacy.expected_batch_size=8
+              privacy.max_sequences_per_unit=2 optim.steps=10 optim.warmup_steps=0)
+    timeout -k 5 60 "$bin" train "${dp[@]}" run.out="$d/dp_cpu" run.device=cpu >"$OUT/cli_dp_cpu.log" 2>&1 &&
+    timeout -k 5 60 "$bin" train "${dp[@]}" run.out="$d/dp_cuda" run.device=cuda model.dtype=bf16 \
+        >"$OUT/cli_dp_cuda.log" 2>&1 || { tail -3 "$OUT"/cli_dp_*.log; return 1; }
+    cp "$d/dp_cpu/metrics.jsonl" "$OUT/cli_dp_cpu_metrics.jsonl"
+    cp "$d/dp_cuda/metrics.jsonl" "$OUT/cli_dp_cuda_metrics.jsonl"
+    python3 - "$OUT/cli_dp_cpu_metrics.jsonl" "$OUT/cli_dp_cuda_metrics.jsonl" "$d/dp_cuda/manifest.json" <<'PY'
+import json, sys
+cpu = [json.loads(l) for l in open(sys.argv[1])]
+gpu = [json.loads(l) for l in open(sys.argv[2])]
+dev = json.load(open(sys.argv[3]))["run"]["device"]
+worst = max(abs(a["loss"] - b["loss"]) / abs(a["loss"]) for a, b in zip(cpu, gpu))
+same = all(a["units"] == b["units"] and a["epsilon"] == b["epsilon"] for a, b in zip(cpu, gpu))
+print(f"   ehrtune train DP tiny recipe: cpu {cpu[0]['loss']:.3f}->{cpu[-1]['loss']:.3f}, {dev} "
+      f"{gpu[0]['loss']:.3f}->{gpu[-1]['loss']:.3f}, worst relative loss difference {worst:.2e}, "
+      f"same units and epsilon each step: {same}")
+sys.exit(0 if len(cpu) == len(gpu) == 10 and worst < 2e-2 and same and dev == "cuda" else 1)
+PY
 }
 export -f cli_train
 
 # ------------------------------------------------------------- 7. cuda_bench
-# The HF bench's shape and batch sizes, then batch 4 with activation checkpointing;
-# each run its own process under its own limit (a hang costs one run, not the step).
+# The HF bench's shape and batch sizes, then batch 4 with activation checkpointing,
+# then batch 4 with DP-SGD (plain steps, then DP steps on the same batches: the
+# "dp_ratio" of their medians); each run its own process under its own limit (a
+# hang costs one run, not the step).
 cuda_bench() {
     local bin lib rc=0 r args
     bin=$(train_bin) || { echo "   no bench_train (build failed, no .carry/bench_train)"; return 1; }
     lib=$(cat "$BUILD/cublas_lib_dir" 2>/dev/null || cublas_dir "" || true)
-    for args in "--batch 1" "--batch 4" "--batch 4 --ckpt"; do
+    for args in "--batch 1" "--batch 4" "--batch 4 --ckpt" "--batch 4 --dp"; do
         LD_LIBRARY_PATH="${lib:+$lib:}${LD_LIBRARY_PATH:-}" timeout -k 5 75 "$bin" --bench $args \
             --seq 2048 --warmup 2 --steps 5 --json "$OUT/cuda_bench.jsonl" >>"$OUT/cuda_bench.log" 2>&1
         r=$?
@@ -408,6 +434,7 @@ if eb:
           f"{'peak GiB':>8} {'HF GiB':>7} {'x HF':>5}  attention")
 for r in eb:
     name = (f"b={r['batch']}" + (" ckpt" if r.get("activation_checkpointing") else "")
+            + (" dp" if r.get("dp") else "")
             if "batch" in r else str(r.get("args", "?")).replace("--batch ", "b="))
     if r.get("status") != "ok":
         print(f"  {name:<14} {r.get('status')}: {str(r.get('error', r.get('args', '')))[:200]}")
@@ -419,6 +446,9 @@ for r in eb:
           f"{ratio(r['tokens_per_s'], h.get('tokens_per_s')):>6}  {f(r.get('mfu'), '6.3f'):>6} "
           f"{f(h.get('mfu'), '6.3f'):>6}  {r['peak_mem_gib']:>8.2f} {f(h.get('peak_mem_gib'), '7.2f'):>7} "
           f"{ratio(r['peak_mem_gib'], h.get('peak_mem_gib')):>5}  {r.get('attention', '')[:40]}")
+    if r.get("dp"):  # the same run's DP step against its plain step (target <= 1.15)
+        print(f"  {'  dp step':<14} {r['dp_step_s_median']*1e3:.1f} ms vs plain {r['step_s_median']*1e3:.1f} ms: "
+              f"x{r['dp_ratio']:.3f} (target <= 1.15), +{r['dp_extra_mib']:.1f} MiB device memory")
 EOF
 
 rm -rf "$BUILD"

@@ -31,6 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "kernels/cuda/attention_bf16.h"
 #include "kernels/cuda/ops_cuda.h"
 #include "kernels/ops.h"
 
@@ -830,6 +831,9 @@ static void test_attention(int b, int t, int hq, int hkv, int d, int window) {
     free(rq), free(rk), free(rv), free(q), free(k), free(v), free(g), free(out), free(lse);
 }
 
+/* Row name of the bf16 backward: the chain-kernel rows (test_attention_bf16_chain) rename it. */
+static const char *g_attn_bwd_row = "attention.bwd.bf16";
+
 /* bf16 tensor-core attention against the CPU on the same bf16-rounded inputs. */
 static void test_attention_bf16(int b, int t, int hq, int hkv, int d, int window) {
     char shape[96];
@@ -873,10 +877,57 @@ static void test_attention_bf16(int b, int t, int hq, int hkv, int d, int window
     compare(&cb, gv, rv, sv, nk);
     TIME_US(us, etc_attention_backward_bf16(d_dq, d_dk, d_dv, d_delta, d_g, d_q, d_k, d_v, d_o,
                                             d_l, b, t, hq, hkv, d, window));
-    report("attention.bwd.bf16", shape, rc, &cb, BF16_LIMIT, us, 0, 2.5 * fwd_flops);
+    report(g_attn_bwd_row, shape, rc, &cb, BF16_LIMIT, us, 0, 2.5 * fwd_flops);
     free(gq), free(gk), free(gv), free(iq), free(ik), free(iv), free(sq), free(sk), free(sv);
     free(sqb), free(skb), free(svb), free(rq), free(rk), free(rv), free(ob);
     free(q), free(k), free(v), free(g), free(qb), free(kb), free(vb), free(gb), free(out), free(lse);
+}
+
+/* Two backward runs of the bf16 kernel from the same inputs into fresh zero gradients
+ * must agree bit for bit (no atomics, fixed reduction orders); err = the fraction of
+ * gradient elements that differ. */
+static void test_attention_bf16_repeat(int b, int t, int hq, int hkv, int d, int window) {
+    char shape[96];
+    snprintf(shape, sizeof shape, "b=%d t=%d hq=%d hkv=%d d=%d w=%d", b, t, hq, hkv, d, window);
+    const int64_t nq = (int64_t)b * t * hq * d, nk = (int64_t)b * t * hkv * d;
+    const int64_t nl = (int64_t)b * hq * t;
+    float *q = randn(nq, 1.0f), *k = randn(nk, 1.0f), *v = randn(nk, 1.0f), *g = randn(nq, 1.0f);
+    uint16_t *qb = to_bf16(q, nq), *kb = to_bf16(k, nk), *vb = to_bf16(v, nk), *gb = to_bf16(g, nq);
+    float *zq = zeros(nq), *zk = zeros(nk);
+    uint16_t *zqb = to_bf16(zq, nq), *zkb = to_bf16(zk, nk);
+    void *d_q = DUP(qb, nq), *d_k = DUP(kb, nk), *d_v = DUP(vb, nk), *d_g = DUP(gb, nq);
+    void *d_o = dpoison((size_t)nq * 2);
+    float *d_l = dpoison((size_t)nl * 4), *d_delta = dpoison((size_t)nl * 4);
+    int rc = etc_attention_forward_bf16(d_o, d_l, d_q, d_k, d_v, b, t, hq, hkv, d, window);
+    float *got[2][3];
+    for (int run = 0; run < 2; run++) {
+        void *d_dq = DUP(zqb, nq), *d_dk = DUP(zkb, nk), *d_dv = DUP(zkb, nk);
+        rc |= etc_attention_backward_bf16(d_dq, d_dk, d_dv, d_delta, d_g, d_q, d_k, d_v, d_o, d_l,
+                                          b, t, hq, hkv, d, window);
+        got[run][0] = down_bf16(d_dq, nq), got[run][1] = down_bf16(d_dk, nk);
+        got[run][2] = down_bf16(d_dv, nk);
+    }
+    int64_t differ = 0;
+    const int64_t counts[3] = {nq, nk, nk};
+    for (int x = 0; x < 3; x++)
+        for (int64_t i = 0; i < counts[x]; i++)
+            differ += memcmp(&got[0][x][i], &got[1][x][i], sizeof(float)) != 0;
+    cmp c = {(double)differ / (double)(nq + 2 * nk), 0};
+    report("attention.bwd.bf16.repeat", shape, rc, &c, 0.0, 0, 0, 0);
+    for (int run = 0; run < 2; run++)
+        for (int x = 0; x < 3; x++) free(got[run][x]);
+    free(q), free(k), free(v), free(g), free(qb), free(kb), free(vb), free(gb);
+    free(zq), free(zk), free(zqb), free(zkb);
+}
+
+/* The same rows through the first dK/dV kernel (ETC_ATTN_BWD_CHAIN), the fallback of
+ * the default split one: both must hold. */
+static void test_attention_bf16_chain(int b, int t, int hq, int hkv, int d, int window) {
+    const int previous = etc_attention_bf16_backward_variant(ETC_ATTN_BWD_CHAIN);
+    g_attn_bwd_row = "attention.bwd.bf16.chain";
+    test_attention_bf16(b, t, hq, hkv, d, window);
+    g_attn_bwd_row = "attention.bwd.bf16";
+    etc_attention_bf16_backward_variant(previous);
 }
 
 /* In-place SwiGLU backward: gate and up become their gradients. */
@@ -957,6 +1008,8 @@ static void test_reductions(int64_t n) {
     report("scale", shape, rc, &cs, FP32_LIMIT, us, 2.0 * n * 4, 0);
     free(x), free(y), free(gy);
 }
+
+#include "tests/gpu/parity_dp.h"
 
 /* ============================================ timed rows at Llama-3.2-1B sizes */
 
@@ -1096,6 +1149,30 @@ static void perf_rows(void) {
         report("perf.attention.bwd.bf16", shape, rc, NULL, -1, us, 0, 2.5 * ff);
         dfree_all();
     }
+    /* both dK/dV kernels of the bf16 backward at batch 1 and at the training batch 4 */
+    for (int bb = 1; bb <= 4; bb += 3) {
+        const int64_t eq = (int64_t)bb * n * hq * hd, ek = (int64_t)bb * n * hkv * hd;
+        void *q = drandom(eq, 1, 1.0f), *k = drandom(ek, 1, 1.0f), *v = drandom(ek, 1, 1.0f);
+        void *o = dalloc((size_t)eq * 2), *l = dalloc((size_t)bb * hq * n * 4);
+        void *g = drandom(eq, 1, 1.0f), *dq = drandom(eq, 1, 1.0f);
+        void *dk = drandom(ek, 1, 1.0f), *dv = drandom(ek, 1, 1.0f);
+        void *dl = dalloc((size_t)bb * hq * n * 4);
+        const double ff = 4.0 * hd * hq * bb * attention_pairs(n, 0);
+        snprintf(shape, sizeof shape, "b=%d t=%d hq=%d hkv=%d d=%d", bb, n, hq, hkv, hd);
+        rc = etc_attention_forward_bf16(o, l, q, k, v, bb, n, hq, hkv, hd, 0);
+        static const char *const rows[] = {"perf.attention.bwd.bf16.split",
+                                           "perf.attention.bwd.bf16.chain"};
+        for (int variant = ETC_ATTN_BWD_SPLIT; variant <= ETC_ATTN_BWD_CHAIN; variant++) {
+            const int previous = etc_attention_bf16_backward_variant(variant);
+            int rcv = rc | etc_attention_backward_bf16(dq, dk, dv, dl, g, q, k, v, o, l, bb, n, hq,
+                                                       hkv, hd, 0);
+            TIME_US(us, etc_attention_backward_bf16(dq, dk, dv, dl, g, q, k, v, o, l, bb, n, hq,
+                                                    hkv, hd, 0));
+            report(rows[variant], shape, rcv, NULL, -1, us, 0, 2.5 * ff);
+            etc_attention_bf16_backward_variant(previous);
+        }
+        dfree_all();
+    }
     {
         const int64_t e = (int64_t)n * vocab;
         void *lg = drandom(e, 1, 3.0f);
@@ -1228,9 +1305,29 @@ int main(int argc, char **argv) {
     if (want("attention")) test_attention_bf16(2, 96, 4, 1, 16, 2);
     if (want("attention")) test_attention_bf16(1, 300, 8, 2, 64, 0);
     if (want("attention")) test_attention_bf16(1, 160, 4, 2, 128, 0);
+    /* the split dK/dV kernel (32-key blocks, 16-row query items shared by two warp
+     * pairs): GQA group 4 and 3 (odd item counts), windows shorter than t and than a
+     * tile, t off the tile sizes, d 64 and 128; then the chain kernel on the same */
+    if (want("attention")) test_attention_bf16(1, 333, 16, 4, 64, 100);
+    if (want("attention")) test_attention_bf16(2, 77, 8, 2, 128, 0);
+    if (want("attention")) test_attention_bf16(1, 257, 8, 2, 128, 64);
+    if (want("attention")) test_attention_bf16(1, 50, 12, 4, 64, 0);
+    if (want("attention")) test_attention_bf16(1, 200, 4, 1, 64, 17);
+    if (want("attention")) test_attention_bf16(1, 97, 6, 2, 96, 5);
+    if (want("attention")) test_attention_bf16_chain(1, 333, 16, 4, 64, 100);
+    if (want("attention")) test_attention_bf16_chain(1, 257, 8, 2, 128, 64);
+    if (want("attention")) test_attention_bf16_repeat(2, 333, 16, 4, 64, 0);
     if (want("cross_entropy")) test_cross_entropy_fused(37, 32003);
     if (want("cross_entropy")) test_cross_entropy_fused(64, 128256);
     if (want("reductions")) test_reductions(3000007);
+    if (want("dp")) { /* units of 1, 2 and 1 rows; 1 unit of 3 rows; unaligned n */
+        static const int32_t f1[] = {0, 1, 3, 4}, f2[] = {0, 3}, f3[] = {0, 1, 2, 3, 4};
+        test_dp_clip(100003, 3, f1, 0.5);
+        test_dp_clip(4099, 1, f2, 2.0);
+        test_dp_clip(262147, 4, f3, 0.8);
+        test_dp_noise(100003, 7);
+        test_dp_noise(4098, (1ull << 32) + 5);
+    }
     if (perf && !g_only) {
         perf_copy();
         perf_rows();

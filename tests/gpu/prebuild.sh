@@ -31,7 +31,8 @@ pids+=($!)
 mkdir -p "$OBJ/train"
 for f in trainer/model.c trainer/model_acts.c trainer/lora.c trainer/model_cuda.c \
     trainer/model_cuda_plan.c trainer/model_cuda_attn.c trainer/model_cuda_pass.c \
-    trainer/bench_cuda.c tests/gpu/bench_train.c; do
+    trainer/bench_cuda.c tests/gpu/bench_train.c trainer/model_cuda_dp.c trainer/dp.c \
+    trainer/dp_rng.c; do
     gcc -std=c11 -O2 -fopenmp -D_GNU_SOURCE -DEHRTUNE_HAVE_CUDA=1 -DET_BENCH_STANDALONE -I"$ROOT" \
         -c "$ROOT/$f" -o "$OBJ/train/$(echo "$f" | tr / _ | sed 's/\.c$//').o" &
     pids+=($!)

@@ -20,6 +20,9 @@
 #include "trainer/lora.h"
 #include "trainer/model.h"
 #include "trainer/model_cuda.h"
+#include "trainer/dp.h"
+#include "trainer/dp_rng.h"
+#include "trainer/model_cuda_dp.h"
 
 #define TRAIN_PARITY_LIMIT 2e-2
 /* The first step's LoRA gradient, bf16 against fp32: ~1e-2 when both backends drop
@@ -27,6 +30,9 @@
  * moves), so this catches what the curve cannot. */
 #define TRAIN_PARITY_GRAD_LIMIT 5e-2
 #define TRAIN_PARITY_MAX_STEPS 64
+/* DP case: clip below the typical unit norm (most units clipped), noise σ = 0.5 */
+#define TRAIN_PARITY_DP_CLIP 0.05
+#define TRAIN_PARITY_DP_SIGMA 0.5
 
 typedef struct {
     const char *name;
@@ -236,6 +242,134 @@ done:
     if (lc.params) et_lora_free(&lc);
     if (m.block) tp_model_free(&m);
     free(ids), free(tg), free(am), free(av), free(g_gpu);
+    return rc;
+}
+
+/* DP-SGD parity: the same model and LoRA as train_parity_run(tc), `tc->batch` rows in
+ * units {0}, {1, 2}, {3}, ... (a unit of two rows tests the unit sum), per-unit
+ * clipping at `clip`, noise σ·clip from the deterministic ChaCha20 key of seed 11
+ * (privacy.secure_rng: false) on both sides, division by the unit count, AdamW.
+ * The CPU runs trainer/train_dp.c's arithmetic (et_model_backward_per_example,
+ * et_dp_clip_add, et_dp_add_noise); CUDA runs trainer/model_cuda_dp.h. grad_err0 is
+ * the first step's per-unit summed gradients (before clipping, where noise cannot
+ * hide a difference); *norm_err0 the worst relative unit-norm difference there. */
+static inline int train_parity_run_dp(const train_parity_case *tc, double clip, double sigma,
+                               train_parity_result *res, double *norm_err0, et_error *err) {
+    memset(res, 0, sizeof *res);
+    *norm_err0 = 0;
+    const et_hf_config *c = &tc->cfg;
+    const int n = tc->batch * tc->seq;
+    et_model m;
+    et_lora lc;
+    et_acts *acts = NULL;
+    et_cuda_model *cm = NULL;
+    et_cuda_dp *dp = NULL;
+    et_dp_rng rng;
+    int rc = -1, n_units = 0;
+    int64_t first[TRAIN_PARITY_MAX_STEPS + 1];
+    float row_scale[TRAIN_PARITY_MAX_STEPS];
+    int32_t *ids = malloc(sizeof(int32_t) * n), *tg = malloc(sizeof(int32_t) * n);
+    float *am = NULL, *av = NULL, *pe = NULL, *pe_gpu = NULL;
+    memset(&lc, 0, sizeof lc);
+    memset(&m, 0, sizeof m);
+    if (!ids || !tg || tc->batch > TRAIN_PARITY_MAX_STEPS) {
+        et_fail(err, "out of memory");
+        goto done;
+    }
+    for (int i = 0; i < n; i++) ids[i] = (int32_t)(et_uniform(78, (uint64_t)i) * c->vocab_size);
+    for (int i = 0; i < n; i++)
+        tg[i] = (i + 1) % tc->seq == 0 || i % 11 == 4 ? -1 : ids[i + 1];
+    /* units: row 0 alone, rows 1-2 together, then one row each */
+    first[n_units++] = 0;
+    for (int row = 1; row <= tc->batch; row++)
+        if (row != 2) first[n_units++] = row;
+    n_units--;
+    for (int u = 0; u < n_units; u++) {
+        int targets = 0;
+        for (int64_t i = first[u] * tc->seq; i < first[u + 1] * tc->seq; i++) targets += tg[i] >= 0;
+        for (int64_t row = first[u]; row < first[u + 1]; row++) row_scale[row] = 1.0f / (float)targets;
+    }
+    et_batch batch = {ids, tg, tc->batch, tc->seq, row_scale};
+    if (tp_model(&m, c, 5, err)) goto done;
+    if (et_lora_create(&lc, c, tc->r, tc->alpha, 0, tc->dropout, (1u << ET_PROJ_COUNT) - 1, err))
+        goto done;
+    et_lora_init_weights(&lc, ET_LORA_INIT_DEFAULT, 9);
+    for (int layer = 0; layer < c->num_layers; layer++)
+        for (int p = 0; p < ET_PROJ_COUNT; p++) {
+            et_lora_slot *s = et_lora_slot_at(&lc, layer, (et_proj)p);
+            for (int j = 0; j < s->out * tc->r; j++)
+                s->b[j] = 0.02f * (2.0f * et_uniform(31, (uint64_t)(layer * 7 + p) << 20 | j) - 1.0f);
+        }
+    if (et_acts_create(&acts, c, &lc, tc->batch, tc->seq, err)) goto done;
+    et_cuda_options o = {tc->batch, tc->seq, tc->activation_checkpointing, 48};
+    if (et_cuda_model_create(&cm, &m, &lc, &o, err) || et_cuda_dp_create(&dp, cm, tc->batch, err) ||
+        et_dp_rng_init(&rng, 0, 11, err))
+        goto done;
+    snprintf(res->attention, sizeof res->attention, "%s", et_cuda_model_attention_path(cm));
+    const size_t np = (size_t)lc.n_params;
+    am = calloc(np, sizeof(float));
+    av = calloc(np, sizeof(float));
+    pe = malloc(sizeof(float) * np * (size_t)tc->batch);
+    pe_gpu = malloc(sizeof(float) * np * (size_t)tc->batch);
+    if (!am || !av || !pe || !pe_gpu) {
+        et_fail(err, "out of memory");
+        goto done;
+    }
+    res->steps = tc->steps < TRAIN_PARITY_MAX_STEPS ? tc->steps : TRAIN_PARITY_MAX_STEPS;
+    for (int step = 0; step < res->steps; step++) {
+        double ls_c, ls_g, norms_c[TRAIN_PARITY_MAX_STEPS], norms_g[TRAIN_PARITY_MAX_STEPS];
+        int64_t nv_c, nv_g;
+        const uint64_t dstep = (uint64_t)step * 65536u; /* train_dp.c's dropout stream, mb 0 */
+        const float inv_units = (float)(1.0 / n_units);
+        /* CPU: trainer/train_dp.c's microbatch() and dp_step() */
+        memset(lc.grads, 0, sizeof(float) * np);
+        memset(pe, 0, sizeof(float) * np * (size_t)tc->batch);
+        if (et_model_forward(&m, &lc, acts, &batch, 1, 3, dstep, &ls_c, &nv_c, err)) goto done;
+        et_model_backward_per_example(&m, &lc, acts, &batch, 1.0f, pe);
+        for (int u = 0; u < n_units; u++) {
+            float *g = pe + (size_t)first[u] * np;
+            for (int64_t k = first[u] + 1; k < first[u + 1]; k++)
+                for (size_t i = 0; i < np; i++) g[i] += pe[(size_t)k * np + i];
+            et_dp_clip_add(lc.grads, g, (int64_t)np, clip, &norms_c[u]);
+        }
+        et_dp_add_noise(lc.grads, (int64_t)np, sigma * clip, &rng, (uint64_t)step);
+        et_scale(lc.grads, inv_units, (int64_t)np);
+        /* CUDA */
+        if (et_cuda_model_zero_grads(cm, err) ||
+            et_cuda_dp_step(cm, dp, &batch, 1.0f, 3, dstep, &ls_g, &nv_g, err) ||
+            et_cuda_dp_clip_accumulate(cm, dp, first, n_units, clip, norms_g, err))
+            goto done;
+        if (step == 0) {
+            if (et_cuda_dp_download(dp, pe_gpu, tc->batch, err)) goto done;
+            double num = 0, den = 0;
+            for (int u = 0; u < n_units; u++) {
+                const float *a = pe_gpu + (size_t)first[u] * np, *b = pe + (size_t)first[u] * np;
+                for (size_t i = 0; i < np; i++) {
+                    num += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+                    den += (double)b[i] * b[i];
+                }
+                double e = fabs(norms_g[u] - norms_c[u]) / norms_c[u];
+                if (!(e <= *norm_err0)) *norm_err0 = e;
+            }
+            res->grad_err0 = den > 0 ? sqrt(num / den) : sqrt(num);
+        }
+        if (et_cuda_dp_noise(cm, sigma * clip, rng.key, (uint64_t)step, inv_units, err)) goto done;
+        res->cpu[step] = ls_c / (double)nv_c;
+        res->gpu[step] = ls_g / (double)nv_g;
+        const double rel = fabs(res->gpu[step] - res->cpu[step]) / fabs(res->cpu[step]);
+        if (!(rel <= res->worst)) res->worst = rel, res->worst_step = step;
+        et_adamw_update(lc.params, am, av, lc.grads, lc.n_params, tc->lr, 0.9, 0.999, 1e-8, 0.01,
+                        step + 1);
+        if (et_cuda_model_adamw(cm, tc->lr, 0.9, 0.999, 1e-8, 0.01, step + 1, err)) goto done;
+    }
+    rc = 0;
+done:
+    et_cuda_dp_free(dp);
+    et_cuda_model_free(cm);
+    et_acts_free(acts);
+    if (lc.params) et_lora_free(&lc);
+    if (m.block) tp_model_free(&m);
+    free(ids), free(tg), free(am), free(av), free(pe), free(pe_gpu);
     return rc;
 }
 

@@ -31,6 +31,23 @@ static void loss_curves_agree(void **state) {
     /* the curves must move: a run that learns nothing would agree trivially */
     assert_true(res.cpu[res.steps - 1] < 0.95 * res.cpu[0]);
 }
+
+/* DP-SGD on both backends (train_parity_run_dp): per-unit clipping, the same noise. */
+static void dp_curves_agree(void **state) {
+    train_parity_case tc = *(const train_parity_case *)*state;
+    tc.batch = 4, tc.steps = 12;
+    train_parity_result res;
+    double norm_err;
+    et_error err = {{0}};
+    if (train_parity_run_dp(&tc, TRAIN_PARITY_DP_CLIP, TRAIN_PARITY_DP_SIGMA, &res, &norm_err, &err))
+        fail_msg("DP: %s", err.msg);
+    printf("DP: worst loss difference %.2e at step %d, first-step unit gradients %.2e, norms %.2e\n",
+           res.worst, res.worst_step + 1, res.grad_err0, norm_err);
+    for (int s = 0; s < res.steps; s++) assert_true(isfinite(res.cpu[s]) && isfinite(res.gpu[s]));
+    assert_true(res.worst <= TRAIN_PARITY_LIMIT);
+    assert_true(res.grad_err0 <= TRAIN_PARITY_GRAD_LIMIT);
+    assert_true(norm_err <= TRAIN_PARITY_GRAD_LIMIT);
+}
 #endif
 
 int main(void) {
@@ -47,6 +64,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_prestate(loss_curves_agree, &cases[0]),
         cmocka_unit_test_prestate(loss_curves_agree, &cases[1]),
+        cmocka_unit_test_prestate(dp_curves_agree, &cases[0]),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 #endif
