@@ -145,6 +145,29 @@ static int get_pattern(ld *l, const cJSON *o, const char *path, const char **s, 
     return lfail(l, p, "expected {\"String\": ...} or {\"Regex\": ...}");
 }
 
+/* A Replace component (normalizer or decoder): a plain-string pattern and its
+ * replacement, both copied. Regex patterns are refused. */
+static int parse_replace(ld *l, const cJSON *o, const char *path, char **a, size_t *a_len,
+                         char **b, size_t *b_len) {
+    const char *s, *content;
+    char q[80];
+    int is_regex;
+    if (get_pattern(l, o, path, &s, &is_regex) || get_string(l, o, "content", 1, path, &content)) return -1;
+    if (is_regex)
+        return lfail(l, path, "Replace with a Regex pattern (%s) is not supported; only {\"String\": ...}",
+                     quote(s, q, sizeof q));
+    if (!*s) return lfail(l, path, "Replace with an empty pattern");
+    *a = strdup(s), *a_len = strlen(s);
+    *b = strdup(content), *b_len = strlen(content);
+    if (!*a || !*b) {
+        free(*a), free(*b);
+        *a = *b = NULL;
+        return lfail(l, path, "out of memory");
+    }
+    return 0;
+}
+
+
 static int get_prepend_scheme(ld *l, const cJSON *o, const char *path, tok_prepend_scheme *out) {
     const char *s;
     if (get_string(l, o, "prepend_scheme", 0, path, &s)) return -1;
@@ -205,20 +228,8 @@ static int add_normalizer(ld *l, et_tokenizer *t, const cJSON *o, const char *pa
         m.a_len = strlen(s);
         if (!m.a) return lfail(l, path, "out of memory");
     } else if (!strcmp(type, "Replace")) {
-        int is_regex;
-        const char *content;
-        if (get_pattern(l, o, path, &s, &is_regex) || get_string(l, o, "content", 1, path, &content)) return -1;
-        if (is_regex)
-            return lfail(l, path, "Replace with a Regex pattern (%s) is not supported; only {\"String\": ...}",
-                         quote(s, q, sizeof q));
-        if (!*s) return lfail(l, path, "Replace with an empty pattern");
         m.kind = NORM_REPLACE;
-        m.a = strdup(s), m.a_len = strlen(s);
-        m.b = strdup(content), m.b_len = strlen(content);
-        if (!m.a || !m.b) {
-            free(m.a), free(m.b);
-            return lfail(l, path, "out of memory");
-        }
+        if (parse_replace(l, o, path, &m.a, &m.a_len, &m.b, &m.b_len)) return -1;
     } else {
         return lfail(l, path, "normalizer type %s is not supported (supported: Sequence, NFC, Prepend, Replace)",
                      quote(type, q, sizeof q));
@@ -313,7 +324,7 @@ static int add_pre_tokenizer(ld *l, et_tokenizer *t, const cJSON *o, const char 
 /* ------------------------------------------------------------- decoder --- */
 
 static int add_decoder(ld *l, et_tokenizer *t, const cJSON *o, const char *path) {
-    const char *type, *s;
+    const char *type;
     char q[64];
     get_type(l, o, path, &type);
     tok_dec m = {0};
@@ -336,20 +347,8 @@ static int add_decoder(ld *l, et_tokenizer *t, const cJSON *o, const char *path)
         m.start = (size_t)start;
         m.stop = (size_t)stop;
     } else if (!strcmp(type, "Replace")) {
-        int is_regex;
-        const char *content;
-        if (get_pattern(l, o, path, &s, &is_regex) || get_string(l, o, "content", 1, path, &content)) return -1;
-        if (is_regex)
-            return lfail(l, path, "Replace with a Regex pattern (%s) is not supported; only {\"String\": ...}",
-                         quote(s, q, sizeof q));
-        if (!*s) return lfail(l, path, "Replace with an empty pattern");
         m.kind = DEC_REPLACE;
-        m.a = strdup(s), m.a_len = strlen(s);
-        m.b = strdup(content), m.b_len = strlen(content);
-        if (!m.a || !m.b) {
-            free(m.a), free(m.b);
-            return lfail(l, path, "out of memory");
-        }
+        if (parse_replace(l, o, path, &m.a, &m.a_len, &m.b, &m.b_len)) return -1;
     } else {
         return lfail(l, path, "decoder type %s is not supported (supported: Sequence, ByteLevel, ByteFallback, "
                      "Fuse, Metaspace, Replace, Strip)", quote(type, q, sizeof q));
