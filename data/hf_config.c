@@ -12,6 +12,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "data/atomic_file.h"
+
 #define MAX_CONFIG_BYTES (16u << 20)
 
 static const struct {
@@ -563,38 +565,6 @@ static void fmt_double(char *buf, size_t cap, double v) {
     mark_as_float(buf, cap);
 }
 
-static int write_atomic(const char *path, const char *text, size_t n, et_error *err) {
-    size_t cap = strlen(path) + 32;
-    char *tmp = malloc(cap);
-    if (!tmp) return et_fail(err, "%s: out of memory", path);
-    snprintf(tmp, cap, "%s.tmp.%ld", path, (long)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-    if (fd < 0) {
-        int e = errno;
-        free(tmp);
-        return et_fail(err, "%s: cannot create: %s; check that the folder exists and is writable",
-                       path, strerror(e));
-    }
-    size_t off = 0;
-    while (off < n) {
-        ssize_t k = write(fd, text + off, n - off);
-        if (k < 0 && errno == EINTR) continue;
-        if (k < 0) break;
-        off += (size_t)k;
-    }
-    int e = errno;
-    int bad = off < n || fsync(fd);
-    bad |= close(fd) != 0;
-    if (bad || rename(tmp, path)) {
-        if (!bad) e = errno;
-        unlink(tmp);
-        free(tmp);
-        return et_fail(err, "%s: write failed: %s", path, strerror(e));
-    }
-    free(tmp);
-    return 0;
-}
-
 int et_hf_config_write(const et_hf_config *c, const char *path, et_error *err) {
     if (et_hf_config_validate(c, path, err)) return -1;
     size_t cap = 4096, n = 0;
@@ -663,7 +633,7 @@ int et_hf_config_write(const et_hf_config *c, const char *path, et_error *err) {
     }
     OUT("  \"use_cache\": true\n}\n");
 #undef OUT
-    int rc = n >= cap ? et_fail(err, "%s: config text too long", path) : write_atomic(path, b, n, err);
+    int rc = n >= cap ? et_fail(err, "%s: config text too long", path) : et_write_file_atomic(path, b, n, 0, "config.json", err);
     free(b);
     return rc;
 }

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "data/atomic_file.h"
 #include "data/safetensors.h"
 
 static int fsync_path(const char *path) {
@@ -34,7 +35,7 @@ static void remove_tmp_dir(const char *dir) {
 
 int et_checkpoint_save(const char *run_dir, const et_lora *l, const et_checkpoint_out *c,
                        et_error *err) {
-    char ckdir[4096], tmp[4200], final[4200], file[4300], latest[4200], latest_tmp[4300];
+    char ckdir[4096], tmp[4200], final[4200], file[4300], latest[4200];
     snprintf(ckdir, sizeof ckdir, "%s/checkpoints", run_dir);
     if (mkdir_if_missing(ckdir, err)) return -1;
     snprintf(tmp, sizeof tmp, "%s/.tmp-step-%lld", ckdir, (long long)c->step);
@@ -72,18 +73,10 @@ int et_checkpoint_save(const char *run_dir, const et_lora *l, const et_checkpoin
         return et_fail(err, "%s: cannot finish checkpoint (%s)", final, strerror(errno));
     }
     snprintf(latest, sizeof latest, "%s/latest", ckdir);
-    snprintf(latest_tmp, sizeof latest_tmp, "%s/.latest.tmp", ckdir);
-    FILE *f = fopen(latest_tmp, "w");
-    int bad = !f;
-    if (f) {
-        bad |= fprintf(f, "step-%lld\n", (long long)c->step) < 0;
-        bad |= fflush(f) != 0 || fsync(fileno(f)) != 0;
-        bad |= fclose(f) != 0;
-    }
-    if (bad || rename(latest_tmp, latest) != 0 || fsync_path(ckdir) != 0) {
-        unlink(latest_tmp);
-        return et_fail(err, "%s: cannot update (%s) — disk full?", latest, strerror(errno));
-    }
+    char line[64];
+    int n = snprintf(line, sizeof line, "step-%lld\n", (long long)c->step);
+    if (et_write_file_atomic(latest, line, (size_t)n, ET_FILE_PRIVATE, "checkpoint pointer", err))
+        return -1;
     return 0;
 }
 

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "data/atomic_file.h"
 #include "data/safetensors.h"
 #include "trainer/lora.h"
 
@@ -174,22 +175,6 @@ done:
     return rc;
 }
 
-static int write_text_file(const char *path, const char *text, et_error *err) {
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return et_fail(err, "%s: cannot create (%s)", tmp, strerror(errno));
-    size_t n = strlen(text);
-    int bad = fwrite(text, 1, n, f) != n;
-    bad |= fflush(f) != 0 || fsync(fileno(f)) != 0;
-    bad |= fclose(f) != 0;
-    if (bad || rename(tmp, path) != 0) {
-        unlink(tmp);
-        return et_fail(err, "%s: write failed (%s) — disk full?", path, strerror(errno));
-    }
-    return 0;
-}
-
 /* The PEFT version whose LoraConfig field set et_lora_peft_config reproduces, checked
  * by tests/crosscheck/make_export_fixtures.py (written as "peft_version": PEFT records
  * the version that produced a config). */
@@ -269,7 +254,9 @@ int et_lora_save_peft(const et_lora *l, const char *dir, const char *base_model,
     cJSON_Delete(c);
     char path[4096];
     snprintf(path, sizeof path, "%s/adapter_config.json", dir);
-    int rc = text ? write_text_file(path, text, err) : et_fail(err, "out of memory");
+    int rc = text ? et_write_file_atomic(path, text, strlen(text), ET_FILE_PRIVATE,
+                                         "adapter config", err)
+                   : et_fail(err, "out of memory");
     free(text);
     if (rc) return rc;
 

@@ -1,5 +1,7 @@
 #include "trainer/manifest.h"
 
+#include "data/atomic_file.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -457,36 +459,6 @@ void et_manifest_add_environment(et_manifest *m, const char *version) {
 
 /* ----------------------------------------------------------------------- write */
 
-static int write_all(int fd, const char *p, size_t n) {
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            return -1;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-/* After the rename, the folder entry itself must reach the disk, or a crash could
- * lose the new name. */
-static int fsync_parent(const char *path) {
-    char dir[PATH_MAX];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (!slash) snprintf(dir, sizeof dir, ".");
-    else if (slash == dir) dir[1] = '\0';
-    else *slash = '\0';
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return -1;
-    int rc = fsync(fd);
-    if (rc != 0 && errno == EINVAL) rc = 0; /* the filesystem cannot sync folders */
-    close(fd);
-    return rc;
-}
-
 int et_manifest_write(et_manifest *m, const char *path, et_error *err) {
     if (m->problem[0])
         return et_fail(err, "%s: manifest not written because it is incomplete: %s", path,
@@ -499,41 +471,10 @@ int et_manifest_write(et_manifest *m, const char *path, et_error *err) {
 
     char *text = cJSON_Print(m->root);
     if (!text) return et_fail(err, "%s: out of memory formatting the manifest", path);
-    char tmp[PATH_MAX];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp-XXXXXX", path) >= (int)sizeof tmp) {
-        free(text);
-        return et_fail(err, "%s: path too long", path);
-    }
-    /* mkostemp creates the file 0600 and exclusively; fchmod states the mode the
-     * design asks for (the manifest describes patient data) whatever the umask. */
-    int fd = mkostemp(tmp, O_CLOEXEC);
-    if (fd < 0) {
-        int e = errno;
-        free(text);
-        return et_fail(err, "%s: cannot create a temporary file beside it (%s); check that "
-                            "the folder exists and is writable", path, strerror(e));
-    }
-    const char *step = NULL;
-    if (fchmod(fd, 0600) != 0) step = "set mode 0600 on";
-    else if (write_all(fd, text, strlen(text)) != 0 || write_all(fd, "\n", 1) != 0) step = "write";
-    else if (fsync(fd) != 0) step = "fsync";
-    int e = errno;
+    /* Ends with a newline: cJSON_Print's NUL becomes it (same buffer size). */
+    size_t n = strlen(text);
+    text[n] = '\n';
+    int rc = et_write_file_atomic(path, text, n + 1, ET_FILE_PRIVATE, "manifest", err);
     free(text);
-    if (close(fd) != 0 && !step) {
-        step = "close";
-        e = errno;
-    }
-    if (!step && rename(tmp, path) != 0) {
-        step = "rename into place";
-        e = errno;
-    }
-    if (step) {
-        unlink(tmp);
-        return et_fail(err, "%s: cannot %s the manifest (%s); nothing was written", path, step,
-                       strerror(e));
-    }
-    if (fsync_parent(path) != 0)
-        return et_fail(err, "%s: written, but its folder could not be fsync'd (%s); the "
-                            "manifest may not survive a crash", path, strerror(errno));
-    return 0;
+    return rc;
 }

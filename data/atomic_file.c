@@ -1,0 +1,73 @@
+#include "data/atomic_file.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+static int fsync_parent(const char *path) {
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash) snprintf(dir, sizeof dir, ".");
+    else if (slash == dir) dir[1] = '\0';
+    else *slash = '\0';
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    int rc = fsync(fd);
+    if (rc != 0 && errno == EINVAL) rc = 0; /* the filesystem cannot sync folders */
+    close(fd);
+    return rc;
+}
+
+int et_write_file_atomic(const char *path, const void *data, size_t len, int flags,
+                         const char *what, et_error *err) {
+    /* A name no one else uses (pid + counter), created exclusively with 0600 or the
+     * usual 0666 & ~umask. */
+    static unsigned counter;
+    char tmp[PATH_MAX];
+    int fd = -1;
+    for (int tries = 0; fd < 0 && tries < 100; tries++) {
+        unsigned c = __atomic_fetch_add(&counter, 1, __ATOMIC_RELAXED);
+        if (snprintf(tmp, sizeof tmp, "%s.tmp-%ld-%u", path, (long)getpid(), c) >= (int)sizeof tmp)
+            return et_fail(err, "%s: path too long", path);
+        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+                  (flags & ET_FILE_PRIVATE) ? 0600 : 0666);
+        if (fd < 0 && errno != EEXIST) break;
+    }
+    if (fd < 0)
+        return et_fail(err, "%s: cannot create a temporary file beside it (%s); check that "
+                            "the folder exists and is writable",
+                       path, strerror(errno));
+    const char *step = NULL;
+    for (size_t off = 0; !step && off < len;) {
+        ssize_t k = write(fd, (const char *)data + off, len - off);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) step = "write";
+        else off += (size_t)k;
+    }
+    if (!step && fsync(fd) != 0) step = "fsync";
+    int e = errno;
+    if (close(fd) != 0 && !step) {
+        step = "close";
+        e = errno;
+    }
+    if (!step && rename(tmp, path) != 0) {
+        step = "rename into place";
+        e = errno;
+    }
+    if (step) {
+        unlink(tmp);
+        return et_fail(err, "%s: cannot %s the %s (%s) — disk full?; nothing was written", path,
+                       step, what, strerror(e));
+    }
+    if (fsync_parent(path) != 0)
+        return et_fail(err, "%s: written, but its folder could not be fsync'd (%s); the %s may "
+                            "not survive a crash",
+                       path, strerror(errno), what);
+    return 0;
+}

@@ -1,0 +1,21 @@
+/* Whole-file writes that a reader never sees half done: the bytes go to a fresh
+ * temporary file beside the target, are fsync'd, the file is renamed over the target,
+ * and the folder is fsync'd so the new name survives a crash. On failure the
+ * temporary file is removed and the target is untouched. */
+#ifndef EHRTUNE_ATOMIC_FILE_H
+#define EHRTUNE_ATOMIC_FILE_H
+
+#include <stddef.h>
+
+#include "data/error.h"
+
+enum {
+    ET_FILE_PRIVATE = 1, /* mode 0600 whatever the umask (files derived from patient data) */
+};
+
+/* flags: 0 (mode 0666 & ~umask) or ET_FILE_PRIVATE. `what` names the file's role in
+ * messages ("manifest", "config.json", ...). */
+int et_write_file_atomic(const char *path, const void *data, size_t len, int flags,
+                         const char *what, et_error *err);
+
+#endif
