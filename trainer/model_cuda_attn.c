@@ -1,7 +1,8 @@
-/* Attention for the CUDA model: the bf16 tensor-core kernel, checked once at model
- * creation against the fp32 kernel on this model's head shape — first with the chained
- * dK/dV backward, then with the split one; if both fail (or the head dim is
- * unsupported) every layer runs the fp32 kernel through casts. */
+/* Attention for the CUDA model: the bf16 tensor-core kernels, checked once at model
+ * creation against the fp32 kernel on this model's head shape — a pair of forward and
+ * backward kernels at a time, in order of preference (cuda_attention_select); if every
+ * pair fails (or the head dim is unsupported) every layer runs the fp32 kernel through
+ * casts. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -121,14 +122,41 @@ int cuda_attention_select(et_cuda_model *cm, et_error *err) {
             windows[nw++] = et_hf_layer_window(c, l) < CHECK_T ? et_hf_layer_window(c, l) : CHECK_T / 3;
             break;
         }
-    /* Kernels in order of preference: the chained dK/dV backward (measured faster than
-     * the split one on an H200 at batch 1 and 4, docs/perf.md), the split one, then
-     * fp32. Each bf16 variant must pass the self-check to be used. */
-    static const int variants[2] = {ETC_ATTN_BWD_CHAIN, ETC_ATTN_BWD_SPLIT};
-    static const char *const names[2] = {"chained dK/dV backward", "split dK/dV backward"};
+    /* Kernel pairs in order of preference: the 16-row forward with the chained dK/dV
+     * backward (measured fastest on an H200 so far, docs/perf.md), then the split
+     * backward. EHRTUNE_CUDA_ATTENTION=chain|split|wide puts one pair first (wide: the
+     * 32-rows-a-warp kernels, head dims <= 64; for benchmarks until a GPU run has
+     * measured them, docs/cuda.md). Each pair must pass the self-check to be used. */
+    static const struct {
+        const char *key, *name;
+        int fwd, bwd;
+    } pairs[3] = {
+        {"chain", "chained dK/dV backward", ETC_ATTN_FWD_NARROW, ETC_ATTN_BWD_CHAIN},
+        {"split", "split dK/dV backward", ETC_ATTN_FWD_NARROW, ETC_ATTN_BWD_SPLIT},
+        {"wide", "wide (32 rows a warp) forward and backward", ETC_ATTN_FWD_WIDE, ETC_ATTN_BWD_WIDE},
+    };
+    int order[3] = {0, 1, -1}, n_order = 2;
+    const char *want = getenv("EHRTUNE_CUDA_ATTENTION");
+    if (want && *want) {
+        int w = -1;
+        for (int i = 0; i < 3; i++)
+            if (!strcmp(want, pairs[i].key)) w = i;
+        if (w < 0)
+            return et_fail(err, "EHRTUNE_CUDA_ATTENTION=%s: unknown kernel choice (use chain, split "
+                                "or wide, or unset it)", want);
+        if (w == 2 && !etc_attention_bf16_wide_supported(c->head_dim))
+            return et_fail(err, "EHRTUNE_CUDA_ATTENTION=wide: head dim %d is over the wide kernels' "
+                                "64 (use chain or split, or unset it)", c->head_dim);
+        /* the chosen pair, then the default ones as fallbacks */
+        n_order = 0;
+        order[n_order++] = w;
+        for (int i = 0; i < 2; i++)
+            if (i != w) order[n_order++] = i;
+    }
     double worst = NAN;
-    for (int v = 0; v < 2; v++) {
-        etc_attention_bf16_backward_variant(variants[v]);
+    for (int v = 0; v < n_order; v++) {
+        etc_attention_bf16_forward_variant(pairs[order[v]].fwd);
+        etc_attention_bf16_backward_variant(pairs[order[v]].bwd);
         worst = 0;
         for (int i = 0; i < nw; i++) {
             double e = NAN;
@@ -138,8 +166,8 @@ int cuda_attention_select(et_cuda_model *cm, et_error *err) {
         }
         if (!isnan(worst) && worst <= CHECK_LIMIT) {
             snprintf(cm->attn_note, sizeof cm->attn_note,
-                     "bf16 tensor-core kernel, %s (self-check relative error %.2e)", names[v],
-                     worst);
+                     "bf16 tensor-core kernel, %s (self-check relative error %.2e)",
+                     pairs[order[v]].name, worst);
             return 0;
         }
     }

@@ -21,117 +21,15 @@
 #include <math.h>
 
 #include "kernels/cuda/attention_bf16.h"
-#include "kernels/cuda/context.h"
-#include "kernels/cuda/mma.h"
+#include "kernels/cuda/attention_bf16_tile.h"
 
 namespace {
 
-typedef __nv_bfloat16 bf16;
-constexpr int THREADS = 128;  // 4 warps
-constexpr float LOG2E = 1.4426950408889634f, LN2 = 0.6931471805599453f;
+using namespace etc_attn;
+
 // Backward blocks per SM to keep resident: 3 needs <= 168 registers a thread, which
 // the d <= 64 kernels reach (ptxas would otherwise take ~175 and fit only 2).
 #define MIN_BLOCKS(D) ((D) <= 64 ? 3 : 1)
-
-struct geom {
-    int t, hq, hkv, group, window;
-    float scale, scale2;  // 1/sqrt(d), and the same times log2(e)
-};
-
-__device__ __forceinline__ bool visible(int i, int j, int t, int window) {
-    return j <= i && i < t && (window <= 0 || j > i - window);
-}
-// True when every query in [q_lo, q_hi] sees every key in [k_lo, k_hi]: the tile
-// needs no mask.
-__device__ __forceinline__ bool all_visible(int q_lo, int q_hi, int k_lo, int k_hi, int t,
-                                            int window) {
-    return k_hi <= q_lo && q_hi < t && (window <= 0 || k_lo > q_hi - window);
-}
-
-__device__ __forceinline__ uint32_t ld32(const bf16 *p) {
-    return *reinterpret_cast<const uint32_t *>(p);
-}
-
-// Issues asynchronous copies of rows [first, first + ROWS) of one head of a
-// [B, T, H, D] tensor (src points at row 0 of that head, rows `stride` elements
-// apart) into shared memory with row stride LDS; rows at or past t become zeros.
-// The caller commits the group and waits before use.
-template <int ROWS, int D, int LDS>
-__device__ __forceinline__ void copy_tile_async(bf16 *dst, const bf16 *src, int64_t stride,
-                                                int first, int t) {
-    constexpr int CHUNKS = D / 8;  // 16-byte pieces of a row
-    for (int idx = threadIdx.x; idx < ROWS * CHUNKS; idx += THREADS) {
-        const int r = idx / CHUNKS, c = (idx % CHUNKS) * 8;
-        const bool valid = first + r < t;
-        etc_cp_async16(dst + r * LDS + c, valid ? src + (int64_t)(first + r) * stride + c : src,
-                       valid);
-    }
-}
-
-// A fragment (16 rows from r0, k from k0) of a row-major shared matrix with row
-// stride ld, by one ldmatrix: matrices (rows +0, k +0), (+8, +0), (+0, +8), (+8, +8).
-__device__ __forceinline__ void frag_a(uint32_t (&a)[4], const bf16 *m, int ld, int r0, int k0,
-                                       int lane) {
-    const int mat = lane >> 3, rr = lane & 7;
-    etc_ldmatrix_x4(a, m + (r0 + (mat & 1) * 8 + rr) * ld + k0 + (mat >> 1) * 8);
-}
-
-// S[16 × 8·NTILES] += A (KT k-steps) · Bᵀ where B rows are the n index: the B
-// operands of two n-tiles come from the row-major [n][k] shared tile by one
-// ldmatrix: matrices (n +0, k +0), (+0, +8), (+8, +0), (+8, +8).
-template <int KT, int NTILES>
-__device__ __forceinline__ void gemm_abt(float (&s)[NTILES][4], const uint32_t (&a)[KT][4],
-                                         const bf16 *b, int ldb, int lane) {
-    const int mat = lane >> 3, rr = lane & 7;
-#pragma unroll
-    for (int kk = 0; kk < KT; kk++)
-#pragma unroll
-        for (int nt = 0; nt < NTILES; nt += 2) {
-            uint32_t bm[4];
-            etc_ldmatrix_x4(bm, b + (nt * 8 + (mat >> 1) * 8 + rr) * ldb + kk * 16 + (mat & 1) * 8);
-            etc_mma_bf16(s[nt], a[kk], bm[0], bm[1]);
-            etc_mma_bf16(s[nt + 1], a[kk], bm[2], bm[3]);
-        }
-}
-
-// acc[16 × D] += P[16 × 16·KSTEPS] · M where P sits in accumulator layout (pairs of
-// n-tiles form one A operand) and M is the row-major [k][D] shared tile, read
-// transposed by ldmatrix.
-template <int KSTEPS, int D>
-__device__ __forceinline__ void gemm_pm(float (&acc)[D / 8][4], const float (&p)[2 * KSTEPS][4],
-                                        const bf16 *m, int ldm, int lane) {
-    const int mat = lane >> 3, rr = lane & 7;
-#pragma unroll
-    for (int ks = 0; ks < KSTEPS; ks++) {
-        const uint32_t pa[4] = {etc_pack_bf16(p[2 * ks][0], p[2 * ks][1]),
-                                etc_pack_bf16(p[2 * ks][2], p[2 * ks][3]),
-                                etc_pack_bf16(p[2 * ks + 1][0], p[2 * ks + 1][1]),
-                                etc_pack_bf16(p[2 * ks + 1][2], p[2 * ks + 1][3])};
-#pragma unroll
-        for (int dt = 0; dt < D / 8; dt += 2) {
-            uint32_t bm[4];
-            etc_ldmatrix_x4_trans(bm, m + (ks * 16 + (mat & 1) * 8 + rr) * ldm + (dt + (mat >> 1)) * 8);
-            etc_mma_bf16(acc[dt], pa, bm[0], bm[1]);
-            etc_mma_bf16(acc[dt + 1], pa, bm[2], bm[3]);
-        }
-    }
-}
-
-__device__ __forceinline__ float quad_max(float x) {
-    x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 1));
-    return fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 2));
-}
-__device__ __forceinline__ float quad_sum(float x) {
-    x += __shfl_xor_sync(0xffffffffu, x, 1);
-    return x + __shfl_xor_sync(0xffffffffu, x, 2);
-}
-
-// dst[0..1] += scale·(v0, v1) on a bf16 pair (read-modify-write: backward accumulates).
-__device__ __forceinline__ void add_pair(bf16 *dst, float v0, float v1, float scale) {
-    __nv_bfloat162 old = *reinterpret_cast<__nv_bfloat162 *>(dst);
-    const float2 f = __bfloat1622float2(old);
-    *reinterpret_cast<__nv_bfloat162 *>(dst) = __floats2bfloat162_rn(f.x + scale * v0, f.y + scale * v1);
-}
 
 // ------------------------------------------------------------------ forward
 // Shared memory: K and V tiles, two of each (the next tile loads during this one).
@@ -499,12 +397,6 @@ template <int D> __host__ __device__ constexpr size_t dkv_split_smem_bytes() {
            (size_t)2 * 2 * 2 * SPLIT_ROWS * 4;
 }
 
-// True when some query in [q_lo, q_hi] sees some key in [k_lo, k_hi].
-__device__ __forceinline__ bool any_visible(int q_lo, int q_hi, int k_lo, int k_hi, int t,
-                                            int window) {
-    const int qh = min(q_hi, t - 1);
-    return q_lo <= qh && k_lo <= qh && (window <= 0 || q_lo - k_hi < window);
-}
 
 // Four blocks per SM (16 warps) for d <= 64: 128 registers, which ptxas meets
 // without spilling (it takes ~141 when free); the smem allows more.
@@ -647,6 +539,7 @@ __global__ void __launch_bounds__(THREADS, SPLIT_MIN_BLOCKS(D))
 
 // The dK/dV kernel etc_attention_backward_bf16 runs (attention_bf16.h).
 int bwd_variant = ETC_ATTN_BWD_CHAIN; /* faster on an H200 (docs/perf.md, 2026-11-26) */
+int fwd_variant = ETC_ATTN_FWD_NARROW;
 
 int make_geom(geom *s, const void *const *ptrs, int nptrs, int b, int t, int hq, int hkv, int d,
               int window, const char *name) {
@@ -667,19 +560,12 @@ int make_geom(geom *s, const void *const *ptrs, int nptrs, int b, int t, int hq,
     return 0;
 }
 
-// Raises a kernel's dynamic shared memory limit when it needs more than the
-// default 48 KB (once per kernel instance).
-template <typename K> int allow_smem(K kernel, size_t bytes, const char *name) {
-    if (bytes <= 48 * 1024) return 0;
-    cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes);
-    if (e != cudaSuccess)
-        return etc_fail("%s: %zu bytes of shared memory refused (%s)", name, bytes, cudaGetErrorString(e));
-    return 0;
-}
 
 template <int D>
 int forward(bf16 *out, float *lse, const bf16 *q, const bf16 *k, const bf16 *v, int b,
             const geom &s) {
+    if (fwd_variant == ETC_ATTN_FWD_WIDE && D <= WIDE_MAX_D)
+        return wide_forward(out, lse, q, k, v, b, D, s);
     constexpr size_t smem = fwd_smem_bytes<D>();
     if (allow_smem(attn_fwd<D>, smem, "etc_attention_forward_bf16")) return -1;
     dim3 grid((s.t + 63) / 64, s.hq, b);
@@ -694,6 +580,8 @@ int backward(bf16 *dq, bf16 *dk, bf16 *dv, float *delta, const bf16 *dout, const
     const int64_t rows = (int64_t)b * s.t * s.hq;
     attn_delta<D><<<etc_grid(rows, 256), 256, 0, etc_stream()>>>(delta, dout, out, s.t, s.hq, rows);
     if (etc_check_launch("etc_attention_backward_bf16 (delta)")) return -1;
+    if (bwd_variant == ETC_ATTN_BWD_WIDE && D <= WIDE_MAX_D)
+        return wide_backward(dq, dk, dv, delta, dout, q, k, v, lse, b, D, s);
     constexpr size_t smem_q = dq_smem_bytes<D>(), smem_kv = dkv_smem_bytes<D>();
     if (allow_smem(attn_bwd_dq<D>, smem_q, "etc_attention_backward_bf16 (dq)") ||
         allow_smem(attn_bwd_dkv<D>, smem_kv, "etc_attention_backward_bf16 (dk, dv)"))
@@ -701,7 +589,7 @@ int backward(bf16 *dq, bf16 *dk, bf16 *dv, float *delta, const bf16 *dout, const
     dim3 grid_q((s.t + 63) / 64, s.hq, b);
     attn_bwd_dq<D><<<grid_q, THREADS, smem_q, etc_stream()>>>(dq, dout, q, k, v, lse, delta, s);
     if (etc_check_launch("etc_attention_backward_bf16 (dq)")) return -1;
-    if (bwd_variant == ETC_ATTN_BWD_CHAIN) {
+    if (bwd_variant != ETC_ATTN_BWD_SPLIT) { /* chain, or wide at a head dim it lacks */
         dim3 grid_kv((s.t + 63) / 64, s.hkv, b);
         attn_bwd_dkv<D><<<grid_kv, THREADS, smem_kv, etc_stream()>>>(dk, dv, dout, q, k, v, lse, delta, s);
         return etc_check_launch("etc_attention_backward_bf16 (dk, dv)");
@@ -722,10 +610,22 @@ int backward(bf16 *dq, bf16 *dk, bf16 *dv, float *delta, const bf16 *dout, const
 }  // namespace
 
 extern "C" int etc_attention_bf16_backward_variant(int variant) {
-    if (variant != ETC_ATTN_BWD_SPLIT && variant != ETC_ATTN_BWD_CHAIN) return -1;
+    if (variant != ETC_ATTN_BWD_SPLIT && variant != ETC_ATTN_BWD_CHAIN && variant != ETC_ATTN_BWD_WIDE)
+        return -1;
     const int previous = bwd_variant;
     bwd_variant = variant;
     return previous;
+}
+
+extern "C" int etc_attention_bf16_forward_variant(int variant) {
+    if (variant != ETC_ATTN_FWD_NARROW && variant != ETC_ATTN_FWD_WIDE) return -1;
+    const int previous = fwd_variant;
+    fwd_variant = variant;
+    return previous;
+}
+
+extern "C" int etc_attention_bf16_wide_supported(int d) {
+    return etc_attention_bf16_supported(d) && d <= WIDE_MAX_D;
 }
 
 extern "C" int etc_attention_bf16_supported(int d) { return d >= 16 && d <= 128 && d % 16 == 0; }

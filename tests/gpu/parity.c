@@ -831,8 +831,9 @@ static void test_attention(int b, int t, int hq, int hkv, int d, int window) {
     free(rq), free(rk), free(rv), free(q), free(k), free(v), free(g), free(out), free(lse);
 }
 
-/* Row name of the bf16 backward: the chain-kernel rows (test_attention_bf16_chain) rename it. */
-static const char *g_attn_bwd_row = "attention.bwd.bf16";
+/* Row names of the bf16 attention: the rows of other kernel variants
+ * (test_attention_bf16_variant) rename them. */
+static const char *g_attn_fwd_row = "attention.fwd.bf16", *g_attn_bwd_row = "attention.bwd.bf16";
 
 /* bf16 tensor-core attention against the CPU on the same bf16-rounded inputs. */
 static void test_attention_bf16(int b, int t, int hq, int hkv, int d, int window) {
@@ -854,7 +855,7 @@ static void test_attention_bf16(int b, int t, int hq, int hkv, int d, int window
     compare(&c, gl, lse, NULL, nl);
     double us;
     TIME_US(us, etc_attention_forward_bf16(d_o, d_l, d_q, d_k, d_v, b, t, hq, hkv, d, window));
-    report("attention.fwd.bf16", shape, rc, &c, BF16_LIMIT, us, 0, fwd_flops);
+    report(g_attn_fwd_row, shape, rc, &c, BF16_LIMIT, us, 0, fwd_flops);
     free(go), free(gl);
 
     /* backward from the reference out/lse rounded as the model holds them */
@@ -913,21 +914,35 @@ static void test_attention_bf16_repeat(int b, int t, int hq, int hkv, int d, int
         for (int64_t i = 0; i < counts[x]; i++)
             differ += memcmp(&got[0][x][i], &got[1][x][i], sizeof(float)) != 0;
     cmp c = {(double)differ / (double)(nq + 2 * nk), 0};
-    report("attention.bwd.bf16.repeat", shape, rc, &c, 0.0, 0, 0, 0);
+    report(strcmp(g_attn_bwd_row, "attention.bwd.bf16") ? g_attn_bwd_row : "attention.bwd.bf16.repeat",
+           shape, rc, &c, 0.0, 0, 0, 0);
     for (int run = 0; run < 2; run++)
         for (int x = 0; x < 3; x++) free(got[run][x]);
     free(q), free(k), free(v), free(g), free(qb), free(kb), free(vb), free(gb);
     free(zq), free(zk), free(zqb), free(zkb);
 }
 
-/* The same rows through the first dK/dV kernel (ETC_ATTN_BWD_CHAIN), the fallback of
- * the default split one: both must hold. */
-static void test_attention_bf16_chain(int b, int t, int hq, int hkv, int d, int window) {
-    const int previous = etc_attention_bf16_backward_variant(ETC_ATTN_BWD_CHAIN);
-    g_attn_bwd_row = "attention.bwd.bf16.chain";
-    test_attention_bf16(b, t, hq, hkv, d, window);
-    g_attn_bwd_row = "attention.bwd.bf16";
-    etc_attention_bf16_backward_variant(previous);
+/* The same rows through another pair of kernels (kernels/cuda/attention_bf16.h):
+ * every variant the model may select must hold on its own. */
+static void test_attention_bf16_variant(int fwd, int bwd, const char *fwd_row, const char *bwd_row,
+                                        int repeat, int b, int t, int hq, int hkv, int d,
+                                        int window) {
+    const int prev_fwd = etc_attention_bf16_forward_variant(fwd);
+    const int prev_bwd = etc_attention_bf16_backward_variant(bwd);
+    g_attn_fwd_row = fwd_row, g_attn_bwd_row = bwd_row;
+    if (repeat) test_attention_bf16_repeat(b, t, hq, hkv, d, window);
+    else test_attention_bf16(b, t, hq, hkv, d, window);
+    g_attn_fwd_row = "attention.fwd.bf16", g_attn_bwd_row = "attention.bwd.bf16";
+    etc_attention_bf16_forward_variant(prev_fwd);
+    etc_attention_bf16_backward_variant(prev_bwd);
+}
+static void test_attention_bf16_split(int b, int t, int hq, int hkv, int d, int window) {
+    test_attention_bf16_variant(ETC_ATTN_FWD_NARROW, ETC_ATTN_BWD_SPLIT, "attention.fwd.bf16",
+                                "attention.bwd.bf16.split", 0, b, t, hq, hkv, d, window);
+}
+static void test_attention_bf16_wide(int b, int t, int hq, int hkv, int d, int window) {
+    test_attention_bf16_variant(ETC_ATTN_FWD_WIDE, ETC_ATTN_BWD_WIDE, "attention.fwd.bf16.wide",
+                                "attention.bwd.bf16.wide", 0, b, t, hq, hkv, d, window);
 }
 
 /* In-place SwiGLU backward: gate and up become their gradients. */
@@ -1149,7 +1164,7 @@ static void perf_rows(void) {
         report("perf.attention.bwd.bf16", shape, rc, NULL, -1, us, 0, 2.5 * ff);
         dfree_all();
     }
-    /* both dK/dV kernels of the bf16 backward at batch 1 and at the training batch 4 */
+    /* every bf16 forward and backward variant at batch 1 and at the training batch 4 */
     for (int bb = 1; bb <= 4; bb += 3) {
         const int64_t eq = (int64_t)bb * n * hq * hd, ek = (int64_t)bb * n * hkv * hd;
         void *q = drandom(eq, 1, 1.0f), *k = drandom(ek, 1, 1.0f), *v = drandom(ek, 1, 1.0f);
@@ -1159,16 +1174,29 @@ static void perf_rows(void) {
         void *dl = dalloc((size_t)bb * hq * n * 4);
         const double ff = 4.0 * hd * hq * bb * attention_pairs(n, 0);
         snprintf(shape, sizeof shape, "b=%d t=%d hq=%d hkv=%d d=%d", bb, n, hq, hkv, hd);
+        static const struct {
+            int variant;
+            const char *row;
+        } fwds[] = {{ETC_ATTN_FWD_NARROW, "perf.attention.fwd.bf16.narrow"},
+                    {ETC_ATTN_FWD_WIDE, "perf.attention.fwd.bf16.wide"}},
+          bwds[] = {{ETC_ATTN_BWD_SPLIT, "perf.attention.bwd.bf16.split"},
+                    {ETC_ATTN_BWD_CHAIN, "perf.attention.bwd.bf16.chain"},
+                    {ETC_ATTN_BWD_WIDE, "perf.attention.bwd.bf16.wide"}};
+        for (size_t x = 0; x < sizeof fwds / sizeof *fwds; x++) {
+            const int previous = etc_attention_bf16_forward_variant(fwds[x].variant);
+            rc = etc_attention_forward_bf16(o, l, q, k, v, bb, n, hq, hkv, hd, 0);
+            TIME_US(us, etc_attention_forward_bf16(o, l, q, k, v, bb, n, hq, hkv, hd, 0));
+            report(fwds[x].row, shape, rc, NULL, -1, us, 0, ff);
+            etc_attention_bf16_forward_variant(previous);
+        }
         rc = etc_attention_forward_bf16(o, l, q, k, v, bb, n, hq, hkv, hd, 0);
-        static const char *const rows[] = {"perf.attention.bwd.bf16.split",
-                                           "perf.attention.bwd.bf16.chain"};
-        for (int variant = ETC_ATTN_BWD_SPLIT; variant <= ETC_ATTN_BWD_CHAIN; variant++) {
-            const int previous = etc_attention_bf16_backward_variant(variant);
+        for (size_t x = 0; x < sizeof bwds / sizeof *bwds; x++) {
+            const int previous = etc_attention_bf16_backward_variant(bwds[x].variant);
             int rcv = rc | etc_attention_backward_bf16(dq, dk, dv, dl, g, q, k, v, o, l, bb, n, hq,
                                                        hkv, hd, 0);
             TIME_US(us, etc_attention_backward_bf16(dq, dk, dv, dl, g, q, k, v, o, l, bb, n, hq,
                                                     hkv, hd, 0));
-            report(rows[variant], shape, rcv, NULL, -1, us, 0, 2.5 * ff);
+            report(bwds[x].row, shape, rcv, NULL, -1, us, 0, 2.5 * ff);
             etc_attention_bf16_backward_variant(previous);
         }
         dfree_all();
@@ -1305,18 +1333,36 @@ int main(int argc, char **argv) {
     if (want("attention")) test_attention_bf16(2, 96, 4, 1, 16, 2);
     if (want("attention")) test_attention_bf16(1, 300, 8, 2, 64, 0);
     if (want("attention")) test_attention_bf16(1, 160, 4, 2, 128, 0);
-    /* the split dK/dV kernel (32-key blocks, 16-row query items shared by two warp
-     * pairs): GQA group 4 and 3 (odd item counts), windows shorter than t and than a
-     * tile, t off the tile sizes, d 64 and 128; then the chain kernel on the same */
+    /* more shapes for every variant: GQA group 4 and 3 (odd item counts), windows
+     * shorter than t and than a tile, t off the tile sizes, d 64 and 128 */
     if (want("attention")) test_attention_bf16(1, 333, 16, 4, 64, 100);
     if (want("attention")) test_attention_bf16(2, 77, 8, 2, 128, 0);
     if (want("attention")) test_attention_bf16(1, 257, 8, 2, 128, 64);
     if (want("attention")) test_attention_bf16(1, 50, 12, 4, 64, 0);
     if (want("attention")) test_attention_bf16(1, 200, 4, 1, 64, 17);
     if (want("attention")) test_attention_bf16(1, 97, 6, 2, 96, 5);
-    if (want("attention")) test_attention_bf16_chain(1, 333, 16, 4, 64, 100);
-    if (want("attention")) test_attention_bf16_chain(1, 257, 8, 2, 128, 64);
     if (want("attention")) test_attention_bf16_repeat(2, 333, 16, 4, 64, 0);
+    /* the split dK/dV kernel (32-key blocks, 16-row items shared by two warp pairs) */
+    if (want("attention")) test_attention_bf16_split(1, 333, 16, 4, 64, 100);
+    if (want("attention")) test_attention_bf16_split(1, 257, 8, 2, 128, 64);
+    if (want("attention")) test_attention_bf16_split(1, 50, 12, 4, 64, 0);
+    /* the wide kernels (32 rows a warp; 128-row forward and dQ blocks, 64-key dK/dV
+     * blocks whose warp pairs share 32-row items): every d <= 64 shape above, a
+     * longer sequence (several items per pair, blocks on both sides of the
+     * diagonal), and d = 128, which falls back to the 16-row kernels */
+    if (want("attention")) test_attention_bf16_wide(2, 67, 8, 2, 64, 0);
+    if (want("attention")) test_attention_bf16_wide(1, 130, 6, 2, 48, 33);
+    if (want("attention")) test_attention_bf16_wide(1, 33, 40, 1, 32, 0);
+    if (want("attention")) test_attention_bf16_wide(2, 96, 4, 1, 16, 2);
+    if (want("attention")) test_attention_bf16_wide(1, 300, 8, 2, 64, 0);
+    if (want("attention")) test_attention_bf16_wide(1, 333, 16, 4, 64, 100);
+    if (want("attention")) test_attention_bf16_wide(1, 50, 12, 4, 64, 0);
+    if (want("attention")) test_attention_bf16_wide(1, 200, 4, 1, 64, 17);
+    if (want("attention")) test_attention_bf16_wide(1, 700, 4, 2, 64, 0);
+    if (want("attention")) test_attention_bf16_wide(1, 257, 8, 2, 128, 64);
+    if (want("attention"))
+        test_attention_bf16_variant(ETC_ATTN_FWD_WIDE, ETC_ATTN_BWD_WIDE, "attention.fwd.bf16.wide",
+                                    "attention.bwd.bf16.wide.repeat", 1, 2, 333, 16, 4, 64, 0);
     if (want("cross_entropy")) test_cross_entropy_fused(37, 32003);
     if (want("cross_entropy")) test_cross_entropy_fused(64, 128256);
     if (want("reductions")) test_reductions(3000007);
