@@ -32,7 +32,9 @@ static void usage(FILE *f) {
             "\n"
             "Times LoRA training steps (all seven projections, AdamW) with random weights;\n"
             "prints one JSON line. CPU threads: OMP_NUM_THREADS.\n"
-            "  --device cuda  bf16 training on the GPU: tokens/s, MFU, peak GPU memory\n"
+            "  --device cuda  bf16 training on the GPU: tokens/s, MFU, peak GPU memory; then\n"
+            "                 one more step's device time by op class (stderr, and\n"
+            "                 \"profile\" in the JSON)\n"
             "  --llama-1b     Llama-3.2-1B's shape (hidden 2048, 16 layers, 32/8 heads,\n"
             "                 FFN 8192, vocab 128256, tied head); later flags override it\n"
             "  --ckpt         activation checkpointing (cuda)\n"
@@ -75,6 +77,8 @@ static int bench_cuda(const et_hf_config *c, int batch, int seq, int rank, int w
     char line[4096];
     et_cuda_bench_json(line, sizeof line, &b, &r);
     printf("%s\n", line);
+    /* stderr: stdout stays one JSON line for scripts */
+    et_cuda_bench_print_profile(stderr, &r, "");
     return 0;
 }
 

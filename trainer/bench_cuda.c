@@ -62,12 +62,58 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
+/* Step s's batch: fresh random tokens every step, as the peer draws them. */
+static void make_batch(const et_cuda_bench_config *b, int32_t *ids, int32_t *tg, int s) {
+    const size_t n = (size_t)b->batch * b->seq;
+    for (size_t i = 0; i < n; i++)
+        ids[i] = (int32_t)(et_uniform(1000 + (uint64_t)s, i) * b->cfg.vocab_size);
+    for (size_t i = 0; i < n; i++) tg[i] = (i + 1) % (size_t)b->seq ? ids[i + 1] : -1;
+}
+
+/* One full training step on step s's batch, made by make_batch (queued; the loss's
+ * and the norm's read-backs synchronise part of it): zero, forward + backward, clip
+ * to 1, AdamW. */
+static int train_step(const et_cuda_bench_config *b, et_cuda_model *cm, int32_t *ids, int32_t *tg,
+                      int s, double *loss, int64_t *nv, et_error *err) {
+    const size_t n = (size_t)b->batch * b->seq;
+    et_batch batch = {ids, tg, b->batch, b->seq, NULL};
+    double norm;
+    if (et_cuda_model_zero_grads(cm, err) ||
+        et_cuda_model_step(cm, &batch, 1.0f / (float)(n - (size_t)b->batch), 1, (uint64_t)s, loss,
+                           nv, err) ||
+        et_cuda_model_grad_norm(cm, &norm, err))
+        return -1;
+    if (norm > 1.0 && et_cuda_model_scale_grads(cm, (float)(1.0 / (norm + 1e-6)), err)) return -1;
+    return et_cuda_model_adamw(cm, 1e-4, 0.9, 0.999, 1e-8, 0.0, s + 1, err);
+}
+
+/* One more step, outside the timed loop, with the device timeline on: where a
+ * step's time goes (the marks' event records would otherwise be in the timing). */
+static int bench_profile(const et_cuda_bench_config *b, et_cuda_bench_result *r,
+                         et_cuda_model *cm, int32_t *ids, int32_t *tg, et_error *err) {
+    /* 49 marks a layer (+21 recomputing it), the head's chunks (>= 64 rows each),
+       the optimizer's 4 and the pass's 3, with room to spare */
+    const int capacity = 64 + 128 * b->cfg.num_layers + b->batch * b->seq / 64;
+    double loss;
+    int64_t nv;
+    make_batch(b, ids, tg, b->warmup + b->steps);
+    if (et_cuda_profile_begin(capacity, err)) return -1;
+    const double t0 = now_s();
+    if (train_step(b, cm, ids, tg, b->warmup + b->steps, &loss, &nv, err)) {
+        et_cuda_profile p; /* close it; the step's error is the one to report */
+        et_error ignored = {{0}};
+        et_cuda_profile_end(&p, &ignored);
+        return -1;
+    }
+    if (et_cuda_profile_end(&r->profile, err)) return -1; /* synchronises */
+    r->profile_wall_ms = (now_s() - t0) * 1e3;
+    return 0;
+}
+
 /* DP-SGD steps on the batches of the timed loop (same seeds): each row its own
  * privacy unit, clip 1, σ 1, norms read back as the trainer does for its report. */
 static int bench_dp(const et_cuda_bench_config *b, et_cuda_bench_result *r, et_cuda_model *cm,
                     int32_t *ids, int32_t *tg, double *times, et_error *err) {
-    const et_hf_config *c = &b->cfg;
-    const size_t n = (size_t)b->batch * b->seq;
     et_cuda_dp *dp = NULL;
     int64_t *first = malloc(sizeof(int64_t) * (size_t)(b->batch + 1));
     float *row_scale = malloc(sizeof(float) * (size_t)b->batch);
@@ -83,9 +129,7 @@ static int bench_dp(const et_cuda_bench_config *b, et_cuda_bench_result *r, et_c
     for (int i = 0; i <= b->batch; i++) first[i] = i;
     for (int i = 0; i < b->batch; i++) row_scale[i] = 1.0f / (float)(b->seq - 1);
     for (int s = 0; s < b->warmup + b->steps; s++) {
-        for (size_t i = 0; i < n; i++)
-            ids[i] = (int32_t)(et_uniform(1000 + (uint64_t)s, i) * c->vocab_size);
-        for (size_t i = 0; i < n; i++) tg[i] = (i + 1) % (size_t)b->seq ? ids[i + 1] : -1;
+        make_batch(b, ids, tg, s);
         et_batch batch = {ids, tg, b->batch, b->seq, row_scale};
         double t0 = now_s(), loss;
         int64_t nv;
@@ -140,20 +184,10 @@ int et_cuda_bench_run(const et_cuda_bench_config *b, et_cuda_bench_result *r, et
     if (et_cuda_model_create_random(&cm, c, &l, &o, 1, err)) goto done;
     snprintf(r->attention, sizeof r->attention, "%s", et_cuda_model_attention_path(cm));
     for (int s = 0; s < b->warmup + b->steps; s++) {
-        /* fresh random tokens every step, as the peer draws them */
-        for (size_t i = 0; i < n; i++)
-            ids[i] = (int32_t)(et_uniform(1000 + (uint64_t)s, i) * c->vocab_size);
-        for (size_t i = 0; i < n; i++) tg[i] = (i + 1) % (size_t)b->seq ? ids[i + 1] : -1;
-        et_batch batch = {ids, tg, b->batch, b->seq, NULL};
-        double t0 = now_s(), loss, norm;
+        make_batch(b, ids, tg, s);
+        double t0 = now_s(), loss;
         int64_t nv;
-        if (et_cuda_model_zero_grads(cm, err) ||
-            et_cuda_model_step(cm, &batch, 1.0f / (float)(n - (size_t)b->batch), 1, (uint64_t)s,
-                               &loss, &nv, err) ||
-            et_cuda_model_grad_norm(cm, &norm, err))
-            goto done;
-        if (norm > 1.0 && et_cuda_model_scale_grads(cm, (float)(1.0 / (norm + 1e-6)), err)) goto done;
-        if (et_cuda_model_adamw(cm, 1e-4, 0.9, 0.999, 1e-8, 0.0, s + 1, err)) goto done;
+        if (train_step(b, cm, ids, tg, s, &loss, &nv, err)) goto done;
 #ifdef EHRTUNE_HAVE_CUDA
         if (etc_synchronize()) {
             et_fail(err, "bench: %s", etc_last_error());
@@ -167,6 +201,7 @@ int et_cuda_bench_run(const et_cuda_bench_config *b, et_cuda_bench_result *r, et
     qsort(times, (size_t)b->steps, sizeof *times, cmp_double);
     r->step_s_median = times[b->steps / 2];
     r->step_s_min = times[0];
+    if (bench_profile(b, r, cm, ids, tg, err)) goto done;
     if (b->dp && bench_dp(b, r, cm, ids, tg, times, err)) goto done;
     /* forward-only passes on the last batch: the forward's share of the step */
     double fwd[3];
@@ -211,7 +246,14 @@ int et_cuda_bench_json(char *out, size_t len, const et_cuda_bench_config *b,
     char mfu[32] = "null", peak[32] = "null";
     if (r->mfu >= 0) snprintf(mfu, sizeof mfu, "%.4f", r->mfu);
     if (r->peak_tflops > 0) snprintf(peak, sizeof peak, "%.1f", r->peak_tflops);
-    char dp[256] = "";
+    char dp[256] = "", prof[1024];
+    int at = snprintf(prof, sizeof prof, ", \"profile_step_ms\": %.3f, \"profile_wall_ms\": %.3f, "
+                                         "\"profile_dropped\": %d, \"profile\": {",
+                      r->profile.total_ms, r->profile_wall_ms, r->profile.dropped);
+    for (int i = 0; i < ET_PROF_COUNT && at < (int)sizeof prof; i++)
+        at += snprintf(prof + at, sizeof prof - (size_t)at, "%s\"%s\": %.3f", i ? ", " : "",
+                       et_prof_name(i), r->profile.ms[i]);
+    if (at < (int)sizeof prof) snprintf(prof + at, sizeof prof - (size_t)at, "}");
     if (b->dp)
         snprintf(dp, sizeof dp,
                  ", \"dp\": true, \"dp_step_s_median\": %.4f, \"dp_step_s_min\": %.4f, "
@@ -227,12 +269,34 @@ int et_cuda_bench_json(char *out, size_t len, const et_cuda_bench_config *b,
         "\"forward_s_median\": %.4f, "
         "\"tokens_per_s\": %.1f, \"model_tflop_per_step\": %.3f, \"achieved_tflops\": %.1f, "
         "\"peak_tflops\": %s, \"mfu\": %s, \"peak_mem_gib\": %.2f, \"device_used_gib\": %.2f, "
-        "\"loss_first\": %.4f, \"loss_last\": %.4f, \"attention\": \"%s\"%s}",
+        "\"loss_first\": %.4f, \"loss_last\": %.4f, \"attention\": \"%s\"%s%s}",
         r->device, b->batch, b->seq, b->cfg.hidden_size, b->cfg.num_layers, b->cfg.num_heads,
         b->cfg.num_kv_heads, b->cfg.intermediate_size, b->cfg.vocab_size, b->rank, b->alpha,
         b->activation_checkpointing ? "true" : "false", (long long)r->n_frozen,
         (long long)r->n_lora, b->warmup, b->steps, r->step_s_median, r->step_s_min,
         r->forward_s_median,
         r->tokens_per_s, r->model_tflop_per_step, r->achieved_tflops, peak, mfu, r->peak_mem_gib,
-        r->device_used_gib, r->loss_first, r->loss_last, r->attention, dp);
+        r->device_used_gib, r->loss_first, r->loss_last, r->attention, dp, prof);
+}
+
+void et_cuda_bench_print_profile(FILE *f, const et_cuda_bench_result *r, const char *indent) {
+    const et_cuda_profile *p = &r->profile;
+    int order[ET_PROF_COUNT], k = 0;
+    for (int i = 0; i < ET_PROF_COUNT; i++)
+        if (p->marks[i] > 0) order[k++] = i;
+    for (int i = 1; i < k; i++) /* biggest first: insertion sort of at most 14 */
+        for (int j = i; j > 0 && p->ms[order[j]] > p->ms[order[j - 1]]; j--) {
+            int t = order[j];
+            order[j] = order[j - 1], order[j - 1] = t;
+        }
+    const double total = p->total_ms > 0 ? p->total_ms : 1;
+    fprintf(f, "%sprofiled step: %.2f ms on the device (%.2f ms host clock), %d marks\n", indent,
+            p->total_ms, r->profile_wall_ms, p->n_marks);
+    if (p->dropped)
+        fprintf(f, "%s  %d marks past the timeline's capacity: their time is missing\n", indent,
+                p->dropped);
+    fprintf(f, "%s  %-14s %9s %6s %6s\n", indent, "category", "ms", "%", "marks");
+    for (int i = 0; i < k; i++)
+        fprintf(f, "%s  %-14s %9.3f %5.1f%% %6d\n", indent, et_prof_name(order[i]), p->ms[order[i]],
+                100.0 * p->ms[order[i]] / total, p->marks[order[i]]);
 }

@@ -2,15 +2,19 @@
  * the device, random tokens, full training steps (forward, loss, backward, global
  * norm clip, AdamW), timed with the host clock after a device synchronisation.
  * Reported as tests/gpu/bench_hf_peft.py reports its peer, with the same MFU
- * formula: 4·N_frozen·tokens + 6·N_lora·tokens + 3·(2·B·T²·H·D)·layers per step. */
+ * formula: 4·N_frozen·tokens + 6·N_lora·tokens + 3·(2·B·T²·H·D)·layers per step.
+ * After the timed steps, one more step runs with the device timeline on
+ * (et_cuda_profile_begin): where its time goes by op class. */
 #ifndef EHRTUNE_BENCH_CUDA_H
 #define EHRTUNE_BENCH_CUDA_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "data/error.h"
 #include "data/hf_config.h"
+#include "trainer/model_cuda.h"
 
 typedef struct {
     et_hf_config cfg;
@@ -37,6 +41,10 @@ typedef struct {
        device memory DP adds (per-example gradients + norms) */
     double dp_step_s_median, dp_step_s_min, dp_ratio;
     double dp_extra_mib;
+    /* the one profiled step (not among the timed ones): device ms per op class, and
+       its host-clock duration (profile.total_ms near it: the marks cover the step) */
+    et_cuda_profile profile;
+    double profile_wall_ms;
 } et_cuda_bench_result;
 
 /* Llama-3.2-1B's shape (hidden 2048, 16 layers, 32/8 heads, FFN 8192, vocab 128256,
@@ -46,8 +54,14 @@ void et_cuda_bench_llama_1b(et_hf_config *c);
 int et_cuda_bench_run(const et_cuda_bench_config *b, et_cuda_bench_result *r, et_error *err);
 
 /* One JSON object (no newline) describing the run, in bench_hf_peft.py's keys plus
- * "impl": "ehrtune-cuda". Returns the length written (snprintf semantics). */
+ * "impl": "ehrtune-cuda", "profile": {category: ms, ...}, "profile_step_ms" (Σ of
+ * the profile), "profile_wall_ms" and "profile_dropped". Returns the length written
+ * (snprintf semantics). */
 int et_cuda_bench_json(char *out, size_t len, const et_cuda_bench_config *b,
                        const et_cuda_bench_result *r);
+
+/* The profile as a short table (category, ms, % of the profiled step), biggest
+ * first, categories without marks left out; each line starts with `indent`. */
+void et_cuda_bench_print_profile(FILE *f, const et_cuda_bench_result *r, const char *indent);
 
 #endif

@@ -10,6 +10,14 @@
 
 #include "trainer/model_cuda.h"
 
+const char *et_prof_name(int category) {
+    static const char *const names[ET_PROF_COUNT] = {
+        "embedding",    "rmsnorm",      "frozen_gemm", "lora_gemm", "dropout",
+        "rope",         "attention_fwd", "attention_bwd", "swiglu", "residual_add",
+        "lm_head_gemm", "loss",         "memset",      "optimizer", "other"};
+    return category >= 0 && category < ET_PROF_COUNT ? names[category] : "?";
+}
+
 #ifdef EHRTUNE_HAVE_CUDA
 
 #include "kernels/ops.h"
@@ -209,8 +217,24 @@ int et_cuda_model_forward(et_cuda_model *cm, const et_batch *batch, double *loss
     return cuda_model_pass(cm, batch, 0, 0, 0.0f, loss_sum, n_valid, err);
 }
 
+int et_cuda_profile_begin(int capacity, et_error *err) {
+    if (etc_timeline_start(capacity)) return cuda_fail(err, "starting the profile");
+    return 0;
+}
+
+int et_cuda_profile_end(et_cuda_profile *p, et_error *err) {
+    memset(p, 0, sizeof *p);
+    etc_timeline_totals t;
+    if (etc_timeline_stop(p->ms, p->marks, ET_PROF_COUNT, &t)) return cuda_fail(err, "ending the profile");
+    p->n_marks = t.marks;
+    p->dropped = t.dropped;
+    p->total_ms = t.total_ms;
+    return 0;
+}
+
 int et_cuda_model_zero_grads(et_cuda_model *cm, et_error *err) {
     if (etc_memset(cm->grads, 0, (size_t)cm->n_params * 4)) return cuda_fail(err, "zeroing gradients");
+    etc_timeline_mark(ET_PROF_OPTIMIZER);
     return 0;
 }
 
@@ -218,12 +242,14 @@ int et_cuda_model_grad_norm(et_cuda_model *cm, double *norm, et_error *err) {
     double ss = 0;
     if (etc_sumsq(cm->norm2, cm->grads, cm->n_params) || etc_memcpy_d2h(&ss, cm->norm2, sizeof ss))
         return cuda_fail(err, "gradient norm");
+    etc_timeline_mark(ET_PROF_OPTIMIZER);
     *norm = sqrt(ss);
     return 0;
 }
 
 int et_cuda_model_scale_grads(et_cuda_model *cm, float s, et_error *err) {
     if (etc_scale(cm->grads, s, cm->n_params)) return cuda_fail(err, "gradient clipping");
+    etc_timeline_mark(ET_PROF_OPTIMIZER);
     return 0;
 }
 
@@ -233,6 +259,7 @@ int et_cuda_model_adamw(et_cuda_model *cm, double lr, double beta1, double beta2
                          (float)beta1, (float)beta2, (float)eps, (float)weight_decay, step) ||
         etc_cast_f32_to_bf16(cm->params16, cm->params, cm->n_params))
         return cuda_fail(err, "AdamW step");
+    etc_timeline_mark(ET_PROF_OPTIMIZER);
     return 0;
 }
 
@@ -297,6 +324,11 @@ int et_cuda_model_step(et_cuda_model *cm, const et_batch *batch, float loss_scal
 }
 int et_cuda_model_forward(et_cuda_model *cm, const et_batch *batch, double *loss_sum,
                           int64_t *n_valid, et_error *err) {
+    return no_cuda(err);
+}
+int et_cuda_profile_begin(int capacity, et_error *err) { return no_cuda(err); }
+int et_cuda_profile_end(et_cuda_profile *p, et_error *err) {
+    memset(p, 0, sizeof *p);
     return no_cuda(err);
 }
 int et_cuda_model_zero_grads(et_cuda_model *cm, et_error *err) { return no_cuda(err); }

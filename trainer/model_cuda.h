@@ -80,6 +80,47 @@ int et_cuda_model_scale_grads(et_cuda_model *cm, float s, et_error *err);
 int et_cuda_model_adamw(et_cuda_model *cm, double lr, double beta1, double beta2, double eps,
                         double weight_decay, int step, et_error *err);
 
+/* Where a training step's device time goes, by op class. While a profile is open
+ * (one per process, one host thread), the pass and the optimizer functions above
+ * mark the stream after each op or op group (kernels/cuda/timeline.h); closed (the
+ * default) a mark is one branch. A category gets the device time since the previous
+ * mark, so idle time waiting for the host goes to the op after it. DP's own ops
+ * (model_cuda_dp.c) are not marked. */
+typedef enum {
+    ET_PROF_EMBEDDING,
+    ET_PROF_RMSNORM,     /* forward and backward, final norm included */
+    ET_PROF_FROZEN_GEMM, /* base-weight GEMMs of the seven projections, fwd and bwd */
+    ET_PROF_LORA_GEMM,   /* rank-r GEMMs: x·Aᵀ, ·Bᵀ, dA, dB, the input gradient */
+    ET_PROF_DROPOUT,     /* LoRA dropout masks (regenerated in backward) */
+    ET_PROF_ROPE,
+    ET_PROF_ATTN_FWD,    /* the fp32 fallback's casts included */
+    ET_PROF_ATTN_BWD,
+    ET_PROF_SWIGLU,
+    ET_PROF_ADD,         /* residual adds */
+    ET_PROF_HEAD_GEMM,   /* lm_head chunks: the logits GEMM and the d(final norm) GEMM */
+    ET_PROF_LOSS,        /* the fused cross-entropy of each chunk (loss and its gradient) */
+    ET_PROF_MEMSET,      /* zeroing attention and residual gradient buffers */
+    ET_PROF_OPTIMIZER,   /* zero grads, grad norm (with its read-back), clip, AdamW */
+    ET_PROF_OTHER,       /* batch upload, loss read-back */
+    ET_PROF_COUNT
+} et_prof;
+
+/* Short snake_case name of a category ("frozen_gemm"): JSON keys and tables. */
+const char *et_prof_name(int category);
+
+typedef struct {
+    double ms[ET_PROF_COUNT];
+    int marks[ET_PROF_COUNT];
+    int n_marks, dropped; /* dropped: marks past the capacity; their time is missing */
+    double total_ms;      /* device time from begin to the last mark: Σ ms up to rounding */
+} et_cuda_profile;
+
+/* Opens a profile with room for `capacity` marks (a Llama-1B step makes ~800: 49 a
+ * layer, the head's chunks, the optimizer; checkpointing adds 21 a layer). Fails when one is already open. */
+int et_cuda_profile_begin(int capacity, et_error *err);
+/* Waits for the device, fills *p and closes the profile. */
+int et_cuda_profile_end(et_cuda_profile *p, et_error *err);
+
 /* Host <-> device copies of the LoRA state: weights into l->params (layouts are
  * identical), AdamW moments into m and v (either may be NULL). Upload the same way
  * (resume); the bf16 copy is refreshed. */

@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "kernels/cuda/ops_cuda.h"
+#include "kernels/cuda/timeline.h" /* etc_timeline_mark(et_prof) after each op group */
 #include "trainer/model_cuda.h"
 
 typedef struct {

@@ -34,6 +34,15 @@ typedef struct {
 
 #define STEP(ps, ...) snprintf((ps)->where, sizeof (ps)->where, __VA_ARGS__)
 
+/* Queues one op (or op group) of category `cat` (et_prof without its prefix):
+ * returns -1 from the enclosing function when it fails, else closes it on the
+ * device timeline (et_cuda_profile_begin; off by default, then a mark is one branch). */
+#define OP(cat, call)                                \
+    do {                                             \
+        if (call) return -1;                         \
+        etc_timeline_mark(ET_PROF_##cat);            \
+    } while (0)
+
 /* y = x·Wᵀ + bias (+ scale·(drop(x)·Aᵀ)·Bᵀ). */
 static int proj_forward(pass *ps, int layer, int p, etc_bf16 *y, const etc_bf16 *x, etc_bf16 *xa) {
     et_cuda_model *cm = ps->cm;
@@ -41,22 +50,27 @@ static int proj_forward(pass *ps, int layer, int p, etc_bf16 *y, const etc_bf16 
     int in, out;
     et_proj_shape(&cm->cfg, (et_proj)p, &in, &out);
     const int64_t oa = cm->off_a[layer * ET_PROJ_COUNT + p];
-    if (oa < 0) return etc_linear_forward_bf16(y, x, w->w[p], w->bias[p], ps->n, in, out);
+    if (oa < 0) {
+        OP(FROZEN_GEMM, etc_linear_forward_bf16(y, x, w->w[p], w->bias[p], ps->n, in, out));
+        return 0;
+    }
     const etc_bf16 *A = cm->params16 + oa, *B = cm->params16 + cm->off_b[layer * ET_PROJ_COUNT + p];
     const etc_bf16 *lx = x;
     if (ps->train && cm->dropout > 0) {
-        if (etc_dropout_forward_bf16(cm->xdrop, cm->keep, x, cm->dropout, cm->seed,
-                                     dropout_offset(cm->step, layer, p, cm->cfg.num_layers),
-                                     (int64_t)ps->n * in))
-            return -1;
+        OP(DROPOUT, etc_dropout_forward_bf16(cm->xdrop, cm->keep, x, cm->dropout, cm->seed,
+                                             dropout_offset(cm->step, layer, p, cm->cfg.num_layers),
+                                             (int64_t)ps->n * in));
         lx = cm->xdrop;
     }
-    if (w->bias[p])
-        return etc_linear_forward_bf16(y, x, w->w[p], w->bias[p], ps->n, in, out) ||
-               etc_lora_forward_bf16(y, xa, lx, A, B, cm->lora_scale, ps->n, in, cm->r, out);
-    return etc_matmul_bf16(xa, lx, A, ps->n, cm->r, in, 0, 1, 1.0f, 0.0f) ||
-           etc_matmul_bf16(y, xa, B, ps->n, out, cm->r, 0, 1, cm->lora_scale, 0.0f) ||
-           etc_matmul_bf16(y, x, w->w[p], ps->n, out, in, 0, 1, 1.0f, 1.0f);
+    if (w->bias[p]) {
+        OP(FROZEN_GEMM, etc_linear_forward_bf16(y, x, w->w[p], w->bias[p], ps->n, in, out));
+        OP(LORA_GEMM, etc_lora_forward_bf16(y, xa, lx, A, B, cm->lora_scale, ps->n, in, cm->r, out));
+        return 0;
+    }
+    OP(LORA_GEMM, etc_matmul_bf16(xa, lx, A, ps->n, cm->r, in, 0, 1, 1.0f, 0.0f) ||
+                      etc_matmul_bf16(y, xa, B, ps->n, out, cm->r, 0, 1, cm->lora_scale, 0.0f));
+    OP(FROZEN_GEMM, etc_matmul_bf16(y, x, w->w[p], ps->n, out, in, 0, 1, 1.0f, 1.0f));
+    return 0;
 }
 
 /* dx (+)= dy·W + the LoRA path's input gradient (overwrite: dx starts as this
@@ -72,7 +86,10 @@ static int proj_backward(pass *ps, int layer, int p, etc_bf16 *dx, const etc_bf1
     int in, out;
     et_proj_shape(&cm->cfg, (et_proj)p, &in, &out);
     const int64_t oa = cm->off_a[layer * ET_PROJ_COUNT + p];
-    if (oa < 0) return etc_matmul_bf16(dx, dy, w->w[p], n, in, out, 0, 0, 1.0f, overwrite ? 0.0f : 1.0f);
+    if (oa < 0) {
+        OP(FROZEN_GEMM, etc_matmul_bf16(dx, dy, w->w[p], n, in, out, 0, 0, 1.0f, overwrite ? 0.0f : 1.0f));
+        return 0;
+    }
     const int64_t ob = cm->off_b[layer * ET_PROJ_COUNT + p];
     const etc_bf16 *A = cm->params16 + oa, *B = cm->params16 + ob;
     float *da = cm->grads + oa, *db = cm->grads + ob;
@@ -80,9 +97,9 @@ static int proj_backward(pass *ps, int layer, int p, etc_bf16 *dx, const etc_bf1
     const int64_t cnt = (int64_t)n * in;
     const etc_bf16 *lx = x;
     if (drop) { /* regenerate the mask: a pure function of seed, step, layer, projection */
-        if (etc_dropout_forward_bf16(cm->xdrop, cm->keep, x, cm->dropout, cm->seed,
-                                     dropout_offset(cm->step, layer, p, cm->cfg.num_layers), cnt))
-            return -1;
+        OP(DROPOUT, etc_dropout_forward_bf16(cm->xdrop, cm->keep, x, cm->dropout, cm->seed,
+                                             dropout_offset(cm->step, layer, p, cm->cfg.num_layers),
+                                             cnt));
         lx = cm->xdrop;
     }
     if (cm->pe_grads) { /* DP: one dB and dA slice per example (rows e·t ..), overwritten */
@@ -96,16 +113,21 @@ static int proj_backward(pass *ps, int layer, int p, etc_bf16 *dx, const etc_bf1
                                        1.0f, 0.0f))
                 return -1;
         }
-    } else if (etc_matmul_bf16_f32out(db, dy, xa, out, r, n, 1, 0, cm->lora_scale, 1.0f) ||  /* dB */
-               etc_matmul_bf16(cm->dxa, dy, B, n, r, out, 0, 0, cm->lora_scale, 0.0f) ||     /* dxa */
-               etc_matmul_bf16_f32out(da, cm->dxa, lx, r, in, n, 1, 0, 1.0f, 1.0f))           /* dA */
-        return -1;
-    if (drop) /* dx (+)= dy·W, then += the dropout-masked LoRA input gradient */
-        return etc_matmul_bf16(dx, dy, w->w[p], n, in, out, 0, 0, 1.0f, overwrite ? 0.0f : 1.0f) ||
-               etc_matmul_bf16(cm->dxdrop, cm->dxa, A, n, in, r, 0, 0, 1.0f, 0.0f) ||
-               etc_dropout_backward_bf16(dx, cm->dxdrop, cm->keep, cm->dropout, cnt);
-    return etc_matmul_bf16(dx, cm->dxa, A, n, in, r, 0, 0, 1.0f, overwrite ? 0.0f : 1.0f) ||
-           etc_matmul_bf16(dx, dy, w->w[p], n, in, out, 0, 0, 1.0f, 1.0f);
+        etc_timeline_mark(ET_PROF_LORA_GEMM);
+    } else { /* dB, dxa, dA */
+        OP(LORA_GEMM, etc_matmul_bf16_f32out(db, dy, xa, out, r, n, 1, 0, cm->lora_scale, 1.0f) ||
+                          etc_matmul_bf16(cm->dxa, dy, B, n, r, out, 0, 0, cm->lora_scale, 0.0f) ||
+                          etc_matmul_bf16_f32out(da, cm->dxa, lx, r, in, n, 1, 0, 1.0f, 1.0f));
+    }
+    if (drop) { /* dx (+)= dy·W, then += the dropout-masked LoRA input gradient */
+        OP(FROZEN_GEMM, etc_matmul_bf16(dx, dy, w->w[p], n, in, out, 0, 0, 1.0f, overwrite ? 0.0f : 1.0f));
+        OP(LORA_GEMM, etc_matmul_bf16(cm->dxdrop, cm->dxa, A, n, in, r, 0, 0, 1.0f, 0.0f));
+        OP(DROPOUT, etc_dropout_backward_bf16(dx, cm->dxdrop, cm->keep, cm->dropout, cnt));
+        return 0;
+    }
+    OP(LORA_GEMM, etc_matmul_bf16(dx, cm->dxa, A, n, in, r, 0, 0, 1.0f, overwrite ? 0.0f : 1.0f));
+    OP(FROZEN_GEMM, etc_matmul_bf16(dx, dy, w->w[p], n, in, out, 0, 0, 1.0f, 1.0f));
+    return 0;
 }
 
 static int layer_forward(pass *ps, int layer, const cuda_slot *s) {
@@ -116,23 +138,27 @@ static int layer_forward(pass *ps, int layer, const cuda_slot *s) {
     const etc_bf16 *x = cm->x + (size_t)layer * n * C;
     etc_bf16 *xout = cm->x + (size_t)(layer + 1) * n * C;
     STEP(ps, "layer %d forward (attention block)", layer);
-    if (etc_rmsnorm_forward_bf16(s->ln1, s->rstd1, x, w->attn_norm, n, C, c->rms_norm_eps) ||
-        proj_forward(ps, layer, ET_PROJ_Q, s->q, s->ln1, s->xa[ET_PROJ_Q]) ||
+    OP(RMSNORM, etc_rmsnorm_forward_bf16(s->ln1, s->rstd1, x, w->attn_norm, n, C, c->rms_norm_eps));
+    if (proj_forward(ps, layer, ET_PROJ_Q, s->q, s->ln1, s->xa[ET_PROJ_Q]) ||
         proj_forward(ps, layer, ET_PROJ_K, s->k, s->ln1, s->xa[ET_PROJ_K]) ||
-        proj_forward(ps, layer, ET_PROJ_V, s->v, s->ln1, s->xa[ET_PROJ_V]) ||
-        etc_rope_forward_bf16(s->q, s->q, cm->rope_cos, cm->rope_sin, ps->b, ps->t, hq, c->head_dim) ||
-        etc_rope_forward_bf16(s->k, s->k, cm->rope_cos, cm->rope_sin, ps->b, ps->t, hkv, c->head_dim) ||
-        cuda_attention_forward(cm, s, ps->b, ps->t, et_hf_layer_window(c, layer)) ||
-        proj_forward(ps, layer, ET_PROJ_O, s->h, s->att, s->xa[ET_PROJ_O]) ||
-        etc_add_forward_bf16(s->h, s->h, x, (int64_t)n * C))
+        proj_forward(ps, layer, ET_PROJ_V, s->v, s->ln1, s->xa[ET_PROJ_V]))
         return -1;
+    OP(ROPE, etc_rope_forward_bf16(s->q, s->q, cm->rope_cos, cm->rope_sin, ps->b, ps->t, hq,
+                                   c->head_dim) ||
+                 etc_rope_forward_bf16(s->k, s->k, cm->rope_cos, cm->rope_sin, ps->b, ps->t, hkv,
+                                       c->head_dim));
+    OP(ATTN_FWD, cuda_attention_forward(cm, s, ps->b, ps->t, et_hf_layer_window(c, layer)));
+    if (proj_forward(ps, layer, ET_PROJ_O, s->h, s->att, s->xa[ET_PROJ_O])) return -1;
+    OP(ADD, etc_add_forward_bf16(s->h, s->h, x, (int64_t)n * C));
     STEP(ps, "layer %d forward (MLP block)", layer);
-    return etc_rmsnorm_forward_bf16(s->ln2, s->rstd2, s->h, w->mlp_norm, n, C, c->rms_norm_eps) ||
-           proj_forward(ps, layer, ET_PROJ_GATE, s->gate, s->ln2, s->xa[ET_PROJ_GATE]) ||
-           proj_forward(ps, layer, ET_PROJ_UP, s->up, s->ln2, s->xa[ET_PROJ_UP]) ||
-           etc_swiglu_forward_bf16(s->act, s->gate, s->up, (int64_t)n * c->intermediate_size) ||
-           proj_forward(ps, layer, ET_PROJ_DOWN, xout, s->act, s->xa[ET_PROJ_DOWN]) ||
-           etc_add_forward_bf16(xout, xout, s->h, (int64_t)n * C);
+    OP(RMSNORM, etc_rmsnorm_forward_bf16(s->ln2, s->rstd2, s->h, w->mlp_norm, n, C, c->rms_norm_eps));
+    if (proj_forward(ps, layer, ET_PROJ_GATE, s->gate, s->ln2, s->xa[ET_PROJ_GATE]) ||
+        proj_forward(ps, layer, ET_PROJ_UP, s->up, s->ln2, s->xa[ET_PROJ_UP]))
+        return -1;
+    OP(SWIGLU, etc_swiglu_forward_bf16(s->act, s->gate, s->up, (int64_t)n * c->intermediate_size));
+    if (proj_forward(ps, layer, ET_PROJ_DOWN, xout, s->act, s->xa[ET_PROJ_DOWN])) return -1;
+    OP(ADD, etc_add_forward_bf16(xout, xout, s->h, (int64_t)n * C));
+    return 0;
 }
 
 /* cm->dres holds d(layer output) on entry and d(layer input) on return. */
@@ -146,26 +172,29 @@ static int layer_backward(pass *ps, int layer, const cuda_slot *s) {
     const etc_bf16 *x = cm->x + (size_t)layer * n * C;
     STEP(ps, "layer %d backward (MLP block)", layer);
     /* gate and up become their own gradients (they are dead after this) */
-    if (proj_backward(ps, layer, ET_PROJ_DOWN, cm->dact, cm->dres, s->act, s->xa[ET_PROJ_DOWN], 1) ||
-        etc_swiglu_backward_inplace_bf16(s->gate, s->up, cm->dact, nF) ||
-        proj_backward(ps, layer, ET_PROJ_GATE, cm->dln, s->gate, s->ln2, s->xa[ET_PROJ_GATE], 1) ||
-        proj_backward(ps, layer, ET_PROJ_UP, cm->dln, s->up, s->ln2, s->xa[ET_PROJ_UP], 0) ||
-        etc_rmsnorm_backward_bf16(cm->dres, NULL, cm->dln, s->h, w->mlp_norm, s->rstd2, n, C))
+    if (proj_backward(ps, layer, ET_PROJ_DOWN, cm->dact, cm->dres, s->act, s->xa[ET_PROJ_DOWN], 1))
         return -1;
+    OP(SWIGLU, etc_swiglu_backward_inplace_bf16(s->gate, s->up, cm->dact, nF));
+    if (proj_backward(ps, layer, ET_PROJ_GATE, cm->dln, s->gate, s->ln2, s->xa[ET_PROJ_GATE], 1) ||
+        proj_backward(ps, layer, ET_PROJ_UP, cm->dln, s->up, s->ln2, s->xa[ET_PROJ_UP], 0))
+        return -1;
+    OP(RMSNORM, etc_rmsnorm_backward_bf16(cm->dres, NULL, cm->dln, s->h, w->mlp_norm, s->rstd2, n, C));
     STEP(ps, "layer %d backward (attention block)", layer);
-    return proj_backward(ps, layer, ET_PROJ_O, cm->datt, cm->dres, s->att, s->xa[ET_PROJ_O], 1) ||
-           etc_memset(cm->dq, 0, (size_t)n * QD * 2) || etc_memset(cm->dk, 0, (size_t)n * KD * 2) ||
-           etc_memset(cm->dv, 0, (size_t)n * KD * 2) ||
-           cuda_attention_backward(cm, s, ps->b, ps->t, et_hf_layer_window(c, layer)) ||
-           etc_memset(cm->dq2, 0, (size_t)n * QD * 2) || etc_memset(cm->dk2, 0, (size_t)n * KD * 2) ||
-           etc_rope_backward_bf16(cm->dq2, cm->dq, cm->rope_cos, cm->rope_sin, ps->b, ps->t, hq,
-                                  c->head_dim) ||
-           etc_rope_backward_bf16(cm->dk2, cm->dk, cm->rope_cos, cm->rope_sin, ps->b, ps->t, hkv,
-                                  c->head_dim) ||
-           proj_backward(ps, layer, ET_PROJ_Q, cm->dln, cm->dq2, s->ln1, s->xa[ET_PROJ_Q], 1) ||
-           proj_backward(ps, layer, ET_PROJ_K, cm->dln, cm->dk2, s->ln1, s->xa[ET_PROJ_K], 0) ||
-           proj_backward(ps, layer, ET_PROJ_V, cm->dln, cm->dv, s->ln1, s->xa[ET_PROJ_V], 0) ||
-           etc_rmsnorm_backward_bf16(cm->dres, NULL, cm->dln, x, w->attn_norm, s->rstd1, n, C);
+    if (proj_backward(ps, layer, ET_PROJ_O, cm->datt, cm->dres, s->att, s->xa[ET_PROJ_O], 1)) return -1;
+    OP(MEMSET, etc_memset(cm->dq, 0, (size_t)n * QD * 2) || etc_memset(cm->dk, 0, (size_t)n * KD * 2) ||
+                   etc_memset(cm->dv, 0, (size_t)n * KD * 2));
+    OP(ATTN_BWD, cuda_attention_backward(cm, s, ps->b, ps->t, et_hf_layer_window(c, layer)));
+    OP(MEMSET, etc_memset(cm->dq2, 0, (size_t)n * QD * 2) || etc_memset(cm->dk2, 0, (size_t)n * KD * 2));
+    OP(ROPE, etc_rope_backward_bf16(cm->dq2, cm->dq, cm->rope_cos, cm->rope_sin, ps->b, ps->t, hq,
+                                    c->head_dim) ||
+                 etc_rope_backward_bf16(cm->dk2, cm->dk, cm->rope_cos, cm->rope_sin, ps->b, ps->t, hkv,
+                                        c->head_dim));
+    if (proj_backward(ps, layer, ET_PROJ_Q, cm->dln, cm->dq2, s->ln1, s->xa[ET_PROJ_Q], 1) ||
+        proj_backward(ps, layer, ET_PROJ_K, cm->dln, cm->dk2, s->ln1, s->xa[ET_PROJ_K], 0) ||
+        proj_backward(ps, layer, ET_PROJ_V, cm->dln, cm->dv, s->ln1, s->xa[ET_PROJ_V], 0))
+        return -1;
+    OP(RMSNORM, etc_rmsnorm_backward_bf16(cm->dres, NULL, cm->dln, x, w->attn_norm, s->rstd1, n, C));
+    return 0;
 }
 
 /* Final norm, lm_head and loss over row chunks; with dloss, the head's backward
@@ -176,20 +205,22 @@ static int head(pass *ps, int backward) {
     const int n = ps->n, C = c->hidden_size, V = c->vocab_size;
     const etc_bf16 *xl = cm->x + (size_t)c->num_layers * n * C;
     STEP(ps, "final norm, lm_head and loss");
-    if (etc_rmsnorm_forward_bf16(cm->lnf, cm->rstdf, xl, cm->final_norm, n, C, c->rms_norm_eps))
-        return -1;
+    OP(RMSNORM, etc_rmsnorm_forward_bf16(cm->lnf, cm->rstdf, xl, cm->final_norm, n, C, c->rms_norm_eps));
     for (int r0 = 0; r0 < n; r0 += cm->lm_chunk) {
         const int cn = n - r0 < cm->lm_chunk ? n - r0 : cm->lm_chunk;
-        if (etc_linear_forward_bf16(cm->logits, cm->lnf + (size_t)r0 * C, cm->lm_head, NULL, cn, C, V) ||
-            etc_cross_entropy_fused_bf16(cm->losses + r0, cm->lse_ce + r0, cm->logits,
-                                         cm->targets_d + r0, backward ? cm->dloss + r0 : NULL, cn, V) ||
-            (backward && etc_matmul_bf16(cm->dln + (size_t)r0 * C, cm->logits, cm->lm_head, cn, C,
-                                         V, 0, 0, 1.0f, 0.0f)))
-            return -1;
+        OP(HEAD_GEMM, etc_linear_forward_bf16(cm->logits, cm->lnf + (size_t)r0 * C, cm->lm_head, NULL,
+                                              cn, C, V));
+        OP(LOSS, etc_cross_entropy_fused_bf16(cm->losses + r0, cm->lse_ce + r0, cm->logits,
+                                              cm->targets_d + r0, backward ? cm->dloss + r0 : NULL,
+                                              cn, V));
+        if (backward)
+            OP(HEAD_GEMM, etc_matmul_bf16(cm->dln + (size_t)r0 * C, cm->logits, cm->lm_head, cn, C, V,
+                                          0, 0, 1.0f, 0.0f));
     }
     if (!backward) return 0;
-    return etc_memset(cm->dres, 0, (size_t)n * C * 2) ||
-           etc_rmsnorm_backward_bf16(cm->dres, NULL, cm->dln, xl, cm->final_norm, cm->rstdf, n, C);
+    OP(MEMSET, etc_memset(cm->dres, 0, (size_t)n * C * 2));
+    OP(RMSNORM, etc_rmsnorm_backward_bf16(cm->dres, NULL, cm->dln, xl, cm->final_norm, cm->rstdf, n, C));
+    return 0;
 }
 
 int cuda_model_pass(et_cuda_model *cm, const et_batch *batch, int train, int backward,
@@ -215,8 +246,10 @@ int cuda_model_pass(et_cuda_model *cm, const et_batch *batch, int train, int bac
         etc_memcpy_h2d(cm->targets_d, batch->targets, (size_t)n * 4) ||
         (backward && etc_memcpy_h2d(cm->dloss, cm->h_dloss, (size_t)n * 4)))
         return cuda_fail(err, ps.where);
+    etc_timeline_mark(ET_PROF_OTHER);
     STEP(&ps, "embedding");
     int bad = etc_embedding_forward_bf16(cm->x, cm->ids, cm->embed, n, c->hidden_size);
+    if (!bad) etc_timeline_mark(ET_PROF_EMBEDDING);
     const int ckpt = cm->n_slots == 1 && c->num_layers > 1;
     for (int layer = 0; layer < c->num_layers && !bad; layer++)
         bad = layer_forward(&ps, layer, &cm->slots[ckpt ? 0 : layer]);
@@ -229,6 +262,7 @@ int cuda_model_pass(et_cuda_model *cm, const et_batch *batch, int train, int bac
     if (bad) return cuda_fail(err, ps.where);
     STEP(&ps, "reading the losses");
     if (etc_memcpy_d2h(cm->h_losses, cm->losses, (size_t)n * 4)) return cuda_fail(err, ps.where);
+    etc_timeline_mark(ET_PROF_OTHER);
     double sum = 0;
     for (int i = 0; i < n; i++)
         if (batch->targets[i] >= 0) sum += cm->h_losses[i];

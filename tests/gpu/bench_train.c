@@ -12,7 +12,8 @@
  *       the shape given) with random weights: tokens/s, MFU, peak memory
  *       (trainer/bench_cuda.h). --dp: then DP-SGD steps on the same batches (each row
  *       its own unit: per-example gradients, clip, noise) and their ratio to the
- *       plain step ("dp_ratio").
+ *       plain step ("dp_ratio"). Before the JSON line, where one extra (untimed)
+ *       step's device time goes by op class ("profile" in the JSON).
  *
  * Exit: 0 ok, 1 a failure or a parity miss, 2 usage, 77 no CUDA device. */
 #include <stdio.h>
@@ -179,6 +180,8 @@ int main(int argc, char **argv) {
             rc = 1;
         } else {
             et_cuda_bench_json(line, sizeof line, &b, &r);
+            /* before the JSON line: check.sh shows each run's last log line */
+            et_cuda_bench_print_profile(stdout, &r, "  ");
             rc = 0;
         }
         emit(json, line);

@@ -20,7 +20,8 @@
 #   7. cuda_bench   ehrtune's CUDA LoRA training at the HF bench's shape and batch
 #                   sizes (+ activation checkpointing) -> OUTDIR/cuda_bench.{jsonl,log}
 #   8. sanitizer    compute-sanitizer memcheck over the parity rows, if time is left
-#   9. summary      a short table printed last (ehrtune beside HF+PEFT), and
+#   9. summary      a short table printed last (ehrtune beside HF+PEFT, the batch-4
+#                   step by op class), and
 #                   OUTDIR/summary.json
 # Exit: 0 when parity, the HF benchmark, the training parity and the CUDA benchmark
 # all succeeded, 77 when no GPU is visible, 1 otherwise. ET_CHECK_PREBUILT=1 skips
@@ -314,11 +315,17 @@ export -f cli_train
 # "dp_ratio" of their medians); each run its own process under its own limit (a
 # hang costs one run, not the step).
 cuda_bench() {
-    local bin lib rc=0 r args
+    local bin lib rc=0 r args spec attn
     bin=$(train_bin) || { echo "   no bench_train (build failed, no .carry/bench_train)"; return 1; }
     lib=$(cat "$BUILD/cublas_lib_dir" 2>/dev/null || cublas_dir "" || true)
-    for args in "--batch 1" "--batch 4" "--batch 4 --ckpt" "--batch 4 --dp"; do
-        LD_LIBRARY_PATH="${lib:+$lib:}${LD_LIBRARY_PATH:-}" timeout -k 5 75 "$bin" --bench $args \
+    # "wide:" runs pin the 32-rows-a-warp attention kernels (EHRTUNE_CUDA_ATTENTION=wide)
+    # beside the default ones, end to end on the same card
+    for spec in "--batch 1" "--batch 4" "--batch 4 --ckpt" "--batch 4 --dp" "wide:--batch 4" \
+        "wide:--batch 1"; do
+        args=${spec#wide:}
+        attn=; [ "$args" != "$spec" ] && attn=wide
+        EHRTUNE_CUDA_ATTENTION=$attn LD_LIBRARY_PATH="${lib:+$lib:}${LD_LIBRARY_PATH:-}" \
+            timeout -k 5 75 "$bin" --bench $args \
             --seq 2048 --warmup 2 --steps 5 --json "$OUT/cuda_bench.jsonl" >>"$OUT/cuda_bench.log" 2>&1
         r=$?
         if [ $r -eq 124 ] || [ $r -eq 137 ]; then
@@ -327,7 +334,7 @@ cuda_bench() {
         fi
         [ $r -eq 77 ] && return 77
         [ $r -ne 0 ] && rc=1
-        echo "   [$args] rc=$r: $(tail -1 "$OUT/cuda_bench.log" | cut -c1-240)"
+        echo "   [$spec] rc=$r: $(tail -1 "$OUT/cuda_bench.log" | cut -c1-240)"
     done
     if [ $rc -ne 0 ]; then
         # One more data point if the bf16 attention kernel is what failed: batch 4 on
@@ -434,7 +441,7 @@ if eb:
           f"{'peak GiB':>8} {'HF GiB':>7} {'x HF':>5}  attention")
 for r in eb:
     name = (f"b={r['batch']}" + (" ckpt" if r.get("activation_checkpointing") else "")
-            + (" dp" if r.get("dp") else "")
+            + (" dp" if r.get("dp") else "") + (" wide" if "wide (" in r.get("attention", "") else "")
             if "batch" in r else str(r.get("args", "?")).replace("--batch ", "b="))
     if r.get("status") != "ok":
         print(f"  {name:<14} {r.get('status')}: {str(r.get('error', r.get('args', '')))[:200]}")
@@ -449,6 +456,20 @@ for r in eb:
     if r.get("dp"):  # the same run's DP step against its plain step (target <= 1.15)
         print(f"  {'  dp step':<14} {r['dp_step_s_median']*1e3:.1f} ms vs plain {r['step_s_median']*1e3:.1f} ms: "
               f"x{r['dp_ratio']:.3f} (target <= 1.15), +{r['dp_extra_mib']:.1f} MiB device memory")
+# Where the b=4 step's time goes: one extra, untimed step with CUDA events between op
+# classes (trainer/bench_cuda.c); three categories a line, biggest first.
+# (each batch-4 run without checkpointing or DP: the default attention kernels, then
+# the wide ones)
+for b4 in [r for r in eb if r.get("status") == "ok" and r.get("batch") == 4 and r.get("profile")
+           and not r.get("activation_checkpointing") and not r.get("dp")]:
+    tot = b4.get("profile_step_ms") or 0
+    drop = f", {b4['profile_dropped']} marks DROPPED" if b4.get("profile_dropped") else ""
+    print(f"b=4 step by op class: {tot:.1f} ms on the device ({b4.get('profile_wall_ms', 0):.1f} ms host "
+          f"clock; timed median {b4['step_s_median']*1e3:.1f} ms{drop}); {b4.get('attention', '')[:40]}")
+    cells = [f"{k:<13} {v:7.2f} ms {100 * v / tot if tot else 0:5.1f}%"
+             for k, v in sorted(b4["profile"].items(), key=lambda kv: -kv[1]) if v > 0]
+    for i in range(0, len(cells), 3):
+        print("  " + "   ".join(cells[i:i + 3]))
 EOF
 
 rm -rf "$BUILD"
