@@ -1,69 +1,29 @@
 // Cross-entropy over logits [n, V], one block per row, chunked over the vocab:
 // each thread walks its 16-byte packs of the row keeping an online (max, sum of
-// exp) pair, the pairs merge across the block, and lse = max + log(sum). Forward
+// exp) pair, the pairs merge across the block, and lse = max + log(sum)
+// (row_logsumexp.h). Forward
 // reads each logit once; backward reads it once more and adds
 // dloss·(softmax − onehot) in place. No [n, V] softmax buffer is ever made.
 #include <math.h>
 
 #include "kernels/cuda/context.h"
+#include "kernels/cuda/row_logsumexp.h"
 
 namespace {
 
 #define CE_THREADS 512
 
-// Merges the online pair (m2, s2) into (m, s); -inf maxima mean "nothing seen".
-__device__ __forceinline__ void merge(float &m, float &s, float m2, float s2) {
-    const float mm = fmaxf(m, m2);
-    if (mm == -INFINITY) return;
-    s = s * __expf(m - mm) + s2 * __expf(m2 - mm);
-    m = mm;
-}
-
 template <typename T, int V>
 __global__ void ce_fwd(float *losses, float *lse, const T *logits, const int32_t *targets,
                        int vocab) {
-    __shared__ float sm[32], ss[32];
+    __shared__ float scratch[65];
     const int64_t row = blockIdx.x;
     const T *lr = logits + row * vocab;
-    float m = -INFINITY, s = 0.0f;
-    for (int p = threadIdx.x; p < vocab / V; p += blockDim.x) {
-        float v[V];
-        etc_load<T, V>(v, lr, p);
-        float pm = v[0];
-#pragma unroll
-        for (int k = 1; k < V; k++) pm = fmaxf(pm, v[k]);
-        if (pm > m) {
-            s *= __expf(m - pm);  // m = -inf gives 0·0: s is still 0
-            m = pm;
-        }
-#pragma unroll
-        for (int k = 0; k < V; k++) s += __expf(v[k] - m);
-    }
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) {
-        const float m2 = __shfl_xor_sync(0xffffffffu, m, o);
-        const float s2 = __shfl_xor_sync(0xffffffffu, s, o);
-        merge(m, s, m2, s2);
-    }
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    if (lane == 0) sm[warp] = m, ss[warp] = s;
-    __syncthreads();
-    if (warp == 0) {
-        const int nwarps = blockDim.x >> 5;
-        m = lane < nwarps ? sm[lane] : -INFINITY;
-        s = lane < nwarps ? ss[lane] : 0.0f;
-#pragma unroll
-        for (int o = 16; o > 0; o >>= 1) {
-            const float m2 = __shfl_xor_sync(0xffffffffu, m, o);
-            const float s2 = __shfl_xor_sync(0xffffffffu, s, o);
-            merge(m, s, m2, s2);
-        }
-        if (lane == 0) {
-            const float row_lse = m + logf(s);
-            const int32_t t = targets[row];
-            lse[row] = row_lse;
-            losses[row] = t < 0 ? 0.0f : row_lse - etc_f32(lr[t]);
-        }
+    const float row_lse = etc_block_row_logsumexp<T, V>(lr, vocab, scratch);
+    if (threadIdx.x == 0) {
+        const int32_t t = targets[row];
+        lse[row] = row_lse;
+        losses[row] = t < 0 ? 0.0f : row_lse - etc_f32(lr[t]);
     }
 }
 

@@ -6,71 +6,30 @@
 #include <math.h>
 
 #include "kernels/cuda/context.h"
+#include "kernels/cuda/row_logsumexp.h"
 
 namespace {
 
 typedef __nv_bfloat16 bf16;
 #define FUSED_THREADS 512
 
-__device__ __forceinline__ void merge(float &m, float &s, float m2, float s2) {
-    const float mm = fmaxf(m, m2);
-    if (mm == -INFINITY) return;
-    s = s * __expf(m - mm) + s2 * __expf(m2 - mm);
-    m = mm;
-}
-
 template <int V>
 __global__ void __launch_bounds__(FUSED_THREADS)
     ce_fused(float *losses, float *lse, bf16 *logits, const int32_t *targets, const float *dloss,
              int vocab) {
-    __shared__ float sm[32], ss[32], row_stats[2];
+    __shared__ float scratch[65];
     const int64_t row = blockIdx.x;
     bf16 *lr = logits + row * vocab;
     const int32_t t = targets[row];
-    float m = -INFINITY, s = 0.0f;
-    for (int p = threadIdx.x; p < vocab / V; p += blockDim.x) {
-        float v[V];
-        etc_load<bf16, V>(v, lr, p);
-        float pm = v[0];
-#pragma unroll
-        for (int k = 1; k < V; k++) pm = fmaxf(pm, v[k]);
-        if (pm > m) {
-            s *= __expf(m - pm);
-            m = pm;
-        }
-#pragma unroll
-        for (int k = 0; k < V; k++) s += __expf(v[k] - m);
+    // returns after a barrier: every thread's reads of the row are done
+    const float row_lse = etc_block_row_logsumexp<bf16, V>(lr, vocab, scratch);
+    if (threadIdx.x == 0) {
+        lse[row] = row_lse;
+        losses[row] = t < 0 ? 0.0f : row_lse - etc_f32(lr[t]);
     }
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) {
-        const float m2 = __shfl_xor_sync(0xffffffffu, m, o);
-        const float s2 = __shfl_xor_sync(0xffffffffu, s, o);
-        merge(m, s, m2, s2);
-    }
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    if (lane == 0) sm[warp] = m, ss[warp] = s;
-    __syncthreads();
-    if (warp == 0) {
-        const int nwarps = blockDim.x >> 5;
-        m = lane < nwarps ? sm[lane] : -INFINITY;
-        s = lane < nwarps ? ss[lane] : 0.0f;
-#pragma unroll
-        for (int o = 16; o > 0; o >>= 1) {
-            const float m2 = __shfl_xor_sync(0xffffffffu, m, o);
-            const float s2 = __shfl_xor_sync(0xffffffffu, s, o);
-            merge(m, s, m2, s2);
-        }
-        if (lane == 0) {
-            const float row_lse = m + logf(s);
-            lse[row] = row_lse;
-            losses[row] = t < 0 ? 0.0f : row_lse - etc_f32(lr[t]);
-            row_stats[0] = row_lse;
-            row_stats[1] = t < 0 || !dloss ? 0.0f : dloss[row];
-        }
-    }
-    __syncthreads();  // every read of the row (the target logit too) precedes the writes
     if (!dloss) return;
-    const float row_lse = row_stats[0], gsc = row_stats[1];
+    const float gsc = t < 0 ? 0.0f : dloss[row];
+    __syncthreads();  // thread 0's read of the target logit precedes its overwrite
     for (int p = threadIdx.x; p < vocab / V; p += blockDim.x) {
         float v[V];
         etc_load<bf16, V>(v, lr, p);
