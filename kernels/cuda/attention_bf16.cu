@@ -54,21 +54,10 @@ __global__ void __launch_bounds__(THREADS) attn_fwd(bf16 *out, float *lse, const
     const int r_lo = i0 + g, r_hi = i0 + g + 8;
     const int k_end = min(s.t, i_block + BR);
     const int k_begin = (s.window > 0 ? max(0, i_block - s.window + 1) : 0) / BC * BC;
-    if (k_begin < k_end) {
-        copy_tile_async<BC, D, LDS>(ks, kb, krow, k_begin, s.t);
-        copy_tile_async<BC, D, LDS>(vs, vb, krow, k_begin, s.t);
-    }
-    etc_cp_async_commit();
+    kv_tiles_begin<BC, D, LDS>(ks, vs, kb, vb, krow, k_begin, k_end, s.t);
 
     uint32_t qf[KT][4];
-#pragma unroll
-    for (int kk = 0; kk < KT; kk++) {
-        const int c = kk * 16 + 2 * tq;
-        qf[kk][0] = r_lo < s.t ? ld32(qb + r_lo * qrow + c) : 0u;
-        qf[kk][1] = r_hi < s.t ? ld32(qb + r_hi * qrow + c) : 0u;
-        qf[kk][2] = r_lo < s.t ? ld32(qb + r_lo * qrow + c + 8) : 0u;
-        qf[kk][3] = r_hi < s.t ? ld32(qb + r_hi * qrow + c + 8) : 0u;
-    }
+    load_rows<KT>(qf, qb, qrow, r_lo, s.t, tq);
     float o[NT][4];
 #pragma unroll
     for (int dt = 0; dt < NT; dt++) o[dt][0] = o[dt][1] = o[dt][2] = o[dt][3] = 0.0f;
@@ -76,15 +65,7 @@ __global__ void __launch_bounds__(THREADS) attn_fwd(bf16 *out, float *lse, const
 
     for (int kt = k_begin, it = 0; kt < k_end; kt += BC, it++) {
         const bf16 *kcur = ks + (it & 1) * TILE, *vcur = vs + (it & 1) * TILE;
-        if (kt + BC < k_end) {  // prefetch the next tile into the other buffer
-            copy_tile_async<BC, D, LDS>(ks + ((it + 1) & 1) * TILE, kb, krow, kt + BC, s.t);
-            copy_tile_async<BC, D, LDS>(vs + ((it + 1) & 1) * TILE, vb, krow, kt + BC, s.t);
-            etc_cp_async_commit();
-            etc_cp_async_wait<1>();
-        } else {
-            etc_cp_async_wait<0>();
-        }
-        __syncthreads();  // this tile's copies, from every thread, have landed
+        kv_tiles_next<BC, D, LDS>(ks, vs, kb, vb, krow, kt, it, k_end, s.t);
         float sc[BC / 8][4];
 #pragma unroll
         for (int nt = 0; nt < BC / 8; nt++) sc[nt][0] = sc[nt][1] = sc[nt][2] = sc[nt][3] = 0.0f;
@@ -190,25 +171,11 @@ __global__ void __launch_bounds__(THREADS, MIN_BLOCKS(D)) attn_bwd_dq(bf16 *dq, 
     const int r_lo = i0 + g, r_hi = i0 + g + 8;
     const int k_end = min(s.t, i_block + BR);
     const int k_begin = (s.window > 0 ? max(0, i_block - s.window + 1) : 0) / BC * BC;
-    if (k_begin < k_end) {
-        copy_tile_async<BC, D, LDS>(ks, kb, krow, k_begin, s.t);
-        copy_tile_async<BC, D, LDS>(vs, vb, krow, k_begin, s.t);
-    }
-    etc_cp_async_commit();
+    kv_tiles_begin<BC, D, LDS>(ks, vs, kb, vb, krow, k_begin, k_end, s.t);
 
     uint32_t qf[KT][4], gf[KT][4];
-#pragma unroll
-    for (int kk = 0; kk < KT; kk++) {
-        const int c = kk * 16 + 2 * tq;
-        qf[kk][0] = r_lo < s.t ? ld32(qb + r_lo * qrow + c) : 0u;
-        qf[kk][1] = r_hi < s.t ? ld32(qb + r_hi * qrow + c) : 0u;
-        qf[kk][2] = r_lo < s.t ? ld32(qb + r_lo * qrow + c + 8) : 0u;
-        qf[kk][3] = r_hi < s.t ? ld32(qb + r_hi * qrow + c + 8) : 0u;
-        gf[kk][0] = r_lo < s.t ? ld32(gb + r_lo * qrow + c) : 0u;
-        gf[kk][1] = r_hi < s.t ? ld32(gb + r_hi * qrow + c) : 0u;
-        gf[kk][2] = r_lo < s.t ? ld32(gb + r_lo * qrow + c + 8) : 0u;
-        gf[kk][3] = r_hi < s.t ? ld32(gb + r_hi * qrow + c + 8) : 0u;
-    }
+    load_rows<KT>(qf, qb, qrow, r_lo, s.t, tq);
+    load_rows<KT>(gf, gb, qrow, r_lo, s.t, tq);
     const float *lrow = lse + ((int64_t)b * s.hq + h) * s.t;
     const float *drow = delta + ((int64_t)b * s.hq + h) * s.t;
     // Rows past t get lse = +inf: their probabilities come out 0.
@@ -221,15 +188,7 @@ __global__ void __launch_bounds__(THREADS, MIN_BLOCKS(D)) attn_bwd_dq(bf16 *dq, 
 
     for (int kt = k_begin, it = 0; kt < k_end; kt += BC, it++) {
         const bf16 *kcur = ks + (it & 1) * TILE, *vcur = vs + (it & 1) * TILE;
-        if (kt + BC < k_end) {
-            copy_tile_async<BC, D, LDS>(ks + ((it + 1) & 1) * TILE, kb, krow, kt + BC, s.t);
-            copy_tile_async<BC, D, LDS>(vs + ((it + 1) & 1) * TILE, vb, krow, kt + BC, s.t);
-            etc_cp_async_commit();
-            etc_cp_async_wait<1>();
-        } else {
-            etc_cp_async_wait<0>();
-        }
-        __syncthreads();
+        kv_tiles_next<BC, D, LDS>(ks, vs, kb, vb, krow, kt, it, k_end, s.t);
         float sc[BC / 8][4], dp[BC / 8][4];
 #pragma unroll
         for (int nt = 0; nt < BC / 8; nt++)
@@ -283,7 +242,7 @@ __global__ void __launch_bounds__(THREADS, MIN_BLOCKS(D)) attn_bwd_dkv(bf16 *dk,
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, tq = lane & 3;
     const int b = blockIdx.z, hk = blockIdx.y;
     const int j_block = blockIdx.x * BK, j0 = j_block + warp * 16;
-    const int64_t qrow = (int64_t)s.hq * D, krow = (int64_t)s.hkv * D;
+    const int64_t krow = (int64_t)s.hkv * D;
     const int64_t koff = (int64_t)b * s.t * krow + (int64_t)hk * D;
     const int c_lo = j0 + g, c_hi = j0 + g + 8;  // this lane's two keys
 
@@ -293,19 +252,11 @@ __global__ void __launch_bounds__(THREADS, MIN_BLOCKS(D)) attn_bwd_dkv(bf16 *dk,
     const int q_end = s.window > 0 ? min(s.t, j_block + BK - 1 + s.window) : s.t;
     const int n_q = q_end > q_begin ? (q_end - q_begin + BR - 1) / BR : 0;
     const int total = n_q * s.group;
-    /* Q and dO asynchronously; lse (exp2 domain, +inf past t: p = 0) and delta by
-     * plain stores, visible after the barrier that starts the tile's iteration */
+    /* item `it` into buffer `buf`, by all threads */
     auto prefetch = [&](int it, int buf) {
-        const int h = hk * s.group + it / n_q, qt = q_begin + (it % n_q) * BR;
-        const int64_t qoff = (int64_t)b * s.t * qrow + (int64_t)h * D;
-        copy_tile_async<BR, D, LDS>(qs + buf * QTILE, q + qoff, qrow, qt, s.t);
-        copy_tile_async<BR, D, LDS>(gs + buf * QTILE, dout + qoff, qrow, qt, s.t);
-        const float *lrow = lse + ((int64_t)b * s.hq + h) * s.t;
-        const float *drow = delta + ((int64_t)b * s.hq + h) * s.t;
-        for (int r = threadIdx.x; r < BR; r += THREADS) {
-            lse_s[buf * BR + r] = qt + r < s.t ? lrow[qt + r] * LOG2E : INFINITY;
-            dl_s[buf * BR + r] = qt + r < s.t ? drow[qt + r] : 0.0f;
-        }
+        load_item<BR, D, LDS>(qs + buf * QTILE, gs + buf * QTILE, lse_s + buf * BR, dl_s + buf * BR,
+                              q, dout, lse, delta, b, hk * s.group + it / n_q,
+                              q_begin + (it % n_q) * BR, s);
     };
     copy_tile_async<BK, D, LDS>(ks, k + koff, krow, j_block, s.t);
     copy_tile_async<BK, D, LDS>(vs, v + koff, krow, j_block, s.t);
@@ -418,7 +369,7 @@ __global__ void __launch_bounds__(THREADS, SPLIT_MIN_BLOCKS(D))
     const int pair = warp >> 1, wk = warp & 1;
     const int b = blockIdx.x / s.hkv, hk = blockIdx.x % s.hkv;
     const int j_block = blockIdx.y * BK, j0 = j_block + wk * 16;
-    const int64_t qrow = (int64_t)s.hq * D, krow = (int64_t)s.hkv * D;
+    const int64_t krow = (int64_t)s.hkv * D;
     const int64_t koff = (int64_t)b * s.t * krow + (int64_t)hk * D;
     const int c_lo = j0 + g, c_hi = j0 + g + 8;  // this lane's two keys
 
@@ -429,20 +380,11 @@ __global__ void __launch_bounds__(THREADS, SPLIT_MIN_BLOCKS(D))
     const int total = n_q * s.group, steps = (total + 1) / 2;
     /* both items of a step (one per pair), by all threads */
     auto prefetch = [&](int step, int buf) {
-        for (int p = 0; p < 2; p++) {
-            const int it = 2 * step + p;
-            if (it >= total) break;
-            const int h = hk * s.group + it / n_q, qt = q_begin + (it % n_q) * BR;
-            const int slot = p * 2 + buf;
-            const int64_t qoff = (int64_t)b * s.t * qrow + (int64_t)h * D;
-            copy_tile_async<BR, D, LDS>(qs + slot * QTILE, q + qoff, qrow, qt, s.t);
-            copy_tile_async<BR, D, LDS>(gs + slot * QTILE, dout + qoff, qrow, qt, s.t);
-            const float *lrow = lse + ((int64_t)b * s.hq + h) * s.t;
-            const float *drow = delta + ((int64_t)b * s.hq + h) * s.t;
-            for (int r = threadIdx.x; r < BR; r += THREADS) {
-                lse_s[slot * BR + r] = qt + r < s.t ? lrow[qt + r] * LOG2E : INFINITY;
-                dl_s[slot * BR + r] = qt + r < s.t ? drow[qt + r] : 0.0f;
-            }
+        for (int p = 0; p < 2 && 2 * step + p < total; p++) {
+            const int it = 2 * step + p, slot = p * 2 + buf;
+            load_item<BR, D, LDS>(qs + slot * QTILE, gs + slot * QTILE, lse_s + slot * BR,
+                                  dl_s + slot * BR, q, dout, lse, delta, b,
+                                  hk * s.group + it / n_q, q_begin + (it % n_q) * BR, s);
         }
     };
     copy_tile_async<BK, D, LDS>(ks, k + koff, krow, j_block, s.t);

@@ -125,6 +125,77 @@ __device__ __forceinline__ bool any_visible(int q_lo, int q_hi, int k_lo, int k_
     return q_lo <= qh && k_lo <= qh && (window <= 0 || q_lo - k_hi < window);
 }
 
+// ---- pipelines shared by the kernels: K/V tiles streaming past a query block, and
+// (head, query tile) items streaming past a key block. Both double-buffer with
+// cp.async: the next tile loads while this one is used.
+
+// Fragment of 16 rows (r_lo and r_lo + 8) × KT k-steps of a [rows][head] tensor
+// straight from global memory, rows at or past t as zeros: Q and dO stay in registers
+// for a whole query block.
+template <int KT>
+__device__ __forceinline__ void load_rows(uint32_t (&f)[KT][4], const bf16 *base, int64_t stride,
+                                          int r_lo, int t, int tq) {
+    const int r_hi = r_lo + 8;
+#pragma unroll
+    for (int kk = 0; kk < KT; kk++) {
+        const int c = kk * 16 + 2 * tq;
+        f[kk][0] = r_lo < t ? ld32(base + r_lo * stride + c) : 0u;
+        f[kk][1] = r_hi < t ? ld32(base + r_hi * stride + c) : 0u;
+        f[kk][2] = r_lo < t ? ld32(base + r_lo * stride + c + 8) : 0u;
+        f[kk][3] = r_hi < t ? ld32(base + r_hi * stride + c + 8) : 0u;
+    }
+}
+
+// Starts the copies of the first K/V tile (keys k_begin..) into buffer 0 and commits
+// them as one group (an empty group when the key range is empty).
+template <int BC, int D, int LDS>
+__device__ __forceinline__ void kv_tiles_begin(bf16 *ks, bf16 *vs, const bf16 *kb, const bf16 *vb,
+                                               int64_t krow, int k_begin, int k_end, int t) {
+    if (k_begin < k_end) {
+        copy_tile_async<BC, D, LDS>(ks, kb, krow, k_begin, t);
+        copy_tile_async<BC, D, LDS>(vs, vb, krow, k_begin, t);
+    }
+    etc_cp_async_commit();
+}
+
+// Before the block works on tile `it` (keys kt..kt + BC − 1, in buffer it & 1): starts
+// the next tile's copies into the other buffer when there is one, waits for this
+// tile's, and makes every thread's copies visible (a barrier). The caller ends each
+// iteration with a barrier too, so the buffer is free before the copies after next.
+template <int BC, int D, int LDS>
+__device__ __forceinline__ void kv_tiles_next(bf16 *ks, bf16 *vs, const bf16 *kb, const bf16 *vb,
+                                              int64_t krow, int kt, int it, int k_end, int t) {
+    constexpr int TILE = BC * LDS;
+    if (kt + BC < k_end) {
+        copy_tile_async<BC, D, LDS>(ks + ((it + 1) & 1) * TILE, kb, krow, kt + BC, t);
+        copy_tile_async<BC, D, LDS>(vs + ((it + 1) & 1) * TILE, vb, krow, kt + BC, t);
+        etc_cp_async_commit();
+        etc_cp_async_wait<1>();
+    } else {
+        etc_cp_async_wait<0>();
+    }
+    __syncthreads();
+}
+
+// One (query head h, rows qt..qt + BR − 1) item of a dK/dV kernel into its shared
+// slot, by all threads: Q and dO asynchronously (the caller commits), lse in the exp2
+// domain (+inf past t: p = 0) and delta by plain stores, visible after the barrier
+// that starts the item's iteration.
+template <int BR, int D, int LDS>
+__device__ __forceinline__ void load_item(bf16 *qdst, bf16 *gdst, float *lse_dst, float *dl_dst,
+                                          const bf16 *q, const bf16 *dout, const float *lse,
+                                          const float *delta, int b, int h, int qt, const geom &s) {
+    const int64_t qrow = (int64_t)s.hq * D, qoff = (int64_t)b * s.t * qrow + (int64_t)h * D;
+    copy_tile_async<BR, D, LDS>(qdst, q + qoff, qrow, qt, s.t);
+    copy_tile_async<BR, D, LDS>(gdst, dout + qoff, qrow, qt, s.t);
+    const float *lrow = lse + ((int64_t)b * s.hq + h) * s.t;
+    const float *drow = delta + ((int64_t)b * s.hq + h) * s.t;
+    for (int r = threadIdx.x; r < BR; r += THREADS) {
+        lse_dst[r] = qt + r < s.t ? lrow[qt + r] * LOG2E : INFINITY;
+        dl_dst[r] = qt + r < s.t ? drow[qt + r] : 0.0f;
+    }
+}
+
 // ---- products for warps that own MT 16-row m-tiles (attention_bf16_wide.cu).
 // One ldmatrix of the shared B operand now feeds MT times the mma of the
 // single-tile products above: at MT = 2 the shared-memory traffic per tensor-core

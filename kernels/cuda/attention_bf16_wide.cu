@@ -39,23 +39,6 @@ template <int D> constexpr size_t wide_dkv_smem() {
     return (size_t)(2 * WKV_KEYS + 2 * 4 * WKV_ROWS) * (D + 8) * 2 + (size_t)2 * 4 * WKV_ROWS * 4;
 }
 
-// Fragment of 16 rows × KT k-steps of a [rows][head] tensor straight from global
-// memory (rows at or past t read as zeros): Q and dO stay in registers for a
-// whole query block.
-template <int KT>
-__device__ __forceinline__ void load_rows(uint32_t (&f)[KT][4], const bf16 *base, int64_t stride,
-                                          int r_lo, int t, int tq) {
-    const int r_hi = r_lo + 8;
-#pragma unroll
-    for (int kk = 0; kk < KT; kk++) {
-        const int c = kk * 16 + 2 * tq;
-        f[kk][0] = r_lo < t ? ld32(base + r_lo * stride + c) : 0u;
-        f[kk][1] = r_hi < t ? ld32(base + r_hi * stride + c) : 0u;
-        f[kk][2] = r_lo < t ? ld32(base + r_lo * stride + c + 8) : 0u;
-        f[kk][3] = r_hi < t ? ld32(base + r_hi * stride + c + 8) : 0u;
-    }
-}
-
 // ------------------------------------------------------------------ forward
 template <int D>
 __global__ void __launch_bounds__(THREADS, 2)
@@ -73,11 +56,7 @@ __global__ void __launch_bounds__(THREADS, 2)
     const bf16 *vb = v + (int64_t)b * s.t * krow + (int64_t)hk * D;
     const int k_end = min(s.t, i_block + BR);
     const int k_begin = (s.window > 0 ? max(0, i_block - s.window + 1) : 0) / BC * BC;
-    if (k_begin < k_end) {
-        copy_tile_async<BC, D, LDS>(ks, kb, krow, k_begin, s.t);
-        copy_tile_async<BC, D, LDS>(vs, vb, krow, k_begin, s.t);
-    }
-    etc_cp_async_commit();
+    kv_tiles_begin<BC, D, LDS>(ks, vs, kb, vb, krow, k_begin, k_end, s.t);
 
     uint32_t qf[MT][KT][4];
 #pragma unroll
@@ -93,15 +72,7 @@ __global__ void __launch_bounds__(THREADS, 2)
 
     for (int kt = k_begin, it = 0; kt < k_end; kt += BC, it++) {
         const bf16 *kcur = ks + (it & 1) * TILE, *vcur = vs + (it & 1) * TILE;
-        if (kt + BC < k_end) {
-            copy_tile_async<BC, D, LDS>(ks + ((it + 1) & 1) * TILE, kb, krow, kt + BC, s.t);
-            copy_tile_async<BC, D, LDS>(vs + ((it + 1) & 1) * TILE, vb, krow, kt + BC, s.t);
-            etc_cp_async_commit();
-            etc_cp_async_wait<1>();
-        } else {
-            etc_cp_async_wait<0>();
-        }
-        __syncthreads();
+        kv_tiles_next<BC, D, LDS>(ks, vs, kb, vb, krow, kt, it, k_end, s.t);
         if (any_visible(i0, i0 + 31, kt, kt + BC - 1, s.t, s.window)) {
             float sc[MT][BC / 8][4];
 #pragma unroll
@@ -185,11 +156,7 @@ __global__ void __launch_bounds__(THREADS, 2)
     const bf16 *vb = v + (int64_t)b * s.t * krow + (int64_t)hk * D;
     const int k_end = min(s.t, i_block + BR);
     const int k_begin = (s.window > 0 ? max(0, i_block - s.window + 1) : 0) / BC * BC;
-    if (k_begin < k_end) {
-        copy_tile_async<BC, D, LDS>(ks, kb, krow, k_begin, s.t);
-        copy_tile_async<BC, D, LDS>(vs, vb, krow, k_begin, s.t);
-    }
-    etc_cp_async_commit();
+    kv_tiles_begin<BC, D, LDS>(ks, vs, kb, vb, krow, k_begin, k_end, s.t);
 
     uint32_t qf[MT][KT][4], gf[MT][KT][4];
     float lse2[MT][2], dl[MT][2];  // lse in the exp2 domain (+inf past t: p = 0), delta
@@ -214,15 +181,7 @@ __global__ void __launch_bounds__(THREADS, 2)
 
     for (int kt = k_begin, it = 0; kt < k_end; kt += BC, it++) {
         const bf16 *kcur = ks + (it & 1) * TILE, *vcur = vs + (it & 1) * TILE;
-        if (kt + BC < k_end) {
-            copy_tile_async<BC, D, LDS>(ks + ((it + 1) & 1) * TILE, kb, krow, kt + BC, s.t);
-            copy_tile_async<BC, D, LDS>(vs + ((it + 1) & 1) * TILE, vb, krow, kt + BC, s.t);
-            etc_cp_async_commit();
-            etc_cp_async_wait<1>();
-        } else {
-            etc_cp_async_wait<0>();
-        }
-        __syncthreads();
+        kv_tiles_next<BC, D, LDS>(ks, vs, kb, vb, krow, kt, it, k_end, s.t);
         if (any_visible(i0, i0 + 31, kt, kt + BC - 1, s.t, s.window)) {
             float sc[MT][BC / 8][4], dp[MT][BC / 8][4];
 #pragma unroll
@@ -284,7 +243,7 @@ __global__ void __launch_bounds__(THREADS, 2)
     const int pair = warp >> 1, wk = warp & 1;
     const int b = blockIdx.z, hk = blockIdx.y;
     const int j_block = blockIdx.x * BK, j0 = j_block + wk * 32;
-    const int64_t qrow = (int64_t)s.hq * D, krow = (int64_t)s.hkv * D;
+    const int64_t krow = (int64_t)s.hkv * D;
     const int64_t koff = (int64_t)b * s.t * krow + (int64_t)hk * D;
 
     /* item `it`: head hk·group + it / n_q, query rows q_begin + (it % n_q)·BR */
@@ -294,20 +253,11 @@ __global__ void __launch_bounds__(THREADS, 2)
     const int total = n_q * s.group, steps = (total + 1) / 2;
     /* both items of a step (one per pair), by all threads */
     auto prefetch = [&](int step, int buf) {
-        for (int p = 0; p < 2; p++) {
-            const int it = 2 * step + p;
-            if (it >= total) break;
-            const int h = hk * s.group + it / n_q, qt = q_begin + (it % n_q) * BR;
-            const int slot = p * 2 + buf;
-            const int64_t qoff = (int64_t)b * s.t * qrow + (int64_t)h * D;
-            copy_tile_async<BR, D, LDS>(qs + slot * QTILE, q + qoff, qrow, qt, s.t);
-            copy_tile_async<BR, D, LDS>(gs + slot * QTILE, dout + qoff, qrow, qt, s.t);
-            const float *lrow = lse + ((int64_t)b * s.hq + h) * s.t;
-            const float *drow = delta + ((int64_t)b * s.hq + h) * s.t;
-            for (int r = threadIdx.x; r < BR; r += THREADS) {
-                lse_s[slot * BR + r] = qt + r < s.t ? lrow[qt + r] * LOG2E : INFINITY;
-                dl_s[slot * BR + r] = qt + r < s.t ? drow[qt + r] : 0.0f;
-            }
+        for (int p = 0; p < 2 && 2 * step + p < total; p++) {
+            const int it = 2 * step + p, slot = p * 2 + buf;
+            load_item<BR, D, LDS>(qs + slot * QTILE, gs + slot * QTILE, lse_s + slot * BR,
+                                  dl_s + slot * BR, q, dout, lse, delta, b,
+                                  hk * s.group + it / n_q, q_begin + (it % n_q) * BR, s);
         }
     };
     copy_tile_async<BK, D, LDS>(ks, k + koff, krow, j_block, s.t);
