@@ -172,7 +172,7 @@ static int get_prepend_scheme(ld *l, const cJSON *o, const char *path, tok_prepe
     const char *s;
     if (get_string(l, o, "prepend_scheme", 0, path, &s)) return -1;
     if (!s) { /* files before tokenizers 0.19: add_prefix_space (default true) */
-        int aps;
+        int aps = 1;
         if (get_bool(l, o, "add_prefix_space", 1, path, &aps)) return -1;
         *out = aps ? PREPEND_ALWAYS : PREPEND_NEVER;
         return 0;
@@ -339,7 +339,7 @@ static int add_decoder(ld *l, et_tokenizer *t, const cJSON *o, const char *path)
         if (get_char(l, o, "replacement", path, &m.cp, NULL, NULL) || get_prepend_scheme(l, o, path, &m.prepend_scheme))
             return -1;
     } else if (!strcmp(type, "Strip")) {
-        long long start, stop;
+        long long start = 0, stop = 0;
         m.kind = DEC_STRIP;
         if (get_char(l, o, "content", path, &m.cp, NULL, NULL) || get_uint(l, o, "start", 1e9, path, &start) ||
             get_uint(l, o, "stop", 1e9, path, &stop))
@@ -714,7 +714,7 @@ static int load_added(ld *l, et_tokenizer *t, const cJSON *arr) {
         snprintf(p, sizeof p, "added_tokens[%d]", k);
         const char *content;
         long long id = 0;
-        int sw, ls, rs, norm, special;
+        int sw = 0, ls = 0, rs = 0, norm = 0, special = 0;
         if (want_object(l, e, p) || get_uint(l, e, "id", MAX_ID, p, &id) || get_string(l, e, "content", 1, p, &content) ||
             get_bool(l, e, "single_word", 0, p, &sw) || get_bool(l, e, "lstrip", 0, p, &ls) ||
             get_bool(l, e, "rstrip", 0, p, &rs) || get_bool(l, e, "special", 0, p, &special) ||

@@ -114,7 +114,7 @@ static int json_number(const cJSON *obj, const char *key, double *out, et_error 
 int et_accountant_from_json(const cJSON *json, et_accountant *acc, et_error *err) {
     if (!cJSON_IsObject(json)) return et_fail(err, "accountant: expected a JSON object");
     const cJSON *kind = cJSON_GetObjectItemCaseSensitive(json, "accountant");
-    et_accountant_kind k;
+    et_accountant_kind k = ET_ACCOUNTANT_RDP;
     if (!cJSON_IsString(kind) || et_accountant_kind_parse(kind->valuestring, &k, err))
         return et_fail(err, "accountant: key 'accountant' must be \"rdp\" or \"prv\"");
     double eps_error = 0, delta_error = 0;

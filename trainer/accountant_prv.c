@@ -327,7 +327,7 @@ int et_prv_epsilon(const et_dp_phase *phases, int n_phases, double delta, double
         curve.d2[i] = s2;
         curve.neg_delta[i] = exp(t) * s2 - s1;
     }
-    double upper;
+    double upper = 0;
     if (epsilon_at_delta(&curve, delta - delta_error, &upper, err)) goto done;
     *eps = upper + eps_error;
     if (eps_estimate && epsilon_at_delta(&curve, delta, eps_estimate, err)) goto done;

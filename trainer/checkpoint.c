@@ -105,7 +105,7 @@ int et_checkpoint_load_latest(const char *run_dir, et_lora *l, float *adam_m, fl
     et_st_file st;
     if (et_st_open(&st, file, err)) return -1;
     int rc = -1;
-    long long s, r, targets, n;
+    long long s = 0, r = 0, targets = 0, n = 0;
     if (meta_int(&st, "step", &s, err) || meta_int(&st, "lora_r", &r, err) ||
         meta_int(&st, "lora_targets", &targets, err) || meta_int(&st, "lora_params", &n, err))
         goto done;
