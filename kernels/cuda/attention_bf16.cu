@@ -246,21 +246,15 @@ __global__ void __launch_bounds__(THREADS, MIN_BLOCKS(D)) attn_bwd_dkv(bf16 *dk,
     const int64_t koff = (int64_t)b * s.t * krow + (int64_t)hk * D;
     const int c_lo = j0 + g, c_hi = j0 + g + 8;  // this lane's two keys
 
-    /* The query tiles that see these keys, for each head of the group, as one list:
-     * tile `it` is head hk·group + it / n_q, rows q_begin + (it % n_q)·BR. */
-    const int q_begin = j_block / BR * BR;
-    const int q_end = s.window > 0 ? min(s.t, j_block + BK - 1 + s.window) : s.t;
-    const int n_q = q_end > q_begin ? (q_end - q_begin + BR - 1) / BR : 0;
-    const int total = n_q * s.group;
+    const item_list<BR> il(j_block, BK, hk, s);
     /* item `it` into buffer `buf`, by all threads */
     auto prefetch = [&](int it, int buf) {
         load_item<BR, D, LDS>(qs + buf * QTILE, gs + buf * QTILE, lse_s + buf * BR, dl_s + buf * BR,
-                              q, dout, lse, delta, b, hk * s.group + it / n_q,
-                              q_begin + (it % n_q) * BR, s);
+                              q, dout, lse, delta, b, il.head(it), il.row(it), s);
     };
     copy_tile_async<BK, D, LDS>(ks, k + koff, krow, j_block, s.t);
     copy_tile_async<BK, D, LDS>(vs, v + koff, krow, j_block, s.t);
-    if (total > 0) prefetch(0, 0);
+    if (il.total > 0) prefetch(0, 0);
     etc_cp_async_commit();
     float dka[NT][4], dva[NT][4];
 #pragma unroll
@@ -268,11 +262,11 @@ __global__ void __launch_bounds__(THREADS, MIN_BLOCKS(D)) attn_bwd_dkv(bf16 *dk,
 #pragma unroll
         for (int e = 0; e < 4; e++) dka[dt][e] = dva[dt][e] = 0.0f;
 
-    for (int it = 0; it < total; it++) {
-        const int qt = q_begin + (it % n_q) * BR;
+    for (int it = 0; it < il.total; it++) {
+        const int qt = il.row(it);
         const bf16 *qcur = qs + (it & 1) * QTILE, *gcur = gs + (it & 1) * QTILE;
         const float *lcur = lse_s + (it & 1) * BR, *dcur = dl_s + (it & 1) * BR;
-        if (it + 1 < total) {
+        if (it + 1 < il.total) {
             prefetch(it + 1, (it + 1) & 1);
             etc_cp_async_commit();
             etc_cp_async_wait<1>();
@@ -373,19 +367,10 @@ __global__ void __launch_bounds__(THREADS, SPLIT_MIN_BLOCKS(D))
     const int64_t koff = (int64_t)b * s.t * krow + (int64_t)hk * D;
     const int c_lo = j0 + g, c_hi = j0 + g + 8;  // this lane's two keys
 
-    /* item `it`: head hk·group + it / n_q, rows q_begin + (it % n_q)·BR */
-    const int q_begin = j_block / BR * BR;
-    const int q_end = s.window > 0 ? min(s.t, j_block + BK - 1 + s.window) : s.t;
-    const int n_q = q_end > q_begin ? (q_end - q_begin + BR - 1) / BR : 0;
-    const int total = n_q * s.group, steps = (total + 1) / 2;
-    /* both items of a step (one per pair), by all threads */
+    const item_list<BR> il(j_block, BK, hk, s);
+    const int steps = (il.total + 1) / 2;
     auto prefetch = [&](int step, int buf) {
-        for (int p = 0; p < 2 && 2 * step + p < total; p++) {
-            const int it = 2 * step + p, slot = p * 2 + buf;
-            load_item<BR, D, LDS>(qs + slot * QTILE, gs + slot * QTILE, lse_s + slot * BR,
-                                  dl_s + slot * BR, q, dout, lse, delta, b,
-                                  hk * s.group + it / n_q, q_begin + (it % n_q) * BR, s);
-        }
+        load_pair_items<BR, D, LDS>(il, step, buf, qs, gs, lse_s, dl_s, q, dout, lse, delta, b, s);
     };
     copy_tile_async<BK, D, LDS>(ks, k + koff, krow, j_block, s.t);
     copy_tile_async<BK, D, LDS>(vs, v + koff, krow, j_block, s.t);
@@ -407,8 +392,8 @@ __global__ void __launch_bounds__(THREADS, SPLIT_MIN_BLOCKS(D))
             etc_cp_async_wait<0>();
         }
         __syncthreads();
-        const int qt = q_begin + (it % max(n_q, 1)) * BR;
-        if (it < total && any_visible(qt, qt + BR - 1, j0, j0 + 15, s.t, s.window)) {
+        const int qt = il.row(it);
+        if (it < il.total && any_visible(qt, qt + BR - 1, j0, j0 + 15, s.t, s.window)) {
             const bf16 *qcur = qs + slot * QTILE, *gcur = gs + slot * QTILE;
             const float *lcur = lse_s + slot * BR, *dcur = dl_s + slot * BR;
             float st[BR / 8][4], dpt[BR / 8][4];

@@ -196,6 +196,38 @@ __device__ __forceinline__ void load_item(bf16 *qdst, bf16 *gdst, float *lse_dst
     }
 }
 
+// The (query head, query tile) items a dK/dV block of keys [j_block, j_block + bk)
+// walks: for each head of the KV head's group, the BR-row query tiles from the one
+// holding j_block to the last row that sees a key of the block (the window's end, or
+// t). Item `it` is head head(it), rows row(it)..row(it) + BR − 1.
+template <int BR> struct item_list {
+    int q_begin, n_q, total, first_head;
+    __device__ __forceinline__ item_list(int j_block, int bk, int hk, const geom &s) {
+        q_begin = j_block / BR * BR;
+        const int q_end = s.window > 0 ? min(s.t, j_block + bk - 1 + s.window) : s.t;
+        n_q = q_end > q_begin ? (q_end - q_begin + BR - 1) / BR : 0;
+        total = n_q * s.group;
+        first_head = hk * s.group;
+    }
+    __device__ __forceinline__ int head(int it) const { return first_head + it / n_q; }
+    __device__ __forceinline__ int row(int it) const { return q_begin + (it % max(n_q, 1)) * BR; }
+};
+
+// The dK/dV kernels whose two warp pairs take alternate items: both items of `step`
+// (2·step for pair 0, 2·step + 1 for pair 1) into slots pair·2 + buf, by all threads.
+template <int BR, int D, int LDS>
+__device__ __forceinline__ void load_pair_items(const item_list<BR> &il, int step, int buf,
+                                                bf16 *qs, bf16 *gs, float *lse_s, float *dl_s,
+                                                const bf16 *q, const bf16 *dout, const float *lse,
+                                                const float *delta, int b, const geom &s) {
+    constexpr int QTILE = BR * LDS;
+    for (int p = 0; p < 2 && 2 * step + p < il.total; p++) {
+        const int it = 2 * step + p, slot = p * 2 + buf;
+        load_item<BR, D, LDS>(qs + slot * QTILE, gs + slot * QTILE, lse_s + slot * BR,
+                              dl_s + slot * BR, q, dout, lse, delta, b, il.head(it), il.row(it), s);
+    }
+}
+
 // ---- products for warps that own MT 16-row m-tiles (attention_bf16_wide.cu).
 // One ldmatrix of the shared B operand now feeds MT times the mma of the
 // single-tile products above: at MT = 2 the shared-memory traffic per tensor-core

@@ -246,19 +246,10 @@ __global__ void __launch_bounds__(THREADS, 2)
     const int64_t krow = (int64_t)s.hkv * D;
     const int64_t koff = (int64_t)b * s.t * krow + (int64_t)hk * D;
 
-    /* item `it`: head hk·group + it / n_q, query rows q_begin + (it % n_q)·BR */
-    const int q_begin = j_block / BR * BR;
-    const int q_end = s.window > 0 ? min(s.t, j_block + BK - 1 + s.window) : s.t;
-    const int n_q = q_end > q_begin ? (q_end - q_begin + BR - 1) / BR : 0;
-    const int total = n_q * s.group, steps = (total + 1) / 2;
-    /* both items of a step (one per pair), by all threads */
+    const item_list<BR> il(j_block, BK, hk, s);
+    const int steps = (il.total + 1) / 2;
     auto prefetch = [&](int step, int buf) {
-        for (int p = 0; p < 2 && 2 * step + p < total; p++) {
-            const int it = 2 * step + p, slot = p * 2 + buf;
-            load_item<BR, D, LDS>(qs + slot * QTILE, gs + slot * QTILE, lse_s + slot * BR,
-                                  dl_s + slot * BR, q, dout, lse, delta, b,
-                                  hk * s.group + it / n_q, q_begin + (it % n_q) * BR, s);
-        }
+        load_pair_items<BR, D, LDS>(il, step, buf, qs, gs, lse_s, dl_s, q, dout, lse, delta, b, s);
     };
     copy_tile_async<BK, D, LDS>(ks, k + koff, krow, j_block, s.t);
     copy_tile_async<BK, D, LDS>(vs, v + koff, krow, j_block, s.t);
@@ -282,8 +273,8 @@ __global__ void __launch_bounds__(THREADS, 2)
             etc_cp_async_wait<0>();
         }
         __syncthreads();
-        const int qt = q_begin + (it % max(n_q, 1)) * BR;
-        if (it < total && any_visible(qt, qt + BR - 1, j0, j0 + 31, s.t, s.window)) {
+        const int qt = il.row(it);
+        if (it < il.total && any_visible(qt, qt + BR - 1, j0, j0 + 31, s.t, s.window)) {
             const bf16 *qcur = qs + slot * QTILE, *gcur = gs + slot * QTILE;
             const float *lcur = lse_s + slot * BR, *dcur = dl_s + slot * BR;
             float st[MT][BR / 8][4], dpt[MT][BR / 8][4];  // rows keys, columns queries
