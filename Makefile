@@ -2,7 +2,7 @@
 # Everything real lives in CMakeLists.txt.
 BUILD ?= build
 JOBS  ?= $(shell nproc)
-DEBS  := cmake pkg-config gcc libhdf5-dev libzstd-dev libopenblas-dev libopenmpi-dev \
+DEBS  := cmake pkg-config gcc g++ libhdf5-dev libzstd-dev libopenblas-dev libopenmpi-dev \
          openmpi-bin libyaml-dev libcjson-dev libcmocka-dev python3
 
 .PHONY: all deps configure build demo test clean

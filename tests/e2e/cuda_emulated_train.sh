@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The CUDA training path under the CPU emulation of CUDA (tests/gpu/emu/,
+# docs/cuda.md): 20 steps of two tiny models on the CPU reference and on the
+# emulated CUDA backend, plus 12 DP-SGD steps, every step's loss within 2e-2
+# (tests/gpu/bench_train.c --parity, as tests/gpu/check.sh runs it on a GPU), with
+# the default attention kernels (every variant has its own rows in
+# e2e_cuda_emulated_parity). Checks the model's op list
+# (trainer/model_cuda_pass.c), activation checkpointing and the DP path on every
+# change, on machines without a GPU. Not a substitute for the GPU run.
+# $1 = the ehrtune binary (its folder is the build folder), $2 = the source folder.
+# Exit 77 (skipped) when g++ or python3, which the emulation needs, is missing.
+set -u
+build=$(cd "$(dirname "$1")" && pwd)
+src=$2
+for tool in g++ python3; do
+    command -v "$tool" >/dev/null || { echo "skipped: $tool is missing (the CUDA emulation needs it)"; exit 77; }
+done
+out=$build/emu-train
+mkdir -p "$out"
+cd "$src" || exit 1
+srcs="trainer/model.c trainer/model_acts.c trainer/lora.c trainer/model_cuda.c
+    trainer/model_cuda_plan.c trainer/model_cuda_attn.c trainer/model_cuda_pass.c
+    trainer/bench_cuda.c tests/gpu/bench_train.c trainer/model_cuda_dp.c trainer/dp.c
+    trainer/dp_rng.c"
+# shellcheck disable=SC2086
+EMU_OBJ=$out/obj bash tests/gpu/emu/build.sh "$out/bench_train_emu" $srcs -- \
+    -DET_BENCH_STANDALONE -DEHRTUNE_HAVE_CUDA >"$out/build.log" 2>&1 ||
+    { cat "$out/build.log"; echo "FAIL: the emulated training program did not build"; exit 1; }
+cd "$out" || exit 1
+rm -f "$out/parity.jsonl"
+"$out/bench_train_emu" --parity --json "$out/parity.jsonl" >"$out/parity.txt" 2>&1
+rc=$?
+grep '"kind": "train_parity"' "$out/parity.jsonl" 2>/dev/null | cut -c1-200
+[ $rc -eq 0 ] || { tail -30 "$out/parity.txt"; echo "FAIL: CPU and emulated CUDA training disagree (rc=$rc)"; exit 1; }
+echo "PASS"
