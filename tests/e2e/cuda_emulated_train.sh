@@ -4,7 +4,8 @@
 # emulated CUDA backend, plus 12 DP-SGD steps, every step's loss within 2e-2
 # (tests/gpu/bench_train.c --parity, as tests/gpu/check.sh runs it on a GPU), with
 # the default attention kernels (every variant has its own rows in
-# e2e_cuda_emulated_parity). Checks the model's op list
+# e2e_cuda_emulated_parity); then tests/unit/test_cuda_timeline.c (the step
+# profile's marks per op class). Checks the model's op list
 # (trainer/model_cuda_pass.c), activation checkpointing and the DP path on every
 # change, on machines without a GPU. Not a substitute for the GPU run.
 # $1 = the ehrtune binary (its folder is the build folder), $2 = the source folder.
@@ -20,10 +21,9 @@ mkdir -p "$out"
 cd "$src" || exit 1
 srcs="trainer/model.c trainer/model_acts.c trainer/lora.c trainer/model_cuda.c
     trainer/model_cuda_plan.c trainer/model_cuda_attn.c trainer/model_cuda_pass.c
-    trainer/bench_cuda.c tests/gpu/bench_train.c trainer/model_cuda_dp.c trainer/dp.c
-    trainer/dp_rng.c"
+    trainer/bench_cuda.c trainer/model_cuda_dp.c trainer/dp.c trainer/dp_rng.c"
 # shellcheck disable=SC2086
-EMU_OBJ=$out/obj bash tests/gpu/emu/build.sh "$out/bench_train_emu" $srcs -- \
+EMU_OBJ=$out/obj bash tests/gpu/emu/build.sh "$out/bench_train_emu" $srcs tests/gpu/bench_train.c -- \
     -DET_BENCH_STANDALONE -DEHRTUNE_HAVE_CUDA >"$out/build.log" 2>&1 ||
     { cat "$out/build.log"; echo "FAIL: the emulated training program did not build"; exit 1; }
 cd "$out" || exit 1
@@ -32,4 +32,12 @@ rm -f "$out/parity.jsonl"
 rc=$?
 grep '"kind": "train_parity"' "$out/parity.jsonl" 2>/dev/null | cut -c1-200
 [ $rc -eq 0 ] || { tail -30 "$out/parity.txt"; echo "FAIL: CPU and emulated CUDA training disagree (rc=$rc)"; exit 1; }
+cd "$src" || exit 1
+# shellcheck disable=SC2086
+EMU_OBJ=$out/obj EMU_LIBS="-lcmocka -lcjson" bash tests/gpu/emu/build.sh "$out/timeline_emu" \
+    tests/unit/test_cuda_timeline.c data/hf_config.c data/atomic_file.c $srcs -- \
+    -DEHRTUNE_HAVE_CUDA >"$out/build_timeline.log" 2>&1 ||
+    { cat "$out/build_timeline.log"; echo "FAIL: the emulated timeline test did not build"; exit 1; }
+"$out/timeline_emu" >"$out/timeline.txt" 2>&1 || { cat "$out/timeline.txt"; echo "FAIL: step profile"; exit 1; }
+grep -E "PASSED|FAILED" "$out/timeline.txt"
 echo "PASS"
