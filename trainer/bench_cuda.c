@@ -91,9 +91,9 @@ static int train_step(const et_cuda_bench_config *b, et_cuda_model *cm, int32_t 
  * step's time goes (the marks' event records would otherwise be in the timing). */
 static int bench_profile(const et_cuda_bench_config *b, et_cuda_bench_result *r,
                          et_cuda_model *cm, int32_t *ids, int32_t *tg, et_error *err) {
-    /* 49 marks a layer (+21 recomputing it), the head's chunks (>= 64 rows each),
-       the optimizer's 4 and the pass's 3, with room to spare */
-    const int capacity = 64 + 128 * b->cfg.num_layers + b->batch * b->seq / 64;
+    /* 49 marks a layer (+21 recomputing it), 3 for each of the head's chunks (>= 64
+       rows each), the optimizer's 4 and the pass's 3, with room to spare */
+    const int capacity = 64 + 128 * b->cfg.num_layers + 3 * b->batch * b->seq / 64;
     double loss;
     int64_t nv;
     make_batch(b, ids, tg, b->warmup + b->steps);
