@@ -220,6 +220,48 @@ __global__ void __launch_bounds__(THREADS, MIN_BLOCKS(D)) attn_bwd_dq(bf16 *dq, 
     }
 }
 
+// One (head, query tile) item of a dK/dV kernel whose warp owns 16 keys (rows
+// key_row0.. of the block's K and V tiles, global keys j0..j0 + 15): Sᵀ = K·Qᵀ and
+// dPᵀ = V·dOᵀ from the item's Q/dO tiles (rows qt..qt + BR − 1), then dV += Pᵀ·dO and
+// dK += dSᵀ·Q (dK still unscaled).
+template <int BR, int D, int LDS>
+__device__ __forceinline__ void dkv_item(float (&dka)[D / 8][4], float (&dva)[D / 8][4],
+                                         const bf16 *ks, const bf16 *vs, int key_row0,
+                                         const bf16 *qcur, const bf16 *gcur, const float *lcur,
+                                         const float *dcur, int qt, int j0, int lane,
+                                         const geom &s) {
+    constexpr int KT = D / 16;
+    const int g = lane >> 2, tq = lane & 3, c_lo = j0 + g, c_hi = j0 + g + 8;
+    float st[BR / 8][4], dpt[BR / 8][4];  // rows keys, columns queries
+#pragma unroll
+    for (int nt = 0; nt < BR / 8; nt++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) st[nt][e] = dpt[nt][e] = 0.0f;
+    {
+        uint32_t kf[KT][4], vf[KT][4];
+#pragma unroll
+        for (int kk = 0; kk < KT; kk++) {
+            frag_a(kf[kk], ks, LDS, key_row0, kk * 16, lane);
+            frag_a(vf[kk], vs, LDS, key_row0, kk * 16, lane);
+        }
+        gemm_abt<KT, BR / 8>(st, kf, qcur, LDS, lane);
+        gemm_abt<KT, BR / 8>(dpt, vf, gcur, LDS, lane);
+    }
+    const bool full = all_visible(qt, qt + BR - 1, j0, j0 + 15, s.t, s.window);
+#pragma unroll
+    for (int nt = 0; nt < BR / 8; nt++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            const int col = nt * 8 + 2 * tq + (e & 1);
+            float p = exp2f(st[nt][e] * s.scale2 - lcur[col]);
+            if (!full && !visible(qt + col, e < 2 ? c_lo : c_hi, s.t, s.window)) p = 0.0f;
+            st[nt][e] = p;
+            dpt[nt][e] = p * (dpt[nt][e] - dcur[col]);  // dSᵀ
+        }
+    gemm_pm<BR / 16, D>(dva, st, gcur, LDS, lane);
+    gemm_pm<BR / 16, D>(dka, dpt, qcur, LDS, lane);
+}
+
 // Shared memory of attn_bwd_dkv: K and V of the block's 64 keys, and two query
 // tiles of Q and dO with their lse and delta (the next loads during this one).
 template <int D> __host__ __device__ constexpr int dkv_query_tile() { return D <= 64 ? 64 : 32; }
@@ -233,7 +275,7 @@ __global__ void __launch_bounds__(THREADS, MIN_BLOCKS(D)) attn_bwd_dkv(bf16 *dk,
                                                         const bf16 *q, const bf16 *k,
                                                         const bf16 *v, const float *lse,
                                                         const float *delta, geom s) {
-    constexpr int BK = 64, BR = dkv_query_tile<D>(), LDS = D + 8, KT = D / 16, NT = D / 8;
+    constexpr int BK = 64, BR = dkv_query_tile<D>(), LDS = D + 8, NT = D / 8;
     constexpr int QTILE = BR * LDS;
     extern __shared__ __align__(16) unsigned char smem_raw[];
     bf16 *ks = reinterpret_cast<bf16 *>(smem_raw), *vs = ks + BK * LDS;
@@ -274,35 +316,7 @@ __global__ void __launch_bounds__(THREADS, MIN_BLOCKS(D)) attn_bwd_dkv(bf16 *dk,
             etc_cp_async_wait<0>();
         }
         __syncthreads();
-        float st[BR / 8][4], dpt[BR / 8][4];
-#pragma unroll
-        for (int nt = 0; nt < BR / 8; nt++)
-#pragma unroll
-            for (int e = 0; e < 4; e++) st[nt][e] = dpt[nt][e] = 0.0f;
-        {
-            uint32_t kf[KT][4], vf[KT][4];
-#pragma unroll
-            for (int kk = 0; kk < KT; kk++) {
-                frag_a(kf[kk], ks, LDS, warp * 16, kk * 16, lane);
-                frag_a(vf[kk], vs, LDS, warp * 16, kk * 16, lane);
-            }
-            gemm_abt<KT, BR / 8>(st, kf, qcur, LDS, lane);
-            gemm_abt<KT, BR / 8>(dpt, vf, gcur, LDS, lane);
-        }
-        // rows are keys, columns queries
-        const bool full = all_visible(qt, qt + BR - 1, j0, j0 + 15, s.t, s.window);
-#pragma unroll
-        for (int nt = 0; nt < BR / 8; nt++)
-#pragma unroll
-            for (int e = 0; e < 4; e++) {
-                const int col = nt * 8 + 2 * tq + (e & 1);
-                float p = exp2f(st[nt][e] * s.scale2 - lcur[col]);
-                if (!full && !visible(qt + col, e < 2 ? c_lo : c_hi, s.t, s.window)) p = 0.0f;
-                st[nt][e] = p;
-                dpt[nt][e] = p * (dpt[nt][e] - dcur[col]);  // dSᵀ
-            }
-        gemm_pm<BR / 16, D>(dva, st, gcur, LDS, lane);
-        gemm_pm<BR / 16, D>(dka, dpt, qcur, LDS, lane);
+        dkv_item<BR, D, LDS>(dka, dva, ks, vs, warp * 16, qcur, gcur, lcur, dcur, qt, j0, lane, s);
         __syncthreads();
     }
     etc_cp_async_wait<0>();
@@ -351,7 +365,7 @@ template <int D>
 __global__ void __launch_bounds__(THREADS, SPLIT_MIN_BLOCKS(D))
     attn_bwd_dkv_split(bf16 *dk, bf16 *dv, const bf16 *dout, const bf16 *q, const bf16 *k,
                        const bf16 *v, const float *lse, const float *delta, geom s) {
-    constexpr int BK = SPLIT_KEYS, BR = SPLIT_ROWS, LDS = D + 8, KT = D / 16, NT = D / 8;
+    constexpr int BK = SPLIT_KEYS, BR = SPLIT_ROWS, LDS = D + 8, NT = D / 8;
     constexpr int QTILE = BR * LDS;
     static_assert((size_t)2 * 2 * NT * 4 * 32 * 4 <= (size_t)2 * 2 * 2 * QTILE * 2,
                   "the partials of pair 1 must fit in the Q/dO buffers");
@@ -396,34 +410,7 @@ __global__ void __launch_bounds__(THREADS, SPLIT_MIN_BLOCKS(D))
         if (it < il.total && any_visible(qt, qt + BR - 1, j0, j0 + 15, s.t, s.window)) {
             const bf16 *qcur = qs + slot * QTILE, *gcur = gs + slot * QTILE;
             const float *lcur = lse_s + slot * BR, *dcur = dl_s + slot * BR;
-            float st[BR / 8][4], dpt[BR / 8][4];
-#pragma unroll
-            for (int nt = 0; nt < BR / 8; nt++)
-#pragma unroll
-                for (int e = 0; e < 4; e++) st[nt][e] = dpt[nt][e] = 0.0f;
-            {
-                uint32_t kf[KT][4], vf[KT][4];
-#pragma unroll
-                for (int kk = 0; kk < KT; kk++) {
-                    frag_a(kf[kk], ks, LDS, wk * 16, kk * 16, lane);
-                    frag_a(vf[kk], vs, LDS, wk * 16, kk * 16, lane);
-                }
-                gemm_abt<KT, BR / 8>(st, kf, qcur, LDS, lane);
-                gemm_abt<KT, BR / 8>(dpt, vf, gcur, LDS, lane);
-            }
-            const bool full = all_visible(qt, qt + BR - 1, j0, j0 + 15, s.t, s.window);
-#pragma unroll
-            for (int nt = 0; nt < BR / 8; nt++)
-#pragma unroll
-                for (int e = 0; e < 4; e++) {
-                    const int col = nt * 8 + 2 * tq + (e & 1);
-                    float p = exp2f(st[nt][e] * s.scale2 - lcur[col]);
-                    if (!full && !visible(qt + col, e < 2 ? c_lo : c_hi, s.t, s.window)) p = 0.0f;
-                    st[nt][e] = p;
-                    dpt[nt][e] = p * (dpt[nt][e] - dcur[col]);  // dSᵀ
-                }
-            gemm_pm<BR / 16, D>(dva, st, gcur, LDS, lane);
-            gemm_pm<BR / 16, D>(dka, dpt, qcur, LDS, lane);
+            dkv_item<BR, D, LDS>(dka, dva, ks, vs, wk * 16, qcur, gcur, lcur, dcur, qt, j0, lane, s);
         }
         __syncthreads();
     }
