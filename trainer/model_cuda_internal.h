@@ -57,7 +57,7 @@ struct et_cuda_model {
     int32_t *ids, *targets_d;
     float *rope_cos, *rope_sin;
     /* backward scratch */
-    etc_bf16 *dres, *dln, *datt, *dq, *dk, *dv, *dq2, *dk2, *dact, *dxa;
+    etc_bf16 *dres, *dln, *datt, *dq, *dk, *dv, *dact, *dxa;
     float *delta;
     etc_bf16 *xdrop, *dxdrop; /* LoRA dropout (NULL when dropout is 0) */
     uint8_t *keep;

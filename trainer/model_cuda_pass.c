@@ -1,10 +1,13 @@
 /* Forward and backward of the CUDA model: trainer/model.c's list of ops, in bf16.
  *
  * Differences from the CPU list, all for memory or speed:
+ *   - RoPE's backward rotates the attention's dq and dk in place (no pre-RoPE
+ *     gradient buffers, no zeroing them);
  *   - the SwiGLU backward writes the gradients over the saved gate and up (dead
  *     after it), so there are no dgate/dup buffers to zero;
  *   - a projection with LoRA and no bias writes scale·(x·Aᵀ)·Bᵀ first and lets the
- *     base GEMM add onto it (beta = 1), one pass over the output fewer;
+ *     base GEMM add onto it (beta = 1), one pass over the output fewer; the residual
+ *     adds after o_proj and down_proj happen inside their first GEMM (C = residual);
  *   - the first gradient written into a buffer overwrites it (beta = 0) instead of
  *     a memset followed by accumulation;
  *   - lm_head and the loss run over chunks of rows, the loss gradient written in
@@ -43,32 +46,42 @@ typedef struct {
         etc_timeline_mark(ET_PROF_##cat);            \
     } while (0)
 
-/* y = x·Wᵀ + bias (+ scale·(drop(x)·Aᵀ)·Bᵀ). */
-static int proj_forward(pass *ps, int layer, int p, etc_bf16 *y, const etc_bf16 *x, etc_bf16 *xa) {
+/* y = x·Wᵀ + bias (+ scale·(drop(x)·Aᵀ)·Bᵀ) (+ res). With a residual and no bias the
+ * add happens inside the GEMMs (the first one reads res as its C), sparing a pass
+ * that reads y and res and writes y again. */
+static int proj_forward(pass *ps, int layer, int p, etc_bf16 *y, const etc_bf16 *x, etc_bf16 *xa,
+                        const etc_bf16 *res) {
     et_cuda_model *cm = ps->cm;
     const cuda_layer_weights *w = &cm->layers[layer];
     int in, out;
     et_proj_shape(&cm->cfg, (et_proj)p, &in, &out);
     const int64_t oa = cm->off_a[layer * ET_PROJ_COUNT + p];
-    if (oa < 0) {
-        OP(FROZEN_GEMM, etc_linear_forward_bf16(y, x, w->w[p], w->bias[p], ps->n, in, out));
+    const int lora = oa >= 0, bias = w->bias[p] != NULL;
+    if (!lora && !bias) {
+        OP(FROZEN_GEMM, etc_matmul_bf16_cin(y, res ? res : y, x, w->w[p], ps->n, out, in, 0, 1, 1.0f,
+                                            res ? 1.0f : 0.0f));
         return 0;
     }
-    const etc_bf16 *A = cm->params16 + oa, *B = cm->params16 + cm->off_b[layer * ET_PROJ_COUNT + p];
+    const etc_bf16 *A = lora ? cm->params16 + oa : NULL;
+    const etc_bf16 *B = lora ? cm->params16 + cm->off_b[layer * ET_PROJ_COUNT + p] : NULL;
     const etc_bf16 *lx = x;
-    if (ps->train && cm->dropout > 0) {
+    if (lora && ps->train && cm->dropout > 0) {
         OP(DROPOUT, etc_dropout_forward_bf16(cm->xdrop, cm->keep, x, cm->dropout, cm->seed,
                                              dropout_offset(cm->step, layer, p, cm->cfg.num_layers),
                                              (int64_t)ps->n * in));
         lx = cm->xdrop;
     }
-    if (w->bias[p]) {
+    if (bias) { /* Qwen2's q, k, v: the bias epilogue first, LoRA and residual onto it */
         OP(FROZEN_GEMM, etc_linear_forward_bf16(y, x, w->w[p], w->bias[p], ps->n, in, out));
-        OP(LORA_GEMM, etc_lora_forward_bf16(y, xa, lx, A, B, cm->lora_scale, ps->n, in, cm->r, out));
+        if (lora)
+            OP(LORA_GEMM, etc_lora_forward_bf16(y, xa, lx, A, B, cm->lora_scale, ps->n, in, cm->r, out));
+        if (res) OP(ADD, etc_add_forward_bf16(y, y, res, (int64_t)ps->n * out));
         return 0;
     }
+    /* the rank-r GEMM writes scale·xa·Bᵀ (+ res), the base GEMM adds onto it */
     OP(LORA_GEMM, etc_matmul_bf16(xa, lx, A, ps->n, cm->r, in, 0, 1, 1.0f, 0.0f) ||
-                      etc_matmul_bf16(y, xa, B, ps->n, out, cm->r, 0, 1, cm->lora_scale, 0.0f));
+                      etc_matmul_bf16_cin(y, res ? res : y, xa, B, ps->n, out, cm->r, 0, 1,
+                                          cm->lora_scale, res ? 1.0f : 0.0f));
     OP(FROZEN_GEMM, etc_matmul_bf16(y, x, w->w[p], ps->n, out, in, 0, 1, 1.0f, 1.0f));
     return 0;
 }
@@ -139,25 +152,23 @@ static int layer_forward(pass *ps, int layer, const cuda_slot *s) {
     etc_bf16 *xout = cm->x + (size_t)(layer + 1) * n * C;
     STEP(ps, "layer %d forward (attention block)", layer);
     OP(RMSNORM, etc_rmsnorm_forward_bf16(s->ln1, s->rstd1, x, w->attn_norm, n, C, c->rms_norm_eps));
-    if (proj_forward(ps, layer, ET_PROJ_Q, s->q, s->ln1, s->xa[ET_PROJ_Q]) ||
-        proj_forward(ps, layer, ET_PROJ_K, s->k, s->ln1, s->xa[ET_PROJ_K]) ||
-        proj_forward(ps, layer, ET_PROJ_V, s->v, s->ln1, s->xa[ET_PROJ_V]))
+    if (proj_forward(ps, layer, ET_PROJ_Q, s->q, s->ln1, s->xa[ET_PROJ_Q], NULL) ||
+        proj_forward(ps, layer, ET_PROJ_K, s->k, s->ln1, s->xa[ET_PROJ_K], NULL) ||
+        proj_forward(ps, layer, ET_PROJ_V, s->v, s->ln1, s->xa[ET_PROJ_V], NULL))
         return -1;
     OP(ROPE, etc_rope_forward_bf16(s->q, s->q, cm->rope_cos, cm->rope_sin, ps->b, ps->t, hq,
                                    c->head_dim) ||
                  etc_rope_forward_bf16(s->k, s->k, cm->rope_cos, cm->rope_sin, ps->b, ps->t, hkv,
                                        c->head_dim));
     OP(ATTN_FWD, cuda_attention_forward(cm, s, ps->b, ps->t, et_hf_layer_window(c, layer)));
-    if (proj_forward(ps, layer, ET_PROJ_O, s->h, s->att, s->xa[ET_PROJ_O])) return -1;
-    OP(ADD, etc_add_forward_bf16(s->h, s->h, x, (int64_t)n * C));
+    if (proj_forward(ps, layer, ET_PROJ_O, s->h, s->att, s->xa[ET_PROJ_O], x)) return -1;
     STEP(ps, "layer %d forward (MLP block)", layer);
     OP(RMSNORM, etc_rmsnorm_forward_bf16(s->ln2, s->rstd2, s->h, w->mlp_norm, n, C, c->rms_norm_eps));
-    if (proj_forward(ps, layer, ET_PROJ_GATE, s->gate, s->ln2, s->xa[ET_PROJ_GATE]) ||
-        proj_forward(ps, layer, ET_PROJ_UP, s->up, s->ln2, s->xa[ET_PROJ_UP]))
+    if (proj_forward(ps, layer, ET_PROJ_GATE, s->gate, s->ln2, s->xa[ET_PROJ_GATE], NULL) ||
+        proj_forward(ps, layer, ET_PROJ_UP, s->up, s->ln2, s->xa[ET_PROJ_UP], NULL))
         return -1;
     OP(SWIGLU, etc_swiglu_forward_bf16(s->act, s->gate, s->up, (int64_t)n * c->intermediate_size));
-    if (proj_forward(ps, layer, ET_PROJ_DOWN, xout, s->act, s->xa[ET_PROJ_DOWN])) return -1;
-    OP(ADD, etc_add_forward_bf16(xout, xout, s->h, (int64_t)n * C));
+    if (proj_forward(ps, layer, ET_PROJ_DOWN, xout, s->act, s->xa[ET_PROJ_DOWN], s->h)) return -1;
     return 0;
 }
 
@@ -184,13 +195,13 @@ static int layer_backward(pass *ps, int layer, const cuda_slot *s) {
     OP(MEMSET, etc_memset(cm->dq, 0, (size_t)n * QD * 2) || etc_memset(cm->dk, 0, (size_t)n * KD * 2) ||
                    etc_memset(cm->dv, 0, (size_t)n * KD * 2));
     OP(ATTN_BWD, cuda_attention_backward(cm, s, ps->b, ps->t, et_hf_layer_window(c, layer)));
-    OP(MEMSET, etc_memset(cm->dq2, 0, (size_t)n * QD * 2) || etc_memset(cm->dk2, 0, (size_t)n * KD * 2));
-    OP(ROPE, etc_rope_backward_bf16(cm->dq2, cm->dq, cm->rope_cos, cm->rope_sin, ps->b, ps->t, hq,
-                                    c->head_dim) ||
-                 etc_rope_backward_bf16(cm->dk2, cm->dk, cm->rope_cos, cm->rope_sin, ps->b, ps->t, hkv,
-                                        c->head_dim));
-    if (proj_backward(ps, layer, ET_PROJ_Q, cm->dln, cm->dq2, s->ln1, s->xa[ET_PROJ_Q], 1) ||
-        proj_backward(ps, layer, ET_PROJ_K, cm->dln, cm->dk2, s->ln1, s->xa[ET_PROJ_K], 0) ||
+    /* RoPE backward rotates dq and dk in place (overwriting: no pre-RoPE buffers) */
+    OP(ROPE, etc_rope_backward_set_bf16(cm->dq, cm->dq, cm->rope_cos, cm->rope_sin, ps->b, ps->t,
+                                        hq, c->head_dim) ||
+                 etc_rope_backward_set_bf16(cm->dk, cm->dk, cm->rope_cos, cm->rope_sin, ps->b,
+                                            ps->t, hkv, c->head_dim));
+    if (proj_backward(ps, layer, ET_PROJ_Q, cm->dln, cm->dq, s->ln1, s->xa[ET_PROJ_Q], 1) ||
+        proj_backward(ps, layer, ET_PROJ_K, cm->dln, cm->dk, s->ln1, s->xa[ET_PROJ_K], 0) ||
         proj_backward(ps, layer, ET_PROJ_V, cm->dln, cm->dv, s->ln1, s->xa[ET_PROJ_V], 0))
         return -1;
     OP(RMSNORM, etc_rmsnorm_backward_bf16(cm->dres, NULL, cm->dln, x, w->attn_norm, s->rstd1, n, C));

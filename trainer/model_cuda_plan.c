@@ -152,9 +152,7 @@ static int cuda_specs(cuda_spec *s, void *cm_, slot_bases *sb, const plan_shape 
     SPEC(DST(dln), n * C, 2, GROUP_ACTS, "scratch.dnorm", "[%zu, %zu] bf16", n, C);
     SPEC(DST(datt), n * QD, 2, GROUP_ACTS, "scratch.dattn", "[%zu, %zu] bf16", n, QD);
     SPEC(DST(dq), n * QD, 2, GROUP_ACTS, "scratch.dq", "[%zu, %zu] bf16", n, QD);
-    SPEC(DST(dq2), n * QD, 2, GROUP_ACTS, "scratch.dq_prerope", "[%zu, %zu] bf16", n, QD);
     SPEC(DST(dk), n * KD, 2, GROUP_ACTS, "scratch.dk", "[%zu, %zu] bf16", n, KD);
-    SPEC(DST(dk2), n * KD, 2, GROUP_ACTS, "scratch.dk_prerope", "[%zu, %zu] bf16", n, KD);
     SPEC(DST(dv), n * KD, 2, GROUP_ACTS, "scratch.dv", "[%zu, %zu] bf16", n, KD);
     SPEC(DST(dact), n * F, 2, GROUP_ACTS, "scratch.dswiglu", "[%zu, %zu] bf16", n, F);
     SPEC(DST(dxa), n * R, 2, GROUP_ACTS, "scratch.lora_dxa", "[%zu, %zu] bf16", n, R);

@@ -107,9 +107,10 @@ static int plan_build(plan *p, const plan_key *key, cublasLtHandle_t lt, size_t 
     return 0;
 }
 
-static int gemm(cudaDataType_t ab, cudaDataType_t ct, void *c, const void *a, const void *b,
-                const void *bias, int m, int n, int k, int trans_a, int trans_b, float alpha,
-                float beta) {
+// D = alpha·op(A)·op(B) + beta·C (+ bias); C is read from `cin`, which may be D itself.
+static int gemm(cudaDataType_t ab, cudaDataType_t ct, void *c, const void *cin, const void *a,
+                const void *b, const void *bias, int m, int n, int k, int trans_a, int trans_b,
+                float alpha, float beta) {
     if (m < 0 || n < 0 || k < 0) return etc_fail("matmul: negative size %dx%dx%d", m, n, k);
     if (m == 0 || n == 0) return 0;
     if (k == 0) return etc_fail("matmul %dx%dx0: k must be > 0", m, n);
@@ -122,7 +123,7 @@ static int gemm(cudaDataType_t ab, cudaDataType_t ct, void *c, const void *a, co
     memset(&key, 0, sizeof key);  // padding bytes take part in memcmp
     key.ab = ab, key.c = ct, key.trans_a = !!trans_a, key.trans_b = !!trans_b;
     key.m = m, key.n = n, key.k = k, key.bias = bias != nullptr;
-    key.align = etc_aligned16(a, b, c, bias) ? 16 : (ab == CUDA_R_16BF ? 2 : 4);
+    key.align = etc_aligned16(a, b, c, bias, cin) ? 16 : (ab == CUDA_R_16BF ? 2 : 4);
     plan *p = nullptr;
     for (int i = 0; i < g_plan_count; i++)
         if (!memcmp(&g_plans[i].key, &key, sizeof key)) p = &g_plans[i];
@@ -141,8 +142,8 @@ static int gemm(cudaDataType_t ab, cudaDataType_t ct, void *c, const void *a, co
             return etc_fail("matmul %dx%dx%d: set BIAS_POINTER failed (%s)", m, n, k,
                             cublasLtGetStatusName(s));
     }
-    cublasStatus_t s = cublasLtMatmul(lt, p->op, &alpha, b, p->la, a, p->lb, &beta, c, p->lc, c,
-                                      p->lc, &p->algo, ws, ws_bytes, etc_stream());
+    cublasStatus_t s = cublasLtMatmul(lt, p->op, &alpha, b, p->la, a, p->lb, &beta, cin, p->lc,
+                                      c, p->lc, &p->algo, ws, ws_bytes, etc_stream());
     if (s != CUBLAS_STATUS_SUCCESS)
         return etc_fail("matmul %dx%dx%d: cublasLtMatmul failed (%s)", m, n, k,
                         cublasLtGetStatusName(s));
@@ -152,22 +153,31 @@ static int gemm(cudaDataType_t ab, cudaDataType_t ct, void *c, const void *a, co
 int etc_gemm_bias(int bf16, void *c, const void *a, const void *b, const void *bias, int m, int n,
                   int k, int trans_a, int trans_b, float alpha, float beta) {
     cudaDataType_t t = bf16 ? CUDA_R_16BF : CUDA_R_32F;
-    return gemm(t, t, c, a, b, bias, m, n, k, trans_a, trans_b, alpha, beta);
+    return gemm(t, t, c, c, a, b, bias, m, n, k, trans_a, trans_b, alpha, beta);
 }
 
 extern "C" int etc_matmul(float *c, const float *a, const float *b, int m, int n, int k,
                           int trans_a, int trans_b, float alpha, float beta) {
-    return gemm(CUDA_R_32F, CUDA_R_32F, c, a, b, nullptr, m, n, k, trans_a, trans_b, alpha, beta);
+    return gemm(CUDA_R_32F, CUDA_R_32F, c, c, a, b, nullptr, m, n, k, trans_a, trans_b, alpha,
+                beta);
 }
 
 extern "C" int etc_matmul_bf16(etc_bf16 *c, const etc_bf16 *a, const etc_bf16 *b, int m, int n,
                                int k, int trans_a, int trans_b, float alpha, float beta) {
-    return gemm(CUDA_R_16BF, CUDA_R_16BF, c, a, b, nullptr, m, n, k, trans_a, trans_b, alpha,
+    return gemm(CUDA_R_16BF, CUDA_R_16BF, c, c, a, b, nullptr, m, n, k, trans_a, trans_b, alpha,
+                beta);
+}
+
+extern "C" int etc_matmul_bf16_cin(etc_bf16 *d, const etc_bf16 *c, const etc_bf16 *a,
+                                   const etc_bf16 *b, int m, int n, int k, int trans_a,
+                                   int trans_b, float alpha, float beta) {
+    return gemm(CUDA_R_16BF, CUDA_R_16BF, d, c, a, b, nullptr, m, n, k, trans_a, trans_b, alpha,
                 beta);
 }
 
 extern "C" int etc_matmul_bf16_f32out(float *c, const etc_bf16 *a, const etc_bf16 *b, int m,
                                       int n, int k, int trans_a, int trans_b, float alpha,
                                       float beta) {
-    return gemm(CUDA_R_16BF, CUDA_R_32F, c, a, b, nullptr, m, n, k, trans_a, trans_b, alpha, beta);
+    return gemm(CUDA_R_16BF, CUDA_R_32F, c, c, a, b, nullptr, m, n, k, trans_a, trans_b, alpha,
+                beta);
 }

@@ -61,6 +61,10 @@ int etc_matmul(float *c, const float *a, const float *b, int m, int n, int k, in
 /* bf16 A, B and C. */
 int etc_matmul_bf16(etc_bf16 *c, const etc_bf16 *a, const etc_bf16 *b, int m, int n, int k,
                     int trans_a, int trans_b, float alpha, float beta);
+/* D = alpha·op(A)·op(B) + beta·C with C read from its own buffer (which may be D):
+ * the CUDA trainer adds the residual inside a projection's GEMM this way. */
+int etc_matmul_bf16_cin(etc_bf16 *d, const etc_bf16 *c, const etc_bf16 *a, const etc_bf16 *b,
+                        int m, int n, int k, int trans_a, int trans_b, float alpha, float beta);
 /* bf16 A and B, fp32 C (gradients of fp32 master weights). */
 int etc_matmul_bf16_f32out(float *c, const etc_bf16 *a, const etc_bf16 *b, int m, int n, int k,
                            int trans_a, int trans_b, float alpha, float beta);
@@ -122,6 +126,10 @@ int etc_rope_forward_bf16(etc_bf16 *out, const etc_bf16 *x, const float *cos_tab
                           const float *sin_tab, int b, int t, int h, int d);
 int etc_rope_backward_bf16(etc_bf16 *dx, const etc_bf16 *dout, const float *cos_tab,
                            const float *sin_tab, int b, int t, int h, int d);
+/* dx = (not +=) the backward of dout; dx may alias dout (the CUDA trainer rotates the
+ * attention's dq and dk in place). */
+int etc_rope_backward_set_bf16(etc_bf16 *dx, const etc_bf16 *dout, const float *cos_tab,
+                               const float *sin_tab, int b, int t, int h, int d);
 
 /* ---- attention (fp32; flash-style: online softmax, no T×T buffer) ----
  * d must be a multiple of 4 and <= 128; hq a multiple of hkv. Deterministic: dq is

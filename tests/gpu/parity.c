@@ -500,6 +500,18 @@ static void test_rope(int b, int t, int h, int d) {
         if (bf) TIME_US(us, etc_rope_backward_bf16(d_dx, d_g, d_c, d_s, b, t, h, d));
         else TIME_US(us, etc_rope_backward(d_dx, d_g, d_c, d_s, b, t, h, d));
         report(bf ? "rope.bwd.bf16" : "rope.bwd", shape, rc, &cb, limit, us, 3.0 * n * es, 0);
+        if (bf) { /* the overwriting backward, in place over dout as the trainer runs it
+                   * (report() freed the device buffers: upload again) */
+            d_c = DUP(ct, nt), d_s = DUP(st, nt);
+            void *d_io = DUP(gb, n);
+            rc = etc_rope_backward_set_bf16(d_io, d_io, d_c, d_s, b, t, h, d);
+            cmp cs = {0};
+            float *got3 = down_bf16(d_io, n);
+            compare(&cs, got3, inc, NULL, n);
+            TIME_US(us, etc_rope_backward_set_bf16(d_io, d_io, d_c, d_s, b, t, h, d));
+            report("rope.bwd_set.bf16", shape, rc, &cs, limit, us, 2.0 * n * es, 0);
+            free(got3);
+        }
         free(got), free(inc), free(s0), free(s0b), free(ref), free(x), free(g), free(xb);
         free(gb), free(out);
     }
@@ -700,6 +712,32 @@ static void test_linear(int n, int in, int out_dim, int with_bias) {
         free(sxb), free(rx), free(rw), free(rb), free(x), free(w), free(bias), free(g), free(xb);
         free(wb), free(bb), free(gb), free(out);
     }
+}
+
+/* etc_matmul_bf16_cin: D = alpha·op(A)·op(B) + beta·C with C in its own buffer (left
+ * untouched) and again with C = D, against et_matmul on the same bf16 values. */
+static void test_matmul_cin(int m, int n, int k, int trans_b) {
+    char shape[96];
+    snprintf(shape, sizeof shape, "m=%d n=%d k=%d%s", m, n, k, trans_b ? " B^T" : "");
+    const int64_t na = (int64_t)m * k, nb = (int64_t)k * n, nc = (int64_t)m * n;
+    float *a = randn(na, 1.0f), *b = randn(nb, 0.1f), *c = randn(nc, 1.0f);
+    uint16_t *ab = to_bf16(a, na), *bb = to_bf16(b, nb), *cb = to_bf16(c, nc);
+    float *ref = copy_of(c, nc);
+    et_matmul(ref, a, b, m, n, k, 0, trans_b, 0.5f, 1.0f);
+    void *d_a = DUP(ab, na), *d_b = DUP(bb, nb), *d_c = DUP(cb, nc), *d_d = dpoison(nc * 2);
+    int rc = etc_matmul_bf16_cin(d_d, d_c, d_a, d_b, m, n, k, 0, trans_b, 0.5f, 1.0f);
+    cmp cm = {0};
+    float *got = down_bf16(d_d, nc), *c_after = down_bf16(d_c, nc);
+    compare(&cm, got, ref, c, nc);
+    int c_changed = 0; /* C is an input: bit for bit as uploaded, else the row fails (err inf) */
+    for (int64_t i = 0; i < nc; i++) c_changed |= c_after[i] != c[i];
+    rc |= etc_matmul_bf16_cin(d_c, d_c, d_a, d_b, m, n, k, 0, trans_b, 0.5f, 1.0f);
+    float *got2 = down_bf16(d_c, nc);
+    compare(&cm, got2, ref, c, nc);
+    if (c_changed) cm.err = INFINITY;
+    report("matmul.cin.bf16", shape, rc, &cm, BF16_LIMIT, 0, 0, 0);
+    free(got), free(got2), free(c_after), free(ref), free(a), free(b), free(c), free(ab), free(bb);
+    free(cb);
 }
 
 static void test_lora(int n, int in, int r, int out_dim) {
@@ -1129,6 +1167,11 @@ static void perf_rows(void) {
         rc = etc_rope_forward_bf16(x, x, d_c, d_s, 1, n, hq, hd);
         TIME_US(us, etc_rope_forward_bf16(x, x, d_c, d_s, 1, n, hq, hd));
         report("perf.rope.fwd.bf16", shape, rc, NULL, -1, us, 2.0 * e * 2, 0);
+        x = drandom(e, 1, 1.0f);
+        d_c = DUP(ct, (int64_t)n * hd / 2), d_s = DUP(st, (int64_t)n * hd / 2);
+        rc = etc_rope_backward_set_bf16(x, x, d_c, d_s, 1, n, hq, hd);
+        TIME_US(us, etc_rope_backward_set_bf16(x, x, d_c, d_s, 1, n, hq, hd));
+        report("perf.rope.bwd_set.bf16", shape, rc, NULL, -1, us, 2.0 * e * 2, 0);
         free(ct), free(st);
         dfree_all();
     }
@@ -1309,6 +1352,7 @@ int main(int argc, char **argv) {
     if (want("swiglu")) test_swiglu_inplace(1000003);
     if (want("rope")) test_rope(2, 67, 5, 64);
     if (want("rope")) test_rope(1, 128, 8, 128);
+    if (want("rope")) test_rope(1, 33, 3, 24); /* d/2 = 12: 4-float packs, single bf16 pairs */
     if (want("cross_entropy")) test_cross_entropy(37, 32003);
     if (want("cross_entropy")) test_cross_entropy(64, 128256);
     if (want("adamw")) test_adamw(100003);
@@ -1317,6 +1361,8 @@ int main(int argc, char **argv) {
     if (want("dropout")) test_dropout(4099, 1.0f);
     if (want("linear")) test_linear(67, 300, 257, 1);
     if (want("linear")) test_linear(128, 2048, 2048, 0);
+    if (want("linear")) test_matmul_cin(67, 257, 300, 1);
+    if (want("linear")) test_matmul_cin(64, 128, 16, 0);
     if (want("lora")) test_lora(67, 300, 16, 257);
     if (want("lora")) test_lora(256, 2048, 8, 512);
     if (want("attention")) test_attention(2, 67, 8, 2, 64, 0);

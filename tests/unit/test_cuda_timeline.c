@@ -103,10 +103,10 @@ static void expected_marks(int *want, int L, int recomputed) {
     want[ET_PROF_ATTN_FWD] = fwd;
     want[ET_PROF_ATTN_BWD] = L;
     want[ET_PROF_SWIGLU] = fwd + L;
-    want[ET_PROF_ADD] = 2 * fwd;
+    want[ET_PROF_ADD] = 0;                          /* residuals ride in o/down's GEMMs */
     want[ET_PROF_HEAD_GEMM] = 2;                    /* logits, d(final norm) */
     want[ET_PROF_LOSS] = 1;
-    want[ET_PROF_MEMSET] = 2 * L + 1;
+    want[ET_PROF_MEMSET] = L + 1;                   /* dq, dk, dv a layer; d(final norm) */
     want[ET_PROF_OTHER] = 2;                        /* batch upload, loss read-back */
     /* ET_PROF_OPTIMIZER: zero, norm, AdamW, and the clip when the norm exceeds 1 */
 }
