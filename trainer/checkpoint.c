@@ -58,6 +58,7 @@ int et_checkpoint_save(const char *run_dir, const et_lora *l, const et_checkpoin
     if (!rc) rc = et_st_writer_set_metadata(&w, "lora_targets", buf, err);
     snprintf(buf, sizeof buf, "%lld", (long long)l->n_params);
     if (!rc) rc = et_st_writer_set_metadata(&w, "lora_params", buf, err);
+    if (!rc) rc = et_st_writer_set_metadata(&w, "lora_order", ET_LORA_ORDER, err);
     if (!rc && c->extra_json) rc = et_st_writer_set_metadata(&w, "extra", c->extra_json, err);
     snprintf(file, sizeof file, "%s/state.safetensors", tmp);
     if (!rc) rc = et_st_writer_write(&w, file, ET_ST_WRITE_PRIVATE, err);
@@ -109,6 +110,14 @@ int et_checkpoint_load_latest(const char *run_dir, et_lora *l, float *adam_m, fl
     if (meta_int(&st, "step", &s, err) || meta_int(&st, "lora_r", &r, err) ||
         meta_int(&st, "lora_targets", &targets, err) || meta_int(&st, "lora_params", &n, err))
         goto done;
+    const char *order = et_st_metadata(&st, "lora_order");
+    if (!order || strcmp(order, ET_LORA_ORDER)) {
+        et_fail(err, "%s: LoRA parameters stored in order '%s', this ehrtune reads '%s' — the "
+                     "checkpoint was written by an older ehrtune; resume it with that version "
+                     "or start the run again",
+                file, order ? order : "A,B per projection", ET_LORA_ORDER);
+        goto done;
+    }
     if (r != l->r || (unsigned)targets != l->targets || n != l->n_params) {
         et_fail(err, "%s: checkpoint has LoRA r=%lld over targets mask %lld (%lld parameters) but "
                      "the recipe asks for r=%d, mask %u (%lld) — resume with the recipe the run "

@@ -58,8 +58,12 @@ int et_lora_create(et_lora *l, const et_hf_config *c, int r, float alpha, int us
         et_lora_free(l);
         return et_fail(err, "out of memory allocating %lld LoRA parameters", (long long)n);
     }
+    /* Per layer, the A matrices of the targeted projections in HF order, then their B
+     * matrices: projections that read the same input (q, k, v; gate, up) then have
+     * their A's side by side, one [k·r, in] matrix, so the CUDA step computes their
+     * x·Aᵀ and dA with one GEMM each (docs/design.md, "LoRA parameter order"). */
     int64_t off = 0;
-    for (int layer = 0; layer < c->num_layers; layer++)
+    for (int layer = 0; layer < c->num_layers; layer++) {
         for (int p = 0; p < ET_PROJ_COUNT; p++) {
             et_lora_slot *s = et_lora_slot_at(l, layer, (et_proj)p);
             et_proj_shape(c, (et_proj)p, &s->in, &s->out);
@@ -67,10 +71,15 @@ int et_lora_create(et_lora *l, const et_hf_config *c, int r, float alpha, int us
             s->a = l->params + off;
             s->da = l->grads + off;
             off += (int64_t)r * s->in;
+        }
+        for (int p = 0; p < ET_PROJ_COUNT; p++) {
+            et_lora_slot *s = et_lora_slot_at(l, layer, (et_proj)p);
+            if (!s->a) continue;
             s->b = l->params + off;
             s->db = l->grads + off;
             off += (int64_t)s->out * r;
         }
+    }
     return 0;
 }
 

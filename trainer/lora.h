@@ -3,8 +3,10 @@
  * All A and B matrices live in ONE flat fp32 block (`params`), with a gradient
  * block of the same layout (`grads`), so the optimizer, gradient-norm clipping,
  * DP clipping, checkpoints and all-reduce each see one contiguous vector.
- * Layout: for layer 0..L-1, for target in HF order (q,k,v,o,gate,up,down) if
- * enabled: A [r, in] then B [out, r] (PEFT shapes). */
+ * Layout: for layer 0..L-1: the A [r, in] of each enabled target in HF order
+ * (q,k,v,o,gate,up,down), then the B [out, r] of each in the same order (PEFT
+ * shapes). Grouping the A's puts the A's of projections reading one input side by
+ * side (the CUDA step's shared x·Aᵀ and dA GEMMs). Checkpoints record the order. */
 #ifndef EHRTUNE_LORA_H
 #define EHRTUNE_LORA_H
 
@@ -12,6 +14,9 @@
 
 #include "data/error.h"
 #include "data/hf_config.h"
+
+/* The layout above, as checkpoints name it; one written in another order is refused. */
+#define ET_LORA_ORDER "per-layer:A*,B*"
 
 /* The seven projections of a Llama-family block, in HF module order. */
 typedef enum {

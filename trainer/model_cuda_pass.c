@@ -58,8 +58,8 @@ static int proj_forward(pass *ps, int layer, int p, etc_bf16 *y, const etc_bf16 
     const int64_t oa = cm->off_a[layer * ET_PROJ_COUNT + p];
     const int lora = oa >= 0, bias = w->bias[p] != NULL;
     if (!lora && !bias) {
-        OP(FROZEN_GEMM, etc_matmul_bf16_cin(y, res ? res : y, x, w->w[p], ps->n, out, in, 0, 1, 1.0f,
-                                            res ? 1.0f : 0.0f));
+        OP(FROZEN_GEMM, etc_matmul_bf16_ld(y, 0, res, x, 0, w->w[p], 0, ps->n, out, in, 0, 1, 1.0f,
+                                           res ? 1.0f : 0.0f));
         return 0;
     }
     const etc_bf16 *A = lora ? cm->params16 + oa : NULL;
@@ -80,8 +80,8 @@ static int proj_forward(pass *ps, int layer, int p, etc_bf16 *y, const etc_bf16 
     }
     /* the rank-r GEMM writes scale·xa·Bᵀ (+ res), the base GEMM adds onto it */
     OP(LORA_GEMM, etc_matmul_bf16(xa, lx, A, ps->n, cm->r, in, 0, 1, 1.0f, 0.0f) ||
-                      etc_matmul_bf16_cin(y, res ? res : y, xa, B, ps->n, out, cm->r, 0, 1,
-                                          cm->lora_scale, res ? 1.0f : 0.0f));
+                      etc_matmul_bf16_ld(y, 0, res, xa, 0, B, 0, ps->n, out, cm->r, 0, 1,
+                                         cm->lora_scale, res ? 1.0f : 0.0f));
     OP(FROZEN_GEMM, etc_matmul_bf16(y, x, w->w[p], ps->n, out, in, 0, 1, 1.0f, 1.0f));
     return 0;
 }

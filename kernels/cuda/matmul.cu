@@ -13,6 +13,7 @@
 typedef struct {
     cudaDataType_t ab, c;
     int trans_a, trans_b, m, n, k, bias;
+    int64_t lda, ldb, ldc;  // row strides in elements of the row-major operands
     uint32_t align;  // bytes every pointer is aligned to (the algorithm may rely on it)
 } plan_key;
 
@@ -72,14 +73,13 @@ static int plan_build(plan *p, const plan_key *key, cublasLtHandle_t lt, size_t 
                                               sizeof bt),
                "set BIAS_DATA_TYPE");
     }
-    // Stored shapes (column-major): b is [N,K] (ld N) or, transposed, [K,N] (ld K).
+    // Stored shapes (column-major): b is [N,K] (ld N) or, transposed, [K,N] (ld K);
+    // a row-major row stride is the column-major leading dimension.
     uint64_t a_rows = key->trans_b ? K : N, a_cols = key->trans_b ? N : K;
     uint64_t b_rows = key->trans_a ? M : K, b_cols = key->trans_a ? K : M;
-    LT_TRY(cublasLtMatrixLayoutCreate(&p->la, key->ab, a_rows, a_cols, (int64_t)a_rows),
-           "layout A");
-    LT_TRY(cublasLtMatrixLayoutCreate(&p->lb, key->ab, b_rows, b_cols, (int64_t)b_rows),
-           "layout B");
-    LT_TRY(cublasLtMatrixLayoutCreate(&p->lc, key->c, (uint64_t)N, (uint64_t)M, (int64_t)N),
+    LT_TRY(cublasLtMatrixLayoutCreate(&p->la, key->ab, a_rows, a_cols, key->ldb), "layout A");
+    LT_TRY(cublasLtMatrixLayoutCreate(&p->lb, key->ab, b_rows, b_cols, key->lda), "layout B");
+    LT_TRY(cublasLtMatrixLayoutCreate(&p->lc, key->c, (uint64_t)N, (uint64_t)M, key->ldc),
            "layout C");
 
     cublasLtMatmulPreference_t pref = nullptr;
@@ -108,12 +108,22 @@ static int plan_build(plan *p, const plan_key *key, cublasLtHandle_t lt, size_t 
 }
 
 // D = alpha·op(A)·op(B) + beta·C (+ bias); C is read from `cin`, which may be D itself.
+// lda, ldb, ldc: row strides of the row-major A, B and C/D, or 0 for packed rows.
 static int gemm(cudaDataType_t ab, cudaDataType_t ct, void *c, const void *cin, const void *a,
                 const void *b, const void *bias, int m, int n, int k, int trans_a, int trans_b,
-                float alpha, float beta) {
+                float alpha, float beta, int64_t lda, int64_t ldb, int64_t ldc) {
     if (m < 0 || n < 0 || k < 0) return etc_fail("matmul: negative size %dx%dx%d", m, n, k);
     if (m == 0 || n == 0) return 0;
     if (k == 0) return etc_fail("matmul %dx%dx0: k must be > 0", m, n);
+    const int64_t a_cols = trans_a ? m : k, b_cols = trans_b ? k : n;
+    if (!lda) lda = a_cols;
+    if (!ldb) ldb = b_cols;
+    if (!ldc) ldc = n;
+    if (lda < a_cols || ldb < b_cols || ldc < n)
+        return etc_fail("matmul %dx%dx%d: row strides %lld, %lld, %lld below the rows' %lld, "
+                        "%lld, %d elements",
+                        m, n, k, (long long)lda, (long long)ldb, (long long)ldc,
+                        (long long)a_cols, (long long)b_cols, n);
     cublasLtHandle_t lt;
     void *ws;
     size_t ws_bytes;
@@ -123,7 +133,11 @@ static int gemm(cudaDataType_t ab, cudaDataType_t ct, void *c, const void *cin, 
     memset(&key, 0, sizeof key);  // padding bytes take part in memcmp
     key.ab = ab, key.c = ct, key.trans_a = !!trans_a, key.trans_b = !!trans_b;
     key.m = m, key.n = n, key.k = k, key.bias = bias != nullptr;
-    key.align = etc_aligned16(a, b, c, bias, cin) ? 16 : (ab == CUDA_R_16BF ? 2 : 4);
+    key.lda = lda, key.ldb = ldb, key.ldc = ldc;
+    // 16-byte vector access needs aligned pointers and rows that start 16 bytes apart
+    const size_t es_ab = ab == CUDA_R_16BF ? 2 : 4, es_c = ct == CUDA_R_16BF ? 2 : 4;
+    const bool rows16 = (lda * es_ab) % 16 == 0 && (ldb * es_ab) % 16 == 0 && (ldc * es_c) % 16 == 0;
+    key.align = rows16 && etc_aligned16(a, b, c, bias, cin) ? 16 : (uint32_t)es_ab;
     plan *p = nullptr;
     for (int i = 0; i < g_plan_count; i++)
         if (!memcmp(&g_plans[i].key, &key, sizeof key)) p = &g_plans[i];
@@ -153,31 +167,38 @@ static int gemm(cudaDataType_t ab, cudaDataType_t ct, void *c, const void *cin, 
 int etc_gemm_bias(int bf16, void *c, const void *a, const void *b, const void *bias, int m, int n,
                   int k, int trans_a, int trans_b, float alpha, float beta) {
     cudaDataType_t t = bf16 ? CUDA_R_16BF : CUDA_R_32F;
-    return gemm(t, t, c, c, a, b, bias, m, n, k, trans_a, trans_b, alpha, beta);
+    return gemm(t, t, c, c, a, b, bias, m, n, k, trans_a, trans_b, alpha, beta, 0, 0, 0);
 }
 
 extern "C" int etc_matmul(float *c, const float *a, const float *b, int m, int n, int k,
                           int trans_a, int trans_b, float alpha, float beta) {
     return gemm(CUDA_R_32F, CUDA_R_32F, c, c, a, b, nullptr, m, n, k, trans_a, trans_b, alpha,
-                beta);
+                beta, 0, 0, 0);
 }
 
 extern "C" int etc_matmul_bf16(etc_bf16 *c, const etc_bf16 *a, const etc_bf16 *b, int m, int n,
                                int k, int trans_a, int trans_b, float alpha, float beta) {
     return gemm(CUDA_R_16BF, CUDA_R_16BF, c, c, a, b, nullptr, m, n, k, trans_a, trans_b, alpha,
-                beta);
-}
-
-extern "C" int etc_matmul_bf16_cin(etc_bf16 *d, const etc_bf16 *c, const etc_bf16 *a,
-                                   const etc_bf16 *b, int m, int n, int k, int trans_a,
-                                   int trans_b, float alpha, float beta) {
-    return gemm(CUDA_R_16BF, CUDA_R_16BF, d, c, a, b, nullptr, m, n, k, trans_a, trans_b, alpha,
-                beta);
+                beta, 0, 0, 0);
 }
 
 extern "C" int etc_matmul_bf16_f32out(float *c, const etc_bf16 *a, const etc_bf16 *b, int m,
                                       int n, int k, int trans_a, int trans_b, float alpha,
                                       float beta) {
     return gemm(CUDA_R_16BF, CUDA_R_32F, c, c, a, b, nullptr, m, n, k, trans_a, trans_b, alpha,
-                beta);
+                beta, 0, 0, 0);
+}
+
+extern "C" int etc_matmul_bf16_ld(etc_bf16 *d, int64_t ldd, const etc_bf16 *c, const etc_bf16 *a,
+                                  int64_t lda, const etc_bf16 *b, int64_t ldb, int m, int n, int k,
+                                  int trans_a, int trans_b, float alpha, float beta) {
+    return gemm(CUDA_R_16BF, CUDA_R_16BF, d, c ? c : d, a, b, nullptr, m, n, k, trans_a, trans_b,
+                alpha, beta, lda, ldb, ldd);
+}
+
+extern "C" int etc_matmul_bf16_f32out_ld(float *c, int64_t ldc, const etc_bf16 *a, int64_t lda,
+                                         const etc_bf16 *b, int64_t ldb, int m, int n, int k,
+                                         int trans_a, int trans_b, float alpha, float beta) {
+    return gemm(CUDA_R_16BF, CUDA_R_32F, c, c, a, b, nullptr, m, n, k, trans_a, trans_b, alpha,
+                beta, lda, ldb, ldc);
 }

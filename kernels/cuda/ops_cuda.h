@@ -61,10 +61,16 @@ int etc_matmul(float *c, const float *a, const float *b, int m, int n, int k, in
 /* bf16 A, B and C. */
 int etc_matmul_bf16(etc_bf16 *c, const etc_bf16 *a, const etc_bf16 *b, int m, int n, int k,
                     int trans_a, int trans_b, float alpha, float beta);
-/* D = alpha·op(A)·op(B) + beta·C with C read from its own buffer (which may be D):
- * the CUDA trainer adds the residual inside a projection's GEMM this way. */
-int etc_matmul_bf16_cin(etc_bf16 *d, const etc_bf16 *c, const etc_bf16 *a, const etc_bf16 *b,
-                        int m, int n, int k, int trans_a, int trans_b, float alpha, float beta);
+/* Strided forms (the CUDA trainer's fused residual adds and grouped LoRA GEMMs):
+ * D = alpha·op(A)·op(B) + beta·C where lda, ldb, ldd are the row strides (elements)
+ * of the row-major A, B and D (0: packed rows) and C, with D's layout, is read from
+ * `c` (NULL: D itself; another buffer is left untouched). */
+int etc_matmul_bf16_ld(etc_bf16 *d, int64_t ldd, const etc_bf16 *c, const etc_bf16 *a,
+                       int64_t lda, const etc_bf16 *b, int64_t ldb, int m, int n, int k,
+                       int trans_a, int trans_b, float alpha, float beta);
+int etc_matmul_bf16_f32out_ld(float *c, int64_t ldc, const etc_bf16 *a, int64_t lda,
+                              const etc_bf16 *b, int64_t ldb, int m, int n, int k, int trans_a,
+                              int trans_b, float alpha, float beta);
 /* bf16 A and B, fp32 C (gradients of fp32 master weights). */
 int etc_matmul_bf16_f32out(float *c, const etc_bf16 *a, const etc_bf16 *b, int m, int n, int k,
                            int trans_a, int trans_b, float alpha, float beta);

@@ -42,6 +42,23 @@ strip() { sed 's/"tokens_per_s":[0-9.]*,//' "$1"; }
 diff <(strip full/metrics.jsonl) <(strip split/metrics.jsonl)
 test "$(wc -l < split/metrics.jsonl)" = 12
 
+# A checkpoint whose LoRA parameters are in another order (an older ehrtune's, A and B
+# per projection: no lora_order entry) is refused, not silently misread.
+cp -r split old
+python3 - old/checkpoints/step-12/state.safetensors <<'PY'
+import json, struct, sys
+raw = open(sys.argv[1], "rb").read()
+n = struct.unpack("<Q", raw[:8])[0]
+head = json.loads(raw[8:8 + n])
+assert head["__metadata__"].pop("lora_order") == "per-layer:A*,B*"
+h = json.dumps(head).encode()
+h += b" " * (-len(h) % 8)
+open(sys.argv[1], "wb").write(struct.pack("<Q", len(h)) + h + raw[8 + n:])
+PY
+if "$bin" train "$src/recipes/tiny-cpu.yaml" "${common[@]}" optim.steps=14 run.out=old --resume > old.log 2>&1; then
+  echo "expected refusal of a checkpoint in another LoRA order"; exit 1; fi
+grep -q "older ehrtune" old.log
+
 # Gradient accumulation: 2 micro-batches of 4 equal one batch of 8 (dropout off, so
 # the two runs see the same function; GEMM shapes differ, so equal to fp32 rounding).
 acc=(model.path=demo/model data.train=demo/corpus.h5 optim.steps=6 lora.dropout=0

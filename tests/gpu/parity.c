@@ -714,30 +714,54 @@ static void test_linear(int n, int in, int out_dim, int with_bias) {
     }
 }
 
-/* etc_matmul_bf16_cin: D = alpha·op(A)·op(B) + beta·C with C in its own buffer (left
- * untouched) and again with C = D, against et_matmul on the same bf16 values. */
-static void test_matmul_cin(int m, int n, int k, int trans_b) {
+/* The strided GEMMs (etc_matmul_bf16_ld, etc_matmul_bf16_f32out_ld): operands whose
+ * rows are `pad` elements longer than their columns, C in its own buffer. Checks the
+ * logical result against et_matmul on packed copies, and that C and the padding
+ * columns of D come back bit for bit as uploaded (an error there reads as err inf). */
+static void pack(float *dst, const float *src, int rows, int cols, int ld) {
+    for (int i = 0; i < rows; i++) memcpy(dst + (size_t)i * cols, src + (size_t)i * ld, (size_t)cols * 4);
+}
+static int pads_equal(const float *got, const float *want, int rows, int cols, int ld) {
+    for (int i = 0; i < rows; i++)
+        for (int j = cols; j < ld; j++)
+            if (memcmp(&got[(size_t)i * ld + j], &want[(size_t)i * ld + j], 4)) return 0;
+    return 1;
+}
+static void test_matmul_ld(int m, int n, int k, int trans_a, int trans_b, int pad) {
     char shape[96];
-    snprintf(shape, sizeof shape, "m=%d n=%d k=%d%s", m, n, k, trans_b ? " B^T" : "");
-    const int64_t na = (int64_t)m * k, nb = (int64_t)k * n, nc = (int64_t)m * n;
-    float *a = randn(na, 1.0f), *b = randn(nb, 0.1f), *c = randn(nc, 1.0f);
-    uint16_t *ab = to_bf16(a, na), *bb = to_bf16(b, nb), *cb = to_bf16(c, nc);
-    float *ref = copy_of(c, nc);
-    et_matmul(ref, a, b, m, n, k, 0, trans_b, 0.5f, 1.0f);
-    void *d_a = DUP(ab, na), *d_b = DUP(bb, nb), *d_c = DUP(cb, nc), *d_d = dpoison(nc * 2);
-    int rc = etc_matmul_bf16_cin(d_d, d_c, d_a, d_b, m, n, k, 0, trans_b, 0.5f, 1.0f);
-    cmp cm = {0};
-    float *got = down_bf16(d_d, nc), *c_after = down_bf16(d_c, nc);
-    compare(&cm, got, ref, c, nc);
-    int c_changed = 0; /* C is an input: bit for bit as uploaded, else the row fails (err inf) */
-    for (int64_t i = 0; i < nc; i++) c_changed |= c_after[i] != c[i];
-    rc |= etc_matmul_bf16_cin(d_c, d_c, d_a, d_b, m, n, k, 0, trans_b, 0.5f, 1.0f);
-    float *got2 = down_bf16(d_c, nc);
-    compare(&cm, got2, ref, c, nc);
-    if (c_changed) cm.err = INFINITY;
-    report("matmul.cin.bf16", shape, rc, &cm, BF16_LIMIT, 0, 0, 0);
-    free(got), free(got2), free(c_after), free(ref), free(a), free(b), free(c), free(ab), free(bb);
-    free(cb);
+    snprintf(shape, sizeof shape, "m=%d n=%d k=%d%s%s pad=%d", m, n, k, trans_a ? " A^T" : "",
+             trans_b ? " B^T" : "", pad);
+    const int ar = trans_a ? k : m, ac = trans_a ? m : k, br = trans_b ? n : k, bc = trans_b ? k : n;
+    const int lda = ac + pad, ldb = bc + pad, ldd = n + pad;
+    const int64_t na = (int64_t)ar * lda, nb = (int64_t)br * ldb, nd = (int64_t)m * ldd;
+    float *a = randn(na, 1.0f), *b = randn(nb, 1.0f), *c = randn(nd, 1.0f), *d0 = randn(nd, 1.0f);
+    uint16_t *ab = to_bf16(a, na), *bb = to_bf16(b, nb), *cb = to_bf16(c, nd), *db0 = to_bf16(d0, nd);
+    float *ap = xmalloc((size_t)ar * ac * 4), *bp = xmalloc((size_t)br * bc * 4);
+    float *ref = xmalloc((size_t)m * n * 4), *cp = xmalloc((size_t)m * n * 4);
+    pack(ap, a, ar, ac, lda), pack(bp, b, br, bc, ldb), pack(cp, c, m, n, ldd);
+    memcpy(ref, cp, (size_t)m * n * 4);
+    et_matmul(ref, ap, bp, m, n, k, trans_a, trans_b, 0.5f, 1.0f);
+    for (int f32 = 0; f32 <= 1; f32++) {
+        void *d_a = DUP(ab, na), *d_b = DUP(bb, nb), *d_c = DUP(cb, nd);
+        void *d_d = f32 ? DUP(c, nd) : DUP(db0, nd);
+        int rc = f32 ? etc_matmul_bf16_f32out_ld(d_d, ldd, d_a, lda, d_b, ldb, m, n, k, trans_a,
+                                                 trans_b, 0.5f, 1.0f)
+                     : etc_matmul_bf16_ld(d_d, ldd, d_c, d_a, lda, d_b, ldb, m, n, k, trans_a,
+                                          trans_b, 0.5f, 1.0f);
+        float *got = f32 ? down_f32(d_d, nd) : down_bf16(d_d, nd), *c_after = down_bf16(d_c, nd);
+        float *gp = xmalloc((size_t)m * n * 4);
+        pack(gp, got, m, n, ldd);
+        cmp cm = {0};
+        compare(&cm, gp, ref, cp, (int64_t)m * n);
+        const int intact = pads_equal(got, f32 ? c : d0, m, n, ldd) && !memcmp(c_after, c, (size_t)nd * 4);
+        if (!intact) cm.err = INFINITY;
+        /* fp32 output: bf16 products summed in fp32, as et_matmul does in double */
+        report(f32 ? "matmul.ld.f32out" : "matmul.ld.bf16", shape, rc, &cm,
+               f32 ? FP32_LIMIT : BF16_LIMIT, 0, 0, 0);
+        free(got), free(c_after), free(gp);
+    }
+    free(a), free(b), free(c), free(d0), free(ab), free(bb), free(cb), free(db0), free(ap), free(bp);
+    free(ref), free(cp);
 }
 
 static void test_lora(int n, int in, int r, int out_dim) {
@@ -1361,8 +1385,10 @@ int main(int argc, char **argv) {
     if (want("dropout")) test_dropout(4099, 1.0f);
     if (want("linear")) test_linear(67, 300, 257, 1);
     if (want("linear")) test_linear(128, 2048, 2048, 0);
-    if (want("linear")) test_matmul_cin(67, 257, 300, 1);
-    if (want("linear")) test_matmul_cin(64, 128, 16, 0);
+    if (want("linear")) test_matmul_ld(67, 257, 300, 0, 1, 0);   /* C apart from D only */
+    if (want("linear")) test_matmul_ld(64, 16, 300, 0, 1, 32);   /* grouped x·Aᵀ into columns */
+    if (want("linear")) test_matmul_ld(64, 128, 16, 0, 1, 32);   /* a column block times Bᵀ */
+    if (want("linear")) test_matmul_ld(96, 16, 64, 1, 0, 16);    /* dB = s·dyᵀ·(column block) */
     if (want("lora")) test_lora(67, 300, 16, 257);
     if (want("lora")) test_lora(256, 2048, 8, 512);
     if (want("attention")) test_attention(2, 67, 8, 2, 64, 0);

@@ -34,20 +34,22 @@ static void layout_and_scaling(void **state) {
     int64_t want = 2 * (8 * (96 + 96) + 8 * (96 + 48) + 8 * (200 + 96));
     assert_int_equal(l.n_params, want);
     assert_float_equal(l.scale, 2.0f, 0);
-    /* Slots tile the flat vector contiguously, A before B, in HF order. */
+    /* Slots tile the flat vector contiguously: per layer the A's in HF order, then the
+     * B's; the gradients mirror it. */
     float *expect = l.params;
     for (int layer = 0; layer < 2; layer++)
-        for (int p = 0; p < ET_PROJ_COUNT; p++) {
-            et_lora_slot *s = et_lora_slot_at(&l, layer, (et_proj)p);
-            if (!(targets & (1u << p))) {
-                assert_null(s->a);
-                continue;
+        for (int half = 0; half < 2; half++)
+            for (int p = 0; p < ET_PROJ_COUNT; p++) {
+                et_lora_slot *s = et_lora_slot_at(&l, layer, (et_proj)p);
+                if (!(targets & (1u << p))) {
+                    assert_null(s->a);
+                    continue;
+                }
+                assert_ptr_equal(half ? s->b : s->a, expect);
+                assert_ptr_equal(s->da - l.grads, s->a - l.params);
+                assert_ptr_equal(s->db - l.grads, s->b - l.params);
+                expect += half ? 8 * s->out : 8 * s->in;
             }
-            assert_ptr_equal(s->a, expect);
-            assert_ptr_equal(s->b, expect + 8 * s->in);
-            assert_ptr_equal(s->da - l.grads, s->a - l.params);
-            expect += 8 * (s->in + s->out);
-        }
     assert_ptr_equal(expect, l.params + l.n_params);
     et_lora_free(&l);
     assert_int_equal(et_lora_create(&l, &c, 16, 32.0f, 1, 0.0f, targets, &err), 0);
