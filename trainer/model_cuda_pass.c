@@ -143,6 +143,122 @@ static int proj_backward(pass *ps, int layer, int p, etc_bf16 *dx, const etc_bf1
     return 0;
 }
 
+/* ---- grouped LoRA: projections that read one input (q, k, v; o; gate, up; down) ----
+ * The LoRA'd members of a group have their A's side by side in the parameter vector
+ * (trainer/lora.h), one [k·r, in] matrix, so the group makes one x·Aᵀ GEMM into the
+ * slot's xa rows (k·r wide, member j's columns j·r ..), one dA GEMM and one dxa·A GEMM
+ * into dx: the input is read once instead of k times, and dx takes one LoRA pass
+ * instead of k. Not with LoRA dropout (each member masks its input differently) or
+ * DP (per-example dA slices): then every projection runs on its own. */
+typedef struct {
+    int first, count; /* projections first .. first + count - 1 */
+} proj_group;
+
+static const proj_group GROUP_QKV = {ET_PROJ_Q, 3}, GROUP_O = {ET_PROJ_O, 1},
+                        GROUP_GATE_UP = {ET_PROJ_GATE, 2}, GROUP_DOWN = {ET_PROJ_DOWN, 1};
+
+static int grouped(const pass *ps) {
+    return !ps->cm->pe_grads && !(ps->train && ps->cm->dropout > 0);
+}
+
+/* LoRA'd members of g (their count) and the first of them. */
+static int group_lora(const et_cuda_model *cm, int layer, proj_group g, int *first) {
+    int k = 0;
+    for (int p = g.first; p < g.first + g.count; p++)
+        if (cm->off_a[layer * ET_PROJ_COUNT + p] >= 0)
+            if (k++ == 0) *first = p;
+    return k;
+}
+
+/* ys[j] = projection g.first + j of x (+ res, for single-member groups). */
+static int group_forward(pass *ps, int layer, const cuda_slot *s, proj_group g, etc_bf16 *const *ys,
+                         const etc_bf16 *x, const etc_bf16 *res) {
+    if (!grouped(ps)) {
+        for (int j = 0; j < g.count; j++)
+            if (proj_forward(ps, layer, g.first + j, ys[j], x, s->xa[g.first + j], res)) return -1;
+        return 0;
+    }
+    et_cuda_model *cm = ps->cm;
+    const cuda_layer_weights *w = &cm->layers[layer];
+    const int n = ps->n, r = cm->r;
+    int first = 0, in, out;
+    const int k = group_lora(cm, layer, g, &first);
+    const int64_t ldx = (int64_t)k * r;
+    etc_bf16 *xa = s->xa[g.first];
+    et_proj_shape(&cm->cfg, (et_proj)g.first, &in, &out);
+    if (k)
+        OP(LORA_GEMM, etc_matmul_bf16(xa, x, cm->params16 + cm->off_a[layer * ET_PROJ_COUNT + first], n,
+                                      k * r, in, 0, 1, 1.0f, 0.0f));
+    for (int j = 0, m = 0; j < g.count; j++) {
+        const int p = g.first + j;
+        const int64_t ob = cm->off_b[layer * ET_PROJ_COUNT + p];
+        if (cm->off_a[layer * ET_PROJ_COUNT + p] < 0) {
+            if (proj_forward(ps, layer, p, ys[j], x, NULL, res)) return -1;
+            continue;
+        }
+        et_proj_shape(&cm->cfg, (et_proj)p, &in, &out);
+        const etc_bf16 *xa_p = xa + (size_t)m++ * r, *B = cm->params16 + ob;
+        if (w->bias[p]) { /* the bias epilogue first, the rank-r product and residual onto it */
+            OP(FROZEN_GEMM, etc_linear_forward_bf16(ys[j], x, w->w[p], w->bias[p], n, in, out));
+            OP(LORA_GEMM, etc_matmul_bf16_ld(ys[j], 0, NULL, xa_p, ldx, B, 0, n, out, r, 0, 1,
+                                             cm->lora_scale, 1.0f));
+            if (res) OP(ADD, etc_add_forward_bf16(ys[j], ys[j], res, (int64_t)n * out));
+            continue;
+        }
+        OP(LORA_GEMM, etc_matmul_bf16_ld(ys[j], 0, res, xa_p, ldx, B, 0, n, out, r, 0, 1,
+                                         cm->lora_scale, res ? 1.0f : 0.0f));
+        OP(FROZEN_GEMM, etc_matmul_bf16(ys[j], x, w->w[p], n, out, in, 0, 1, 1.0f, 1.0f));
+    }
+    return 0;
+}
+
+/* dx (+)= Σ_j the input gradient of projection g.first + j given dys[j]; LoRA
+ * gradients += into the device gradient vector. */
+static int group_backward(pass *ps, int layer, const cuda_slot *s, proj_group g, etc_bf16 *dx,
+                          const etc_bf16 *const *dys, const etc_bf16 *x, int overwrite) {
+    if (!grouped(ps)) {
+        for (int j = 0; j < g.count; j++)
+            if (proj_backward(ps, layer, g.first + j, dx, dys[j], x, s->xa[g.first + j],
+                              overwrite && j == 0))
+                return -1;
+        return 0;
+    }
+    et_cuda_model *cm = ps->cm;
+    const cuda_layer_weights *w = &cm->layers[layer];
+    const int n = ps->n, r = cm->r;
+    int first = 0, in, out;
+    const int k = group_lora(cm, layer, g, &first);
+    const int64_t ldx = (int64_t)k * r;
+    const etc_bf16 *xa = s->xa[g.first];
+    for (int j = 0, m = 0; j < g.count; j++) { /* dB, and dxa into the member's columns */
+        const int p = g.first + j;
+        if (cm->off_a[layer * ET_PROJ_COUNT + p] < 0) continue;
+        et_proj_shape(&cm->cfg, (et_proj)p, &in, &out);
+        const int64_t ob = cm->off_b[layer * ET_PROJ_COUNT + p];
+        OP(LORA_GEMM, etc_matmul_bf16_f32out_ld(cm->grads + ob, 0, dys[j], 0, xa + (size_t)m * r, ldx,
+                                                out, r, n, 1, 0, cm->lora_scale, 1.0f) ||
+                          etc_matmul_bf16_ld(cm->dxa + (size_t)m * r, ldx, NULL, dys[j], 0,
+                                             cm->params16 + ob, 0, n, r, out, 0, 0, cm->lora_scale,
+                                             0.0f));
+        m++;
+    }
+    et_proj_shape(&cm->cfg, (et_proj)g.first, &in, &out);
+    if (k) { /* dA of every member at once, then their input gradient into dx */
+        const int64_t oa = cm->off_a[layer * ET_PROJ_COUNT + first];
+        OP(LORA_GEMM, etc_matmul_bf16_f32out(cm->grads + oa, cm->dxa, x, k * r, in, n, 1, 0, 1.0f, 1.0f) ||
+                          etc_matmul_bf16(dx, cm->dxa, cm->params16 + oa, n, in, k * r, 0, 0, 1.0f,
+                                          overwrite ? 0.0f : 1.0f));
+        overwrite = 0;
+    }
+    for (int j = 0; j < g.count; j++) {
+        et_proj_shape(&cm->cfg, (et_proj)(g.first + j), &in, &out);
+        OP(FROZEN_GEMM, etc_matmul_bf16(dx, dys[j], w->w[g.first + j], n, in, out, 0, 0, 1.0f,
+                                        overwrite ? 0.0f : 1.0f));
+        overwrite = 0;
+    }
+    return 0;
+}
+
 static int layer_forward(pass *ps, int layer, const cuda_slot *s) {
     et_cuda_model *cm = ps->cm;
     const et_hf_config *c = &cm->cfg;
@@ -152,23 +268,19 @@ static int layer_forward(pass *ps, int layer, const cuda_slot *s) {
     etc_bf16 *xout = cm->x + (size_t)(layer + 1) * n * C;
     STEP(ps, "layer %d forward (attention block)", layer);
     OP(RMSNORM, etc_rmsnorm_forward_bf16(s->ln1, s->rstd1, x, w->attn_norm, n, C, c->rms_norm_eps));
-    if (proj_forward(ps, layer, ET_PROJ_Q, s->q, s->ln1, s->xa[ET_PROJ_Q], NULL) ||
-        proj_forward(ps, layer, ET_PROJ_K, s->k, s->ln1, s->xa[ET_PROJ_K], NULL) ||
-        proj_forward(ps, layer, ET_PROJ_V, s->v, s->ln1, s->xa[ET_PROJ_V], NULL))
-        return -1;
+    etc_bf16 *const qkv[3] = {s->q, s->k, s->v}, *const gate_up[2] = {s->gate, s->up};
+    if (group_forward(ps, layer, s, GROUP_QKV, qkv, s->ln1, NULL)) return -1;
     OP(ROPE, etc_rope_forward_bf16(s->q, s->q, cm->rope_cos, cm->rope_sin, ps->b, ps->t, hq,
                                    c->head_dim) ||
                  etc_rope_forward_bf16(s->k, s->k, cm->rope_cos, cm->rope_sin, ps->b, ps->t, hkv,
                                        c->head_dim));
     OP(ATTN_FWD, cuda_attention_forward(cm, s, ps->b, ps->t, et_hf_layer_window(c, layer)));
-    if (proj_forward(ps, layer, ET_PROJ_O, s->h, s->att, s->xa[ET_PROJ_O], x)) return -1;
+    if (group_forward(ps, layer, s, GROUP_O, &s->h, s->att, x)) return -1;
     STEP(ps, "layer %d forward (MLP block)", layer);
     OP(RMSNORM, etc_rmsnorm_forward_bf16(s->ln2, s->rstd2, s->h, w->mlp_norm, n, C, c->rms_norm_eps));
-    if (proj_forward(ps, layer, ET_PROJ_GATE, s->gate, s->ln2, s->xa[ET_PROJ_GATE], NULL) ||
-        proj_forward(ps, layer, ET_PROJ_UP, s->up, s->ln2, s->xa[ET_PROJ_UP], NULL))
-        return -1;
+    if (group_forward(ps, layer, s, GROUP_GATE_UP, gate_up, s->ln2, NULL)) return -1;
     OP(SWIGLU, etc_swiglu_forward_bf16(s->act, s->gate, s->up, (int64_t)n * c->intermediate_size));
-    if (proj_forward(ps, layer, ET_PROJ_DOWN, xout, s->act, s->xa[ET_PROJ_DOWN], s->h)) return -1;
+    if (group_forward(ps, layer, s, GROUP_DOWN, &xout, s->act, s->h)) return -1;
     return 0;
 }
 
@@ -183,15 +295,14 @@ static int layer_backward(pass *ps, int layer, const cuda_slot *s) {
     const etc_bf16 *x = cm->x + (size_t)layer * n * C;
     STEP(ps, "layer %d backward (MLP block)", layer);
     /* gate and up become their own gradients (they are dead after this) */
-    if (proj_backward(ps, layer, ET_PROJ_DOWN, cm->dact, cm->dres, s->act, s->xa[ET_PROJ_DOWN], 1))
-        return -1;
+    const etc_bf16 *dres = cm->dres;
+    if (group_backward(ps, layer, s, GROUP_DOWN, cm->dact, &dres, s->act, 1)) return -1;
     OP(SWIGLU, etc_swiglu_backward_inplace_bf16(s->gate, s->up, cm->dact, nF));
-    if (proj_backward(ps, layer, ET_PROJ_GATE, cm->dln, s->gate, s->ln2, s->xa[ET_PROJ_GATE], 1) ||
-        proj_backward(ps, layer, ET_PROJ_UP, cm->dln, s->up, s->ln2, s->xa[ET_PROJ_UP], 0))
-        return -1;
+    const etc_bf16 *const dgate_up[2] = {s->gate, s->up};
+    if (group_backward(ps, layer, s, GROUP_GATE_UP, cm->dln, dgate_up, s->ln2, 1)) return -1;
     OP(RMSNORM, etc_rmsnorm_backward_bf16(cm->dres, NULL, cm->dln, s->h, w->mlp_norm, s->rstd2, n, C));
     STEP(ps, "layer %d backward (attention block)", layer);
-    if (proj_backward(ps, layer, ET_PROJ_O, cm->datt, cm->dres, s->att, s->xa[ET_PROJ_O], 1)) return -1;
+    if (group_backward(ps, layer, s, GROUP_O, cm->datt, &dres, s->att, 1)) return -1;
     OP(MEMSET, etc_memset(cm->dq, 0, (size_t)n * QD * 2) || etc_memset(cm->dk, 0, (size_t)n * KD * 2) ||
                    etc_memset(cm->dv, 0, (size_t)n * KD * 2));
     OP(ATTN_BWD, cuda_attention_backward(cm, s, ps->b, ps->t, et_hf_layer_window(c, layer)));
@@ -200,10 +311,8 @@ static int layer_backward(pass *ps, int layer, const cuda_slot *s) {
                                         hq, c->head_dim) ||
                  etc_rope_backward_set_bf16(cm->dk, cm->dk, cm->rope_cos, cm->rope_sin, ps->b,
                                             ps->t, hkv, c->head_dim));
-    if (proj_backward(ps, layer, ET_PROJ_Q, cm->dln, cm->dq, s->ln1, s->xa[ET_PROJ_Q], 1) ||
-        proj_backward(ps, layer, ET_PROJ_K, cm->dln, cm->dk, s->ln1, s->xa[ET_PROJ_K], 0) ||
-        proj_backward(ps, layer, ET_PROJ_V, cm->dln, cm->dv, s->ln1, s->xa[ET_PROJ_V], 0))
-        return -1;
+    const etc_bf16 *const dqkv[3] = {cm->dq, cm->dk, cm->dv};
+    if (group_backward(ps, layer, s, GROUP_QKV, cm->dln, dqkv, s->ln1, 1)) return -1;
     OP(RMSNORM, etc_rmsnorm_backward_bf16(cm->dres, NULL, cm->dln, x, w->attn_norm, s->rstd1, n, C));
     return 0;
 }

@@ -155,7 +155,8 @@ static int cuda_specs(cuda_spec *s, void *cm_, slot_bases *sb, const plan_shape 
     SPEC(DST(dk), n * KD, 2, GROUP_ACTS, "scratch.dk", "[%zu, %zu] bf16", n, KD);
     SPEC(DST(dv), n * KD, 2, GROUP_ACTS, "scratch.dv", "[%zu, %zu] bf16", n, KD);
     SPEC(DST(dact), n * F, 2, GROUP_ACTS, "scratch.dswiglu", "[%zu, %zu] bf16", n, F);
-    SPEC(DST(dxa), n * R, 2, GROUP_ACTS, "scratch.lora_dxa", "[%zu, %zu] bf16", n, R);
+    /* three projections' dxa side by side (grouped LoRA: q, k, v) */
+    SPEC(DST(dxa), n * 3 * R, 2, GROUP_ACTS, "scratch.lora_dxa", "[%zu, %zu] bf16", n, 3 * R);
     SPEC(DST(delta), (size_t)ps->b * H * ps->t, 4, GROUP_ACTS, "scratch.attn_delta",
          "[%d, %zu, %d] fp32", ps->b, H, ps->t);
     if (ps->dropout > 0) {

@@ -56,7 +56,7 @@ static void emit(FILE *json, const char *line) {
 }
 
 static int run_parity(FILE *json) {
-    train_parity_case cases[2];
+    train_parity_case cases[TRAIN_PARITY_CASES];
     int nc = train_parity_cases(cases), failed = 0;
     for (int i = 0; i < nc; i++) {
         train_parity_result res;

@@ -40,7 +40,10 @@ typedef struct {
     int batch, seq, r, steps, activation_checkpointing;
     float alpha, dropout;
     double lr, max_grad_norm;
+    unsigned targets; /* LoRA'd projections (bit p = et_proj p) */
 } train_parity_case;
+
+#define TRAIN_PARITY_CASES 3
 
 typedef struct {
     int steps;
@@ -55,14 +58,16 @@ static inline int train_parity_ok(const train_parity_result *r) {
     return r->worst <= TRAIN_PARITY_LIMIT && r->grad_err0 <= TRAIN_PARITY_GRAD_LIMIT;
 }
 
-/* Two cases: a Llama-3-like GQA model with tied embeddings and LoRA dropout, and a
+/* Three cases: a Llama-3-like GQA model with tied embeddings and LoRA dropout; a
  * Qwen2/Mistral-like one with q/k/v biases, an untied head, a sliding window and
- * activation checkpointing. */
+ * activation checkpointing; and the first model without dropout, LoRA on q, v, gate
+ * and down only (the CUDA step's grouped LoRA GEMMs with members left out). */
 static int train_parity_cases(train_parity_case *out) {
-    memset(out, 0, 2 * sizeof *out);
-    for (int i = 0; i < 2; i++) {
+    memset(out, 0, TRAIN_PARITY_CASES * sizeof *out);
+    for (int i = 0; i < TRAIN_PARITY_CASES; i++) {
+        const int qwen = i == 1;
         et_hf_config *c = &out[i].cfg;
-        c->arch = i == 0 ? ET_ARCH_LLAMA : ET_ARCH_QWEN2;
+        c->arch = qwen ? ET_ARCH_QWEN2 : ET_ARCH_LLAMA;
         c->vocab_size = 512;
         c->hidden_size = 64;
         c->intermediate_size = 176;
@@ -72,11 +77,11 @@ static int train_parity_cases(train_parity_case *out) {
         c->head_dim = 16;
         c->max_position_embeddings = 128;
         c->rms_norm_eps = 1e-5f;
-        c->rope = (et_rope_params){i == 0 ? ET_ROPE_LLAMA3 : ET_ROPE_DEFAULT, 500000.0, 8.0, 1.0,
+        c->rope = (et_rope_params){qwen ? ET_ROPE_DEFAULT : ET_ROPE_LLAMA3, 500000.0, 8.0, 1.0,
                                    4.0, 32.0};
-        c->tie_word_embeddings = i == 0;
-        c->attention_bias = i == 1;
-        c->sliding_window = i == 1 ? 24 : 0;
+        c->tie_word_embeddings = !qwen;
+        c->attention_bias = qwen;
+        c->sliding_window = qwen ? 24 : 0;
         c->bos_token_id = c->eos_token_id = -1;
         out[i].batch = 2;
         out[i].seq = 64;
@@ -86,10 +91,15 @@ static int train_parity_cases(train_parity_case *out) {
         out[i].lr = 2e-3;
         out[i].max_grad_norm = 1.0;
         out[i].dropout = i == 0 ? 0.1f : 0.0f;
-        out[i].activation_checkpointing = i == 1;
-        out[i].name = i == 0 ? "llama-gqa-tied-dropout" : "qwen2-bias-window-ckpt";
+        out[i].activation_checkpointing = qwen;
+        out[i].targets = i == 2 ? (1u << ET_PROJ_Q) | (1u << ET_PROJ_V) | (1u << ET_PROJ_GATE) |
+                                      (1u << ET_PROJ_DOWN)
+                                : (1u << ET_PROJ_COUNT) - 1;
+        out[i].name = i == 0 ? "llama-gqa-tied-dropout"
+                      : qwen ? "qwen2-bias-window-ckpt"
+                             : "llama-partial-targets";
     }
-    return 2;
+    return TRAIN_PARITY_CASES;
 }
 
 static float tp_bf16_round(float f) {
@@ -179,14 +189,14 @@ static int train_parity_run(const train_parity_case *tc, train_parity_result *re
         tg[i] = (i + 1) % tc->seq == 0 || i % 13 == 5 ? -1 : ids[i + 1];
     et_batch batch = {ids, tg, tc->batch, tc->seq, NULL};
     if (tp_model(&m, c, 5, err)) goto done;
-    if (et_lora_create(&lc, c, tc->r, tc->alpha, 0, tc->dropout, (1u << ET_PROJ_COUNT) - 1, err))
+    if (et_lora_create(&lc, c, tc->r, tc->alpha, 0, tc->dropout, tc->targets, err))
         goto done;
     et_lora_init_weights(&lc, ET_LORA_INIT_DEFAULT, 9);
     /* B = 0 would make the first dA zero: a small random B tests every path */
     for (int layer = 0; layer < c->num_layers; layer++)
         for (int p = 0; p < ET_PROJ_COUNT; p++) {
             et_lora_slot *s = et_lora_slot_at(&lc, layer, (et_proj)p);
-            for (int j = 0; j < s->out * tc->r; j++)
+            for (int j = 0; s->b && j < s->out * tc->r; j++)
                 s->b[j] = 0.02f * (2.0f * et_uniform(31, (uint64_t)(layer * 7 + p) << 20 | j) - 1.0f);
         }
     if (et_acts_create(&acts, c, &lc, tc->batch, tc->seq, err)) goto done;
@@ -291,13 +301,13 @@ static inline int train_parity_run_dp(const train_parity_case *tc, double clip, 
     }
     et_batch batch = {ids, tg, tc->batch, tc->seq, row_scale};
     if (tp_model(&m, c, 5, err)) goto done;
-    if (et_lora_create(&lc, c, tc->r, tc->alpha, 0, tc->dropout, (1u << ET_PROJ_COUNT) - 1, err))
+    if (et_lora_create(&lc, c, tc->r, tc->alpha, 0, tc->dropout, tc->targets, err))
         goto done;
     et_lora_init_weights(&lc, ET_LORA_INIT_DEFAULT, 9);
     for (int layer = 0; layer < c->num_layers; layer++)
         for (int p = 0; p < ET_PROJ_COUNT; p++) {
             et_lora_slot *s = et_lora_slot_at(&lc, layer, (et_proj)p);
-            for (int j = 0; j < s->out * tc->r; j++)
+            for (int j = 0; s->b && j < s->out * tc->r; j++)
                 s->b[j] = 0.02f * (2.0f * et_uniform(31, (uint64_t)(layer * 7 + p) << 20 | j) - 1.0f);
         }
     if (et_acts_create(&acts, c, &lc, tc->batch, tc->seq, err)) goto done;

@@ -98,7 +98,9 @@ static void expected_marks(int *want, int L, int recomputed) {
     want[ET_PROF_EMBEDDING] = 1;
     want[ET_PROF_RMSNORM] = 2 * fwd + 2 * L + 2;   /* + final norm, fwd and bwd */
     want[ET_PROF_FROZEN_GEMM] = 7 * fwd + 7 * L;
-    want[ET_PROF_LORA_GEMM] = 7 * fwd + 14 * L;   /* bwd: dA/dB group, input gradient */
+    /* grouped LoRA (q,k,v | o | gate,up | down): forward one x·Aᵀ a group and one
+     * rank-r product a projection; backward dB + dxa a projection, dA + dxa·A a group */
+    want[ET_PROF_LORA_GEMM] = 11 * fwd + 11 * L;
     want[ET_PROF_ROPE] = fwd + L;
     want[ET_PROF_ATTN_FWD] = fwd;
     want[ET_PROF_ATTN_BWD] = L;

@@ -59,11 +59,12 @@ int main(void) {
         printf("skipped: no CUDA device\n");
         return 77;
     }
-    static train_parity_case cases[2];
+    static train_parity_case cases[TRAIN_PARITY_CASES];
     train_parity_cases(cases);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_prestate(loss_curves_agree, &cases[0]),
         cmocka_unit_test_prestate(loss_curves_agree, &cases[1]),
+        cmocka_unit_test_prestate(loss_curves_agree, &cases[2]),
         cmocka_unit_test_prestate(dp_curves_agree, &cases[0]),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
