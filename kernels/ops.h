@@ -131,15 +131,22 @@ void et_add_backward(float *da, float *db, const float *dout, int64_t n);
 
 /* ---- dropout (inverted): out = x · keep / (1 − p) ------------------------------
  * keep [n] bytes are drawn from a counter-based generator: element i of a call
- * with (seed, offset) is kept iff uniform(seed, offset + i) >= p, so the mask is
- * reproducible and identical on every backend. p == 0 copies x, keep all ones. */
+ * with (seed, offset) is kept iff et_dropout_uniform(seed, offset + i) >= p, so the
+ * mask is reproducible and identical on every backend. p == 0 copies x, keep all
+ * ones. keep may be NULL (the mask is not stored). */
 void et_dropout_forward(float *out, uint8_t *keep, const float *x, float p, uint64_t seed,
                         uint64_t offset, int64_t n);
 void et_dropout_backward(float *dx, const float *dout, const uint8_t *keep, float p, int64_t n);
 
-/* Counter-based uniform in [0, 1): a pure function of (seed, counter). Shared by
- * dropout here and its CUDA twin. */
+/* Counter-based uniform in [0, 1): a pure function of (seed, counter) (LoRA init,
+ * synthetic data). */
 float et_uniform(uint64_t seed, uint64_t counter);
+/* The dropout draw: stream position j is word j mod 4 of one Philox4x32-10 block at
+ * counter j / 4, so four consecutive positions cost one block (et_uniform spends a
+ * block on each). Shared with the CUDA twin. */
+float et_dropout_uniform(uint64_t seed, uint64_t j);
+/* The four draws of block `block` (positions 4·block .. 4·block + 3). */
+void et_dropout_uniform4(uint64_t seed, uint64_t block, float u[4]);
 
 /* ---- AdamW (PyTorch torch.optim.AdamW semantics, decoupled weight decay) ------
  * param ← param·(1 − lr·wd); m ← β1 m + (1−β1) g; v ← β2 v + (1−β2) g²;

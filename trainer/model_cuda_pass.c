@@ -66,7 +66,8 @@ static int proj_forward(pass *ps, int layer, int p, etc_bf16 *y, const etc_bf16 
     const etc_bf16 *B = lora ? cm->params16 + cm->off_b[layer * ET_PROJ_COUNT + p] : NULL;
     const etc_bf16 *lx = x;
     if (lora && ps->train && cm->dropout > 0) {
-        OP(DROPOUT, etc_dropout_forward_bf16(cm->xdrop, cm->keep, x, cm->dropout, cm->seed,
+        /* the mask is regenerated in backward: not stored here */
+        OP(DROPOUT, etc_dropout_forward_bf16(cm->xdrop, NULL, x, cm->dropout, cm->seed,
                                              dropout_offset(cm->step, layer, p, cm->cfg.num_layers),
                                              (int64_t)ps->n * in));
         lx = cm->xdrop;

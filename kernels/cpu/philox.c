@@ -36,3 +36,17 @@ float et_uniform(uint64_t seed, uint64_t counter) {
     et_philox4x32_10(out, ctr, key);
     return (float)(out[0] >> 8) * 0x1p-24f;
 }
+
+void et_dropout_uniform4(uint64_t seed, uint64_t block, float u[4]) {
+    const uint32_t ctr[4] = {(uint32_t)block, (uint32_t)(block >> 32), 0, 0};
+    const uint32_t key[2] = {(uint32_t)seed, (uint32_t)(seed >> 32)};
+    uint32_t out[4];
+    et_philox4x32_10(out, ctr, key);
+    for (int w = 0; w < 4; w++) u[w] = (float)(out[w] >> 8) * 0x1p-24f;
+}
+
+float et_dropout_uniform(uint64_t seed, uint64_t j) {
+    float u[4];
+    et_dropout_uniform4(seed, j >> 2, u);
+    return u[j & 3];
+}

@@ -1,14 +1,16 @@
 // Inverted dropout with the CPU's counter-based mask: element i of a call with
-// (seed, offset) is kept iff uniform(seed, offset + i) >= p, where uniform is
-// Philox4x32-10 exactly as kernels/cpu/philox.c computes it (pure 32-bit integer
-// math, so the mask is bit-identical across backends). The scale 1/(1 − p) is
-// computed on the host in fp32 like the CPU, and p >= 1 selects 0 (no NaN).
+// (seed, offset) is kept iff u(offset + i) >= p, where stream position j draws word
+// j mod 4 of the Philox4x32-10 block at counter j / 4, exactly as kernels/cpu/philox.c
+// computes it (pure 32-bit integer math, so the mask is bit-identical across
+// backends); a pack of 8 bf16 at a position that is a multiple of 4 costs two blocks.
+// The scale 1/(1 − p) is computed on the host in fp32 like the CPU, and p >= 1
+// selects 0 (no NaN). keep == NULL: the mask is not stored (the trainer's forward).
 #include "kernels/cuda/context.h"
 
 namespace {
 
-__device__ __forceinline__ float philox_uniform(uint64_t seed, uint64_t counter) {
-    uint32_t c0 = (uint32_t)counter, c1 = (uint32_t)(counter >> 32), c2 = 0, c3 = 0;
+__device__ __forceinline__ void philox_uniform4(uint64_t seed, uint64_t block, float (&u)[4]) {
+    uint32_t c0 = (uint32_t)block, c1 = (uint32_t)(block >> 32), c2 = 0, c3 = 0;
     uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
 #pragma unroll
     for (int round = 0; round < 10; round++) {
@@ -21,7 +23,10 @@ __device__ __forceinline__ float philox_uniform(uint64_t seed, uint64_t counter)
         k0 += 0x9E3779B9u;
         k1 += 0xBB67AE85u;
     }
-    return (float)(c0 >> 8) * 0x1p-24f;
+    u[0] = (float)(c0 >> 8) * 0x1p-24f;
+    u[1] = (float)(c1 >> 8) * 0x1p-24f;
+    u[2] = (float)(c2 >> 8) * 0x1p-24f;
+    u[3] = (float)(c3 >> 8) * 0x1p-24f;
 }
 
 template <typename E> struct dropout_fwd {
@@ -32,18 +37,19 @@ template <typename E> struct dropout_fwd {
     float p, scale;
     uint64_t seed, offset;
     template <int W> __device__ void apply(int64_t i) const {
-        float v[W];
+        float v[W], u[4] = {0.0f, 0.0f, 0.0f, 0.0f};
         etc_pack<uint8_t, W> kp;
         etc_load<E, W>(v, x, i);
 #pragma unroll
         for (int k = 0; k < W; k++) {
-            const uint64_t counter = offset + (uint64_t)(i * W + k);
-            const bool kept = philox_uniform(seed, counter) >= p;
+            const uint64_t j = offset + (uint64_t)(i * W + k);
+            if (k == 0 || (j & 3) == 0) philox_uniform4(seed, j >> 2, u);
+            const bool kept = u[j & 3] >= p;
             kp.v[k] = kept;
             v[k] = kept ? v[k] * scale : 0.0f;
         }
         etc_store<E, W>(out, i, v);
-        reinterpret_cast<etc_pack<uint8_t, W> *>(keep)[i] = kp;
+        if (keep) reinterpret_cast<etc_pack<uint8_t, W> *>(keep)[i] = kp;
     }
 };
 
@@ -74,7 +80,7 @@ int forward(E *out, uint8_t *keep, const E *x, float p, uint64_t seed, uint64_t 
         if (out != x)
             e = cudaMemcpyAsync(out, x, (size_t)n * sizeof(E), cudaMemcpyDeviceToDevice,
                                 etc_stream());
-        if (e == cudaSuccess) e = cudaMemsetAsync(keep, 1, (size_t)n, etc_stream());
+        if (e == cudaSuccess && keep) e = cudaMemsetAsync(keep, 1, (size_t)n, etc_stream());
         if (e != cudaSuccess) return etc_fail("%s: %s", name, cudaGetErrorString(e));
         return 0;
     }

@@ -173,8 +173,9 @@ int etc_add_backward(float *da, float *db, const float *dout, int64_t n);
 int etc_add_forward_bf16(etc_bf16 *out, const etc_bf16 *a, const etc_bf16 *b, int64_t n);
 int etc_add_backward_bf16(etc_bf16 *da, etc_bf16 *db, const etc_bf16 *dout, int64_t n);
 
-/* ---- dropout: the same Philox4x32-10 draw as kernels/cpu/philox.c, so the mask
- * is bit-identical to the CPU's for the same (seed, offset) ---- */
+/* ---- dropout: the same Philox4x32-10 draws as kernels/cpu/philox.c
+ * (et_dropout_uniform), so the mask is bit-identical to the CPU's for the same
+ * (seed, offset); keep may be NULL (mask not stored) ---- */
 int etc_dropout_forward(float *out, uint8_t *keep, const float *x, float p, uint64_t seed,
                         uint64_t offset, int64_t n);
 int etc_dropout_backward(float *dx, const float *dout, const uint8_t *keep, float p, int64_t n);

@@ -617,6 +617,14 @@ static void test_dropout(int64_t n, float p) {
         compare(&c, got, out, NULL, n);
         uint8_t *gk = xmalloc((size_t)n);
         cuda_or_die(cudaMemcpy(gk, d_k, (size_t)n, cudaMemcpyDeviceToHost), "download");
+        { /* without a mask buffer (the trainer's forward): the same output */
+            void *d_o2 = dpoison(n * es);
+            rc |= bf ? etc_dropout_forward_bf16(d_o2, NULL, d_x, p, seed, offset, n)
+                     : etc_dropout_forward(d_o2, NULL, d_x, p, seed, offset, n);
+            float *got2 = bf ? down_bf16(d_o2, n) : down_f32(d_o2, n);
+            compare(&c, got2, out, NULL, n);
+            free(got2);
+        }
         int64_t mismatched = 0;
         for (int64_t i = 0; i < n; i++) mismatched += gk[i] != keep[i];
         cm.err = (double)mismatched / (double)(n ? n : 1);

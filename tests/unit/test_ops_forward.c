@@ -400,6 +400,16 @@ static void philox_known_answers(void **state) {
     et_philox4x32_10(out, ctr, key);
     assert_true(et_uniform(0xa4093822299f31d0ull, 0x13198a2e03707344ull) ==
                 (float)(out[0] >> 8) / 16777216.0f);
+    /* The dropout stream: position j is word j mod 4 of the block at counter j / 4
+     * (the third vector's block sits at position 4·counter). */
+    const uint64_t seed3 = 0xa4093822299f31d0ull, block3 = 0x13198a2e03707344ull;
+    float u4[4];
+    et_dropout_uniform4(seed3, block3, u4);
+    for (int w = 0; w < 4; w++) {
+        assert_true(u4[w] == (float)(out[w] >> 8) / 16777216.0f);
+        assert_true(et_dropout_uniform(seed3, (block3 << 2) + (uint64_t)w) == u4[w]);
+    }
+    assert_true(et_dropout_uniform(0, 3) == (float)(0x9b00dbd8u >> 8) / 16777216.0f);
 }
 
 static void dropout_mask_is_reproducible_and_unbiased(void **state) {
@@ -417,7 +427,7 @@ static void dropout_mask_is_reproducible_and_unbiased(void **state) {
     for (int64_t i = 0; i < n; i++) {
         kept += keep[i];
         assert_true(out[i] == (keep[i] ? x[i] * scale : 0.0f));
-        float u = et_uniform(seed, 77 + (uint64_t)i);
+        float u = et_dropout_uniform(seed, 77 + (uint64_t)i);
         assert_true(u >= 0.0f && u < 1.0f);
         assert_int_equal(keep[i], u >= p);
         sum_u += u;
@@ -435,6 +445,16 @@ static void dropout_mask_is_reproducible_and_unbiased(void **state) {
     /* Another seed: a different mask. */
     et_dropout_forward(out2, keep2, x, p, seed + 1, 77, n);
     assert_true(memcmp(keep, keep2, n) != 0);
+
+    /* Unaligned pieces (offsets not a multiple of 4, odd lengths) draw the same
+     * positions, and a NULL mask changes nothing else. */
+    for (int64_t at = 1; at < 7; at++) {
+        et_dropout_forward(out2, keep2, x + at, p, seed, 77 + (uint64_t)at, 5 + at);
+        assert_memory_equal(keep + at, keep2, (size_t)(5 + at));
+        assert_memory_equal(out + at, out2, (size_t)(5 + at) * sizeof(float));
+    }
+    et_dropout_forward(out2, NULL, x, p, seed, 77, n);
+    assert_memory_equal(out, out2, n * sizeof(float));
 
     /* p = 0 is the identity and keeps everything. */
     et_dropout_forward(out2, keep2, x, 0.0f, seed, 0, n);
