@@ -91,8 +91,9 @@ static int train_step(const et_cuda_bench_config *b, et_cuda_model *cm, int32_t 
  * step's time goes (the marks' event records would otherwise be in the timing). */
 static int bench_profile(const et_cuda_bench_config *b, et_cuda_bench_result *r,
                          et_cuda_model *cm, int32_t *ids, int32_t *tg, et_error *err) {
-    /* 49 marks a layer (+21 recomputing it), 3 for each of the head's chunks (>= 64
-       rows each), the optimizer's 4 and the pass's 3, with room to spare */
+    /* under 50 marks a layer (about 80 with LoRA dropout; a recomputed forward adds
+       its half again), 3 for each of the head's chunks (>= 64 rows each), the
+       optimizer's 4 and the pass's 3, with room to spare */
     const int capacity = 64 + 128 * b->cfg.num_layers + 3 * b->batch * b->seq / 64;
     double loss;
     int64_t nv;
@@ -169,7 +170,9 @@ int et_cuda_bench_run(const et_cuda_bench_config *b, et_cuda_bench_result *r, et
     if (et_cuda_device_count(r->device, sizeof r->device) < 1)
         return et_fail(err, "no CUDA device is visible (check nvidia-smi and CUDA_VISIBLE_DEVICES)");
     et_lora l;
-    if (et_lora_create(&l, c, b->rank, b->alpha, 0, 0.0f, (1u << ET_PROJ_COUNT) - 1, err)) return -1;
+    if (b->dropout < 0.0f || b->dropout >= 1.0f) return et_fail(err, "dropout must be in [0, 1)");
+    if (et_lora_create(&l, c, b->rank, b->alpha, 0, b->dropout, (1u << ET_PROJ_COUNT) - 1, err))
+        return -1;
     et_lora_init_weights(&l, ET_LORA_INIT_DEFAULT, 1);
     et_cuda_model *cm = NULL;
     et_cuda_options o = {b->batch, b->seq, b->activation_checkpointing, 0};
@@ -264,6 +267,7 @@ int et_cuda_bench_json(char *out, size_t len, const et_cuda_bench_config *b,
         "{\"kind\": \"bench\", \"impl\": \"ehrtune-cuda\", \"status\": \"ok\", \"device\": \"%s\", "
         "\"batch\": %d, \"seq\": %d, \"hidden\": %d, \"layers\": %d, \"heads\": %d, "
         "\"kv_heads\": %d, \"ffn\": %d, \"vocab\": %d, \"lora_r\": %d, \"lora_alpha\": %.1f, "
+        "\"lora_dropout\": %g, "
         "\"activation_checkpointing\": %s, \"n_frozen_matmul\": %lld, \"n_lora\": %lld, "
         "\"warmup\": %d, \"steps\": %d, \"step_s_median\": %.4f, \"step_s_min\": %.4f, "
         "\"forward_s_median\": %.4f, "
@@ -272,7 +276,7 @@ int et_cuda_bench_json(char *out, size_t len, const et_cuda_bench_config *b,
         "\"loss_first\": %.4f, \"loss_last\": %.4f, \"attention\": \"%s\"%s%s}",
         r->device, b->batch, b->seq, b->cfg.hidden_size, b->cfg.num_layers, b->cfg.num_heads,
         b->cfg.num_kv_heads, b->cfg.intermediate_size, b->cfg.vocab_size, b->rank, b->alpha,
-        b->activation_checkpointing ? "true" : "false", (long long)r->n_frozen,
+        (double)b->dropout, b->activation_checkpointing ? "true" : "false", (long long)r->n_frozen,
         (long long)r->n_lora, b->warmup, b->steps, r->step_s_median, r->step_s_min,
         r->forward_s_median,
         r->tokens_per_s, r->model_tflop_per_step, r->achieved_tflops, peak, mfu, r->peak_mem_gib,

@@ -23,6 +23,8 @@ typedef struct {
     int activation_checkpointing;
     int dp; /* also time DP-SGD steps on the same batches (trainer/model_cuda_dp.h): per-example
                gradients, each row its own privacy unit, clip, noise, AdamW */
+    float dropout; /* LoRA dropout (the shipped non-DP recipes use 0.05; HF+PEFT's
+                      lora_dropout in its twin run) */
 } et_cuda_bench_config;
 
 typedef struct {

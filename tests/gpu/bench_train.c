@@ -33,7 +33,7 @@ int et_hf_layer_window(const et_hf_config *c, int layer) {
 static int usage(void) {
     fprintf(stderr, "usage: bench_train --parity [--json FILE]\n"
                     "       bench_train --bench [--batch N] [--seq N] [--warmup N] [--steps N] "
-                    "[--ckpt] [--dp] [--json FILE]\n"
+                    "[--ckpt] [--dp] [--dropout P] [--json FILE]\n"
                     "                           [--layers N] [--hidden N] [--heads N] [--kv-heads N] "
                     "[--ffn N] [--vocab N]\n");
     return 2;
@@ -149,6 +149,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--bench")) bench = 1;
         else if (!strcmp(a, "--ckpt")) b.activation_checkpointing = 1;
         else if (!strcmp(a, "--dp")) b.dp = 1;
+        else if (!strcmp(a, "--dropout") && i + 1 < argc) b.dropout = (float)atof(argv[++i]);
         else if (!strcmp(a, "--json") && i + 1 < argc) json_path = argv[++i];
         else return usage();
     }

@@ -175,6 +175,9 @@ hf_bench() {
     python3 "$ROOT/tests/gpu/bench_hf_peft.py" --batches 1,4 --seq 2048 --warmup 2 --steps 5 \
         --out "$OUT/hf_bench.jsonl" >"$OUT/hf_bench.log" 2>&1
     local rc=$?
+    # the shipped non-DP recipes' LoRA dropout, at batch 4 (ehrtune's twin run in cuda_bench)
+    python3 "$ROOT/tests/gpu/bench_hf_peft.py" --batches 4 --seq 2048 --warmup 2 --steps 5 \
+        --lora-dropout 0.05 --out "$OUT/hf_bench.jsonl" >>"$OUT/hf_bench.log" 2>&1 || rc=1
     grep '"kind": "bench"' "$OUT/hf_bench.log" | cut -c1-300
     [ $rc -ne 0 ] && tail -5 "$OUT/hf_bench.log"
     return $rc
@@ -321,7 +324,7 @@ cuda_bench() {
     # "wide:" runs pin the 32-rows-a-warp attention kernels (EHRTUNE_CUDA_ATTENTION=wide)
     # beside the default ones, end to end on the same card
     for spec in "--batch 1" "--batch 4" "--batch 4 --ckpt" "--batch 4 --dp" "wide:--batch 4" \
-        "wide:--batch 1"; do
+        "wide:--batch 1" "--batch 4 --dropout 0.05"; do
         args=${spec#wide:}
         attn=; [ "$args" != "$spec" ] && attn=wide
         EHRTUNE_CUDA_ATTENTION=$attn LD_LIBRARY_PATH="${lib:+$lib:}${LD_LIBRARY_PATH:-}" \
@@ -421,7 +424,8 @@ for r in p["timed_rows"]:
     print(f"  {r['op']:<30} {r['shape']:<30} {r['us']:>10.1f} us {r['metric']:>8.1f} {r['unit']}")
 for r in summary["hf_bench"]:
     if r.get("status") == "ok":
-        print(f"hf+peft b={r['batch']} T={r['seq']}: {r['tokens_per_s']:.0f} tok/s, "
+        print(f"hf+peft b={r['batch']} T={r['seq']} dropout {r.get('lora_dropout', 0):g}: "
+              f"{r['tokens_per_s']:.0f} tok/s, "
               f"{r['step_s_median']*1e3:.1f} ms/step, {r['achieved_tflops']} TFLOP/s, "
               f"MFU {r.get('mfu')}, peak {r.get('peak_mem_gib')} GiB")
     else:
@@ -434,7 +438,7 @@ for r in tp:
     else:
         print(f"train parity {r.get('case')}: {r.get('status')} {r.get('error', '')[:200]}")
 # ehrtune beside HF+PEFT at the same batch (HF's row for the checkpointed run too)
-hf_ok = {r["batch"]: r for r in summary["hf_bench"] if r.get("status") == "ok"}
+hf_ok = {(r["batch"], r.get("lora_dropout") or 0): r for r in summary["hf_bench"] if r.get("status") == "ok"}
 if eb:
     print("ehrtune CUDA vs HF+PEFT (Llama-3.2-1B shape, seq 2048, LoRA r=16 on 7 projections):")
     print(f"  {'run':<14} {'tok/s':>9} {'HF tok/s':>9} {'x HF':>6}  {'MFU':>6} {'HF MFU':>6}  "
@@ -442,11 +446,12 @@ if eb:
 for r in eb:
     name = (f"b={r['batch']}" + (" ckpt" if r.get("activation_checkpointing") else "")
             + (" dp" if r.get("dp") else "") + (" wide" if "wide (" in r.get("attention", "") else "")
+            + (f" drop{r['lora_dropout']:g}" if r.get("lora_dropout") else "")
             if "batch" in r else str(r.get("args", "?")).replace("--batch ", "b="))
     if r.get("status") != "ok":
         print(f"  {name:<14} {r.get('status')}: {str(r.get('error', r.get('args', '')))[:200]}")
         continue
-    h = hf_ok.get(r["batch"], {})
+    h = hf_ok.get((r["batch"], r.get("lora_dropout") or 0), {})
     ratio = lambda a, b: f"{a / b:.2f}" if a and b else "-"
     f = lambda v, spec: format(v, spec) if isinstance(v, (int, float)) else "-"
     print(f"  {name:<14} {r['tokens_per_s']:>9.0f} {f(h.get('tokens_per_s'), '9.0f'):>9} "
