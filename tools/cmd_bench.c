@@ -29,6 +29,7 @@ static void usage(FILE *f) {
             "                     [--ffn 688] [--vocab 32000] [--seq 256] [--batch 4]\n"
             "                     [--rank 16] [--warmup 2] [--steps 10]\n"
             "                     [--device cpu|cuda] [--llama-1b] [--ckpt] [--plan] [--dp]\n"
+            "                     [--dropout 0.05]\n"
             "\n"
             "Times LoRA training steps (all seven projections, AdamW) with random weights;\n"
             "prints one JSON line. CPU threads: OMP_NUM_THREADS.\n"
@@ -38,6 +39,7 @@ static void usage(FILE *f) {
             "  --llama-1b     Llama-3.2-1B's shape (hidden 2048, 16 layers, 32/8 heads,\n"
             "                 FFN 8192, vocab 128256, tied head); later flags override it\n"
             "  --ckpt         activation checkpointing (cuda)\n"
+            "  --dropout P    LoRA dropout (cuda; default 0, as the HF+PEFT peer run)\n"
             "  --plan         print the CUDA device memory plan for the shape and exit\n"
             "                 (no GPU needed)\n"
             "  --dp           DP-SGD steps on the same batch: per-example LoRA gradients,\n"
@@ -53,11 +55,11 @@ static double now_s(void) {
 
 /* --device cuda and --plan. */
 static int bench_cuda(const et_hf_config *c, int batch, int seq, int rank, int warmup, int steps, int dp,
-                      int ckpt, int plan_only) {
+                      int ckpt, float dropout, int plan_only) {
     if (plan_only) {
         et_plan p;
         et_cuda_options o = {batch, seq, ckpt, 0};
-        et_cuda_model_plan(&p, c, rank, (1u << ET_PROJ_COUNT) - 1, 0.0f, &o);
+        et_cuda_model_plan(&p, c, rank, (1u << ET_PROJ_COUNT) - 1, dropout, &o);
         printf("CUDA device memory plan: batch %d x %d tokens, LoRA r=%d on 7 projections%s\n",
                batch, seq, rank, ckpt ? ", activation checkpointing" : "");
         for (int i = 0; i < p.n; i++)
@@ -67,7 +69,7 @@ static int bench_cuda(const et_hf_config *c, int batch, int seq, int rank, int w
                p.total / 1048576.0);
         return 0;
     }
-    et_cuda_bench_config b = {*c, batch, seq, rank, warmup, steps, 2.0f * rank, ckpt, dp};
+    et_cuda_bench_config b = {*c, batch, seq, rank, warmup, steps, 2.0f * rank, ckpt, dp, dropout};
     et_cuda_bench_result r;
     et_error err = {{0}};
     if (et_cuda_bench_run(&b, &r, &err)) {
@@ -86,6 +88,7 @@ int cmd_bench(int argc, char **argv) {
     int hidden = 256, layers = 4, heads = 8, kv = 8, ffn = 688, vocab = 32000, seq = 256,
         batch = 4, rank = 16, warmup = 2, steps = 10;
     int cuda = 0, ckpt = 0, plan = 0, dp = 0;
+    float dropout = 0.0f;
     et_hf_config c;
     et_hf_config_init(&c, ET_ARCH_LLAMA);
     struct { const char *flag; int *dst; } opts[] = {
@@ -114,6 +117,16 @@ int cmd_bench(int argc, char **argv) {
         }
         if (!strcmp(argv[i], "--dp")) {
             dp = 1;
+            continue;
+        }
+        if (!strcmp(argv[i], "--dropout") && i + 1 < argc) {
+            char *end;
+            dropout = strtof(argv[++i], &end);
+            if (*end || !(dropout >= 0.0f && dropout < 1.0f)) {
+                fprintf(stderr, "ehrtune bench: --dropout wants a number in [0, 1), not '%s'\n",
+                        argv[i]);
+                return 2;
+            }
             continue;
         }
         if (!strcmp(argv[i], "--ckpt") || !strcmp(argv[i], "--plan")) {
@@ -151,7 +164,7 @@ int cmd_bench(int argc, char **argv) {
         fprintf(stderr, "ehrtune bench: --dp and --plan cannot be combined\n");
         return 2;
     }
-    if (plan || cuda) return bench_cuda(&c, batch, seq, rank, warmup, steps, dp, ckpt, plan);
+    if (plan || cuda) return bench_cuda(&c, batch, seq, rank, warmup, steps, dp, ckpt, dropout, plan);
     et_model m;
     et_lora l;
     et_acts *a = NULL;
