@@ -60,7 +60,6 @@ struct et_cuda_model {
     etc_bf16 *dres, *dln, *datt, *dq, *dk, *dv, *dact, *dxa;
     float *delta;
     etc_bf16 *xdrop, *dxdrop; /* LoRA dropout (NULL when dropout is 0) */
-    uint8_t *keep;
     /* fp32 attention fallback buffers (NULL unless the fallback is in use) */
     int attn_fp32;
     char attn_note[200];

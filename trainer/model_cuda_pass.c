@@ -110,10 +110,10 @@ static int proj_backward(pass *ps, int layer, int p, etc_bf16 *dx, const etc_bf1
     const int drop = ps->train && cm->dropout > 0;
     const int64_t cnt = (int64_t)n * in;
     const etc_bf16 *lx = x;
-    if (drop) { /* regenerate the mask: a pure function of seed, step, layer, projection */
-        OP(DROPOUT, etc_dropout_forward_bf16(cm->xdrop, cm->keep, x, cm->dropout, cm->seed,
-                                             dropout_offset(cm->step, layer, p, cm->cfg.num_layers),
-                                             cnt));
+    const uint64_t doff = dropout_offset(cm->step, layer, p, cm->cfg.num_layers);
+    if (drop) { /* regenerate the masked input: the mask is a pure function of seed,
+                 * step, layer, projection (drawn a third time in the backward below) */
+        OP(DROPOUT, etc_dropout_forward_bf16(cm->xdrop, NULL, x, cm->dropout, cm->seed, doff, cnt));
         lx = cm->xdrop;
     }
     if (cm->pe_grads) { /* DP: one dB and dA slice per example (rows e·t ..), overwritten */
@@ -136,7 +136,7 @@ static int proj_backward(pass *ps, int layer, int p, etc_bf16 *dx, const etc_bf1
     if (drop) { /* dx (+)= dy·W, then += the dropout-masked LoRA input gradient */
         OP(FROZEN_GEMM, etc_matmul_bf16(dx, dy, w->w[p], n, in, out, 0, 0, 1.0f, overwrite ? 0.0f : 1.0f));
         OP(LORA_GEMM, etc_matmul_bf16(cm->dxdrop, cm->dxa, A, n, in, r, 0, 0, 1.0f, 0.0f));
-        OP(DROPOUT, etc_dropout_backward_bf16(dx, cm->dxdrop, cm->keep, cm->dropout, cnt));
+        OP(DROPOUT, etc_dropout_backward_redraw_bf16(dx, cm->dxdrop, cm->dropout, cm->seed, doff, cnt));
         return 0;
     }
     OP(LORA_GEMM, etc_matmul_bf16(dx, cm->dxa, A, n, in, r, 0, 0, 1.0f, overwrite ? 0.0f : 1.0f));

@@ -159,13 +159,11 @@ static int cuda_specs(cuda_spec *s, void *cm_, slot_bases *sb, const plan_shape 
     SPEC(DST(dxa), n * 3 * R, 2, GROUP_ACTS, "scratch.lora_dxa", "[%zu, %zu] bf16", n, 3 * R);
     SPEC(DST(delta), (size_t)ps->b * H * ps->t, 4, GROUP_ACTS, "scratch.attn_delta",
          "[%d, %zu, %d] fp32", ps->b, H, ps->t);
-    if (ps->dropout > 0) {
+    if (ps->dropout > 0) { /* no mask buffer: the kernels draw the mask again */
         SPEC(DST(xdrop), n * max_in, 2, GROUP_ACTS, "scratch.lora_dropout_in", "[%zu, %zu] bf16",
              n, max_in);
         SPEC(DST(dxdrop), n * max_in, 2, GROUP_ACTS, "scratch.lora_dropout_grad",
              "[%zu, %zu] bf16", n, max_in);
-        SPEC(DST(keep), n * max_in, 1, GROUP_ACTS, "scratch.lora_dropout_mask", "[%zu, %zu] u8",
-             n, max_in);
     }
     if (ps->attn_fp32) {
         SPEC(DST(f_q), n * QD, 4, GROUP_ACTS, "scratch.attn_fp32_q", "[%zu, %zu] fp32", n, QD);

@@ -29,6 +29,19 @@ __device__ __forceinline__ void philox_uniform4(uint64_t seed, uint64_t block, f
     u[3] = (float)(c3 >> 8) * 0x1p-24f;
 }
 
+// The keep decisions of pack i (elements i·W .. i·W + W − 1 of a call at `offset`).
+template <int W>
+__device__ __forceinline__ void draw_keep(bool (&kept)[W], uint64_t seed, uint64_t offset,
+                                          int64_t i, float p) {
+    float u[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll
+    for (int k = 0; k < W; k++) {
+        const uint64_t j = offset + (uint64_t)(i * W + k);
+        if (k == 0 || (j & 3) == 0) philox_uniform4(seed, j >> 2, u);
+        kept[k] = u[j & 3] >= p;
+    }
+}
+
 template <typename E> struct dropout_fwd {
     using T = E;
     E *out;
@@ -37,19 +50,38 @@ template <typename E> struct dropout_fwd {
     float p, scale;
     uint64_t seed, offset;
     template <int W> __device__ void apply(int64_t i) const {
-        float v[W], u[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+        float v[W];
+        bool kept[W];
         etc_pack<uint8_t, W> kp;
         etc_load<E, W>(v, x, i);
+        draw_keep<W>(kept, seed, offset, i, p);
 #pragma unroll
         for (int k = 0; k < W; k++) {
-            const uint64_t j = offset + (uint64_t)(i * W + k);
-            if (k == 0 || (j & 3) == 0) philox_uniform4(seed, j >> 2, u);
-            const bool kept = u[j & 3] >= p;
-            kp.v[k] = kept;
-            v[k] = kept ? v[k] * scale : 0.0f;
+            kp.v[k] = kept[k];
+            v[k] = kept[k] ? v[k] * scale : 0.0f;
         }
         etc_store<E, W>(out, i, v);
         if (keep) reinterpret_cast<etc_pack<uint8_t, W> *>(keep)[i] = kp;
+    }
+};
+
+// dx += mask · dout · scale with the mask drawn again instead of read from memory.
+template <typename E> struct dropout_bwd_redraw {
+    using T = E;
+    E *dx;
+    const E *dout;
+    float p, scale;
+    uint64_t seed, offset;
+    template <int W> __device__ void apply(int64_t i) const {
+        float d[W], g[W];
+        bool kept[W];
+        etc_load<E, W>(d, dx, i);
+        etc_load<E, W>(g, dout, i);
+        draw_keep<W>(kept, seed, offset, i, p);
+#pragma unroll
+        for (int k = 0; k < W; k++)
+            if (kept[k]) d[k] += g[k] * scale;
+        etc_store<E, W>(dx, i, d);
     }
 };
 
@@ -95,6 +127,17 @@ int backward(E *dx, const E *dout, const uint8_t *keep, float p, int64_t n, cons
     return etc_map(dropout_bwd<E>{dx, dout, keep, scale}, n, etc_aligned16(dx, dout, keep), name);
 }
 
+template <typename E>
+int backward_redraw(E *dx, const E *dout, float p, uint64_t seed, uint64_t offset, int64_t n,
+                    const char *name) {
+    if (p <= 0.0f)  // every element kept, scale 1 (the forward's copy shortcut)
+        return etc_map(dropout_bwd_redraw<E>{dx, dout, -1.0f, 1.0f, seed, offset}, n,
+                       etc_aligned16(dx, dout), name);
+    const float scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
+    return etc_map(dropout_bwd_redraw<E>{dx, dout, p, scale, seed, offset}, n,
+                   etc_aligned16(dx, dout), name);
+}
+
 }  // namespace
 
 extern "C" int etc_dropout_forward(float *out, uint8_t *keep, const float *x, float p,
@@ -114,4 +157,9 @@ extern "C" int etc_dropout_backward_bf16(etc_bf16 *dx, const etc_bf16 *dout, con
                                          float p, int64_t n) {
     return backward((__nv_bfloat16 *)dx, (const __nv_bfloat16 *)dout, keep, p, n,
                     "etc_dropout_backward_bf16");
+}
+extern "C" int etc_dropout_backward_redraw_bf16(etc_bf16 *dx, const etc_bf16 *dout, float p,
+                                                uint64_t seed, uint64_t offset, int64_t n) {
+    return backward_redraw((__nv_bfloat16 *)dx, (const __nv_bfloat16 *)dout, p, seed, offset, n,
+                           "etc_dropout_backward_redraw_bf16");
 }

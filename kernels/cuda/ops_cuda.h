@@ -183,6 +183,11 @@ int etc_dropout_forward_bf16(etc_bf16 *out, uint8_t *keep, const etc_bf16 *x, fl
                              uint64_t seed, uint64_t offset, int64_t n);
 int etc_dropout_backward_bf16(etc_bf16 *dx, const etc_bf16 *dout, const uint8_t *keep, float p,
                               int64_t n);
+/* The backward with the mask drawn again from (seed, offset), as the forward of the
+ * same call drew it, instead of read from a keep buffer (the CUDA trainer: a byte an
+ * element neither written nor read). */
+int etc_dropout_backward_redraw_bf16(etc_bf16 *dx, const etc_bf16 *dout, float p, uint64_t seed,
+                                     uint64_t offset, int64_t n);
 
 /* ---- AdamW (fp32 master weights and state; same operation order as the CPU) ---- */
 int etc_adamw_update(float *param, float *m, float *v, const float *grad, int64_t n, float lr,

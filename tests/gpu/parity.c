@@ -656,6 +656,16 @@ static void test_dropout(int64_t n, float p) {
         else TIME_US(us, etc_dropout_backward(d_dx, d_g, d_k, p, n));
         snprintf(name, sizeof name, "dropout.bwd%s", bf ? ".bf16" : "");
         report(name, shape, rc, &cb, limit, us, (double)n * (3 * es + 1), 0);
+        if (bf) { /* the mask drawn again in the kernel (report() freed the buffers) */
+            d_g = DUP(gb, n), d_dx = DUP(s0b, n);
+            rc = etc_dropout_backward_redraw_bf16(d_dx, d_g, p, seed, offset, n);
+            cmp cr = {0};
+            float *got_r = down_bf16(d_dx, n);
+            compare(&cr, got_r, ref, s0, n);
+            TIME_US(us, etc_dropout_backward_redraw_bf16(d_dx, d_g, p, seed, offset, n));
+            report("dropout.bwd_redraw.bf16", shape, rc, &cr, limit, us, (double)n * 3 * es, 0);
+            free(got_r);
+        }
         free(got), free(inc), free(s0), free(s0b), free(ref), free(x), free(g), free(xb);
         free(gb), free(out), free(keep);
     }

@@ -45,10 +45,14 @@ static void plan_sums_and_shapes(void **state) {
     et_cuda_model_plan(&ck, &c, 16, (1u << ET_PROJ_COUNT) - 1, 0.0f, &o);
     assert_int_equal(item_bytes(&ck, "acts.gate"), (size_t)8192 * 8192 * 2);
     assert_true(ck.total < p.total / 2);
-    /* dropout adds its three buffers, nothing without it */
-    assert_int_equal(item_bytes(&p, "scratch.lora_dropout_mask"), 0);
+    /* dropout adds its two buffers (masked input and its gradient; no mask buffer:
+     * the kernels draw the mask again), nothing without it */
+    assert_int_equal(item_bytes(&p, "scratch.lora_dropout_in"), 0);
     et_cuda_model_plan(&dr, &c, 16, (1u << ET_PROJ_COUNT) - 1, 0.05f, &o);
-    assert_int_equal(item_bytes(&dr, "scratch.lora_dropout_mask"), (size_t)8192 * 8192);
+    assert_int_equal(item_bytes(&dr, "scratch.lora_dropout_in"), (size_t)8192 * 8192 * 2);
+    assert_int_equal(item_bytes(&dr, "scratch.lora_dropout_grad"), (size_t)8192 * 8192 * 2);
+    assert_int_equal(item_bytes(&dr, "scratch.lora_dropout_mask"), 0);
+    assert_int_equal(dr.total, ck.total + item_bytes(&dr, "scratch.lora_dropout_in") * 2);
 }
 
 static int choose(et_recipe *r, int *use_cuda, et_error *err) {
