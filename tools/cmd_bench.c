@@ -58,7 +58,7 @@ static int bench_cuda(const et_hf_config *c, int batch, int seq, int rank, int w
                       int ckpt, float dropout, int plan_only) {
     if (plan_only) {
         et_plan p;
-        et_cuda_options o = {batch, seq, ckpt, 0};
+        et_cuda_options o = {batch, seq, ckpt, 0, 0};
         et_cuda_model_plan(&p, c, rank, (1u << ET_PROJ_COUNT) - 1, dropout, &o);
         printf("CUDA device memory plan: batch %d x %d tokens, LoRA r=%d on 7 projections%s\n",
                batch, seq, rank, ckpt ? ", activation checkpointing" : "");

@@ -175,7 +175,7 @@ int et_cuda_bench_run(const et_cuda_bench_config *b, et_cuda_bench_result *r, et
         return -1;
     et_lora_init_weights(&l, ET_LORA_INIT_DEFAULT, 1);
     et_cuda_model *cm = NULL;
-    et_cuda_options o = {b->batch, b->seq, b->activation_checkpointing, 0};
+    et_cuda_options o = {b->batch, b->seq, b->activation_checkpointing, 0, 0};
     const size_t n = (size_t)b->batch * b->seq;
     int32_t *ids = malloc(n * sizeof *ids), *tg = malloc(n * sizeof *tg);
     double *times = malloc(sizeof(double) * (size_t)b->steps);
@@ -186,6 +186,7 @@ int et_cuda_bench_run(const et_cuda_bench_config *b, et_cuda_bench_result *r, et
     }
     if (et_cuda_model_create_random(&cm, c, &l, &o, 1, err)) goto done;
     snprintf(r->attention, sizeof r->attention, "%s", et_cuda_model_attention_path(cm));
+    r->lora_kext = et_cuda_model_lora_kext(cm);
     for (int s = 0; s < b->warmup + b->steps; s++) {
         make_batch(b, ids, tg, s);
         double t0 = now_s(), loss;
@@ -267,7 +268,7 @@ int et_cuda_bench_json(char *out, size_t len, const et_cuda_bench_config *b,
         "{\"kind\": \"bench\", \"impl\": \"ehrtune-cuda\", \"status\": \"ok\", \"device\": \"%s\", "
         "\"batch\": %d, \"seq\": %d, \"hidden\": %d, \"layers\": %d, \"heads\": %d, "
         "\"kv_heads\": %d, \"ffn\": %d, \"vocab\": %d, \"lora_r\": %d, \"lora_alpha\": %.1f, "
-        "\"lora_dropout\": %g, "
+        "\"lora_dropout\": %g, \"lora_kext\": %s, "
         "\"activation_checkpointing\": %s, \"n_frozen_matmul\": %lld, \"n_lora\": %lld, "
         "\"warmup\": %d, \"steps\": %d, \"step_s_median\": %.4f, \"step_s_min\": %.4f, "
         "\"forward_s_median\": %.4f, "
@@ -276,7 +277,7 @@ int et_cuda_bench_json(char *out, size_t len, const et_cuda_bench_config *b,
         "\"loss_first\": %.4f, \"loss_last\": %.4f, \"attention\": \"%s\"%s%s}",
         r->device, b->batch, b->seq, b->cfg.hidden_size, b->cfg.num_layers, b->cfg.num_heads,
         b->cfg.num_kv_heads, b->cfg.intermediate_size, b->cfg.vocab_size, b->rank, b->alpha,
-        (double)b->dropout, b->activation_checkpointing ? "true" : "false", (long long)r->n_frozen,
+        (double)b->dropout, r->lora_kext ? "true" : "false", b->activation_checkpointing ? "true" : "false", (long long)r->n_frozen,
         (long long)r->n_lora, b->warmup, b->steps, r->step_s_median, r->step_s_min,
         r->forward_s_median,
         r->tokens_per_s, r->model_tflop_per_step, r->achieved_tflops, peak, mfu, r->peak_mem_gib,

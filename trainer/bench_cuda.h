@@ -39,6 +39,7 @@ typedef struct {
     int64_t n_lora, n_frozen;
     char device[128];
     char attention[200];
+    int lora_kext; /* the K-extended LoRA layout ran (EHRTUNE_CUDA_LORA_KEXT=1) */
     /* with dp: the DP step's median and min, its ratio to step_s_median, and the
        device memory DP adds (per-example gradients + norms) */
     double dp_step_s_median, dp_step_s_min, dp_ratio;

@@ -53,6 +53,7 @@ static int model_begin(et_cuda_model **out, const et_hf_config *c, const et_lora
     if (!cm) return et_fail(err, "out of memory");
     cm->cfg = *c;
     cm->opt = *o;
+    cm->opt.lora_kext = et_cuda_kext_requested(o);
     cm->r = l->r;
     cm->targets = l->targets;
     cm->lora_scale = l->scale;
@@ -110,6 +111,19 @@ static int upload_bf16(etc_bf16 *dst, const float *src, size_t count, float *sta
     return 0;
 }
 
+/* The same into a strided matrix: `rows` rows of `cols` values, ld apart on the device. */
+static int upload_bf16_rows(etc_bf16 *dst, int64_t ld, const float *src, size_t rows, size_t cols,
+                            float *stage, size_t stage_count) {
+    const size_t chunk = stage_count / cols > 0 ? stage_count / cols : 1;
+    for (size_t r0 = 0; r0 < rows; r0 += chunk) {
+        const size_t nr = rows - r0 < chunk ? rows - r0 : chunk;
+        if (etc_memcpy_h2d(stage, src + r0 * cols, nr * cols * 4) ||
+            etc_cast_f32_to_bf16_rows(dst + (int64_t)r0 * ld, ld, stage, (int64_t)nr, (int64_t)cols))
+            return -1;
+    }
+    return 0;
+}
+
 int et_cuda_model_create(et_cuda_model **out, const et_model *m, const et_lora *l,
                          const et_cuda_options *o, et_error *err) {
     et_cuda_model *cm;
@@ -134,7 +148,10 @@ int et_cuda_model_create(et_cuda_model **out, const et_model *m, const et_lora *
         for (int p = 0; p < ET_PROJ_COUNT && !bad; p++) {
             int in, outf;
             et_proj_shape(c, (et_proj)p, &in, &outf);
-            bad = upload_bf16(dw->w[p], hw->w[p], (size_t)in * outf, stage, stage_count);
+            const int64_t ld = cuda_weight_ld(cm, p);
+            bad = ld == in ? upload_bf16(dw->w[p], hw->w[p], (size_t)in * outf, stage, stage_count)
+                           : upload_bf16_rows(dw->w[p], ld, hw->w[p], (size_t)outf, (size_t)in, stage,
+                                              stage_count);
             if (!bad && (dw->bias[p] != NULL) != (hw->bias[p] != NULL)) {
                 etc_free(stage);
                 et_cuda_model_free(cm);
@@ -145,7 +162,7 @@ int et_cuda_model_create(et_cuda_model **out, const et_model *m, const et_lora *
                 bad = upload_bf16(dw->bias[p], hw->bias[p], (size_t)outf, stage, stage_count);
         }
     }
-    bad = bad || etc_synchronize();
+    bad = bad || cuda_kext_refresh(cm) || etc_synchronize();
     etc_free(stage);
     if (bad) {
         et_cuda_model_free(cm);
@@ -174,12 +191,13 @@ int et_cuda_model_create_random(et_cuda_model **out, const et_hf_config *c, cons
         for (int p = 0; p < ET_PROJ_COUNT && !bad; p++) {
             int in, outf;
             et_proj_shape(c, (et_proj)p, &in, &outf);
-            bad = FILL(dw->w[p], (size_t)in * outf, 0.0f, 1.0f / sqrtf((float)in));
+            /* K-extended rows: their extra columns are rewritten by cuda_kext_refresh */
+            bad = FILL(dw->w[p], (size_t)cuda_weight_ld(cm, p) * outf, 0.0f, 1.0f / sqrtf((float)in));
             if (!bad && dw->bias[p]) bad = FILL(dw->bias[p], outf, 0.0f, 0.02f);
         }
     }
 #undef FILL
-    if (bad || etc_synchronize()) {
+    if (bad || cuda_kext_refresh(cm) || etc_synchronize()) {
         et_cuda_model_free(cm);
         return cuda_fail(err, "random base weights");
     }
@@ -201,6 +219,7 @@ void et_cuda_model_free(et_cuda_model *cm) {
 
 size_t et_cuda_model_bytes(const et_cuda_model *cm) { return cm->wbytes + cm->lbytes + cm->abytes; }
 const char *et_cuda_model_attention_path(const et_cuda_model *cm) { return cm->attn_note; }
+int et_cuda_model_lora_kext(const et_cuda_model *cm) { return cm->kext_cols[0] > 0; }
 
 int et_cuda_model_step(et_cuda_model *cm, const et_batch *batch, float loss_scale,
                        uint64_t dropout_seed, uint64_t dropout_step, double *loss_sum,
@@ -257,7 +276,7 @@ int et_cuda_model_adamw(et_cuda_model *cm, double lr, double beta1, double beta2
                         double weight_decay, int step, et_error *err) {
     if (etc_adamw_update(cm->params, cm->adam_m, cm->adam_v, cm->grads, cm->n_params, (float)lr,
                          (float)beta1, (float)beta2, (float)eps, (float)weight_decay, step) ||
-        etc_cast_f32_to_bf16(cm->params16, cm->params, cm->n_params))
+        etc_cast_f32_to_bf16(cm->params16, cm->params, cm->n_params) || cuda_kext_refresh(cm))
         return cuda_fail(err, "AdamW step");
     etc_timeline_mark(ET_PROF_OPTIMIZER);
     return 0;
@@ -283,7 +302,7 @@ int et_cuda_model_upload(et_cuda_model *cm, const et_lora *l, const float *m, co
     int bad = etc_memcpy_h2d(cm->params, l->params, bytes);
     bad = bad || (m ? etc_memcpy_h2d(cm->adam_m, m, bytes) : etc_memset(cm->adam_m, 0, bytes));
     bad = bad || (v ? etc_memcpy_h2d(cm->adam_v, v, bytes) : etc_memset(cm->adam_v, 0, bytes));
-    bad = bad || etc_cast_f32_to_bf16(cm->params16, cm->params, cm->n_params);
+    bad = bad || etc_cast_f32_to_bf16(cm->params16, cm->params, cm->n_params) || cuda_kext_refresh(cm);
     if (bad) return cuda_fail(err, "copying the LoRA state to the device");
     return 0;
 }
@@ -304,6 +323,19 @@ int et_cuda_device_count(char *name, int len) {
     if (name && len > 0) name[0] = 0;
     return 0;
 }
+/* The same into a strided matrix: `rows` rows of `cols` values, ld apart on the device. */
+static int upload_bf16_rows(etc_bf16 *dst, int64_t ld, const float *src, size_t rows, size_t cols,
+                            float *stage, size_t stage_count) {
+    const size_t chunk = stage_count / cols > 0 ? stage_count / cols : 1;
+    for (size_t r0 = 0; r0 < rows; r0 += chunk) {
+        const size_t nr = rows - r0 < chunk ? rows - r0 : chunk;
+        if (etc_memcpy_h2d(stage, src + r0 * cols, nr * cols * 4) ||
+            etc_cast_f32_to_bf16_rows(dst + (int64_t)r0 * ld, ld, stage, (int64_t)nr, (int64_t)cols))
+            return -1;
+    }
+    return 0;
+}
+
 int et_cuda_model_create(et_cuda_model **out, const et_model *m, const et_lora *l,
                          const et_cuda_options *o, et_error *err) {
     *out = NULL;
@@ -317,6 +349,7 @@ int et_cuda_model_create_random(et_cuda_model **out, const et_hf_config *c, cons
 void et_cuda_model_free(et_cuda_model *cm) {}
 size_t et_cuda_model_bytes(const et_cuda_model *cm) { return 0; }
 const char *et_cuda_model_attention_path(const et_cuda_model *cm) { return "none"; }
+int et_cuda_model_lora_kext(const et_cuda_model *cm) { return 0; }
 int et_cuda_model_step(et_cuda_model *cm, const et_batch *batch, float loss_scale,
                        uint64_t dropout_seed, uint64_t dropout_step, double *loss_sum,
                        int64_t *n_valid, et_error *err) {

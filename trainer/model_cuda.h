@@ -34,7 +34,21 @@ typedef struct {
     int b, t;                     /* micro-batch rows and tokens per row (planned maxima) */
     int activation_checkpointing; /* keep layer inputs only; recompute layers in backward */
     int lm_chunk;                 /* rows per lm_head/loss chunk; 0 = auto */
+    int lora_kext;                /* K-extended LoRA layout (docs/cuda.md; opt-in until a GPU
+                                     run has timed it; EHRTUNE_CUDA_LORA_KEXT=1 sets it too) */
 } et_cuda_options;
+
+/* The input group of projection p whose rows can carry K-extended LoRA columns:
+ * 0 (ln1: q, k, v), 1 (ln2: gate, up), -1 (o, down: never extended). */
+static inline int et_cuda_kext_group(int p) {
+    return p <= ET_PROJ_V ? 0 : p == ET_PROJ_GATE || p == ET_PROJ_UP ? 1 : -1;
+}
+/* The extra columns of ln1 (cols[0]) and ln2 (cols[1]) under the K-extended LoRA
+ * layout: r per LoRA'd member of the group; both 0 when `on` is 0 or a group's
+ * count would leave rows not 16-byte aligned (k·r not a multiple of 8). */
+void et_cuda_kext_cols(int r, unsigned targets, int on, int cols[2]);
+/* o->lora_kext, or EHRTUNE_CUDA_LORA_KEXT=1 in the environment. */
+int et_cuda_kext_requested(const et_cuda_options *o);
 
 /* Number of CUDA devices usable by this build (0 without the CUDA backend). When
  * name is non-NULL it receives device 0's name. */
@@ -60,6 +74,8 @@ void et_cuda_model_free(et_cuda_model *cm);
  * the attention kernel in use. */
 size_t et_cuda_model_bytes(const et_cuda_model *cm);
 const char *et_cuda_model_attention_path(const et_cuda_model *cm);
+/* 1 when the model runs the K-extended LoRA layout (docs/cuda.md), else 0. */
+int et_cuda_model_lora_kext(const et_cuda_model *cm);
 
 /* Forward and backward of one micro-batch (train mode: LoRA dropout on):
  * accumulates d(loss_scale · Σ_rows row_scale · Σ token losses)/d(LoRA) into the

@@ -11,7 +11,7 @@
 
 typedef struct {
     etc_bf16 *attn_norm, *mlp_norm;
-    etc_bf16 *w[ET_PROJ_COUNT];    /* [out, in] */
+    etc_bf16 *w[ET_PROJ_COUNT];    /* [out, in], rows cuda_weight_ld() apart */
     etc_bf16 *bias[ET_PROJ_COUNT]; /* [out] or NULL */
 } cuda_layer_weights;
 
@@ -34,6 +34,15 @@ struct et_cuda_model {
     float lora_scale, dropout;
     int64_t n_params;
     int64_t *off_a, *off_b; /* [num_layers * ET_PROJ_COUNT] */
+
+    /* K-extended LoRA (docs/cuda.md; 0s when off): extra columns after the hidden
+     * size in ln1 (kext_cols[0]: x·Aᵀ of the LoRA'd q, k, v) and ln2 ([1]: gate, up),
+     * and after the input features of those projections' weights (s·B of the
+     * member, zeros elsewhere), refreshed from the fp32 B by kext_segs */
+    int kext_cols[2];
+    etc_kext_seg *kext_segs; /* device [n_kext_segs] */
+    int n_kext_segs;
+    int64_t kext_max_elems;
 
     /* the three allocations */
     void *wblock, *lblock, *ablock;
@@ -71,6 +80,16 @@ struct et_cuda_model {
     int train;
     uint64_t seed, step;
 };
+
+/* Row stride (elements) of projection p's bf16 weight. */
+static inline int64_t cuda_weight_ld(const et_cuda_model *cm, int p) {
+    int in, out;
+    et_proj_shape(&cm->cfg, (et_proj)p, &in, &out);
+    const int g = et_cuda_kext_group(p);
+    return in + (g >= 0 ? cm->kext_cols[g] : 0);
+}
+/* Refreshes the K-extended weight columns from the fp32 LoRA B's (no-op when off). */
+int cuda_kext_refresh(et_cuda_model *cm);
 
 /* trainer/model_cuda_plan.c: carves the three allocations (cm's shape fields set).
  * Fails naming the first tensor that does not fit and the plan's total. */

@@ -46,6 +46,27 @@ typedef struct {
         etc_timeline_mark(ET_PROF_##cat);            \
     } while (0)
 
+/* y = x·Wᵀ (+ bias) + beta·c over projection p's frozen weight (rows
+ * cuda_weight_ld apart); x's rows ldx apart (0: packed), K = in + extra (the
+ * K-extended LoRA columns, which the weight rows carry as s·B; 0: the plain product). */
+static int base_forward(pass *ps, int layer, int p, etc_bf16 *y, const etc_bf16 *c, float beta,
+                        const etc_bf16 *x, int64_t ldx, int extra) {
+    const cuda_layer_weights *w = &ps->cm->layers[layer];
+    int in, out;
+    et_proj_shape(&ps->cm->cfg, (et_proj)p, &in, &out);
+    return etc_matmul_bf16_ld(y, 0, c, x, ldx, w->w[p], cuda_weight_ld(ps->cm, p), w->bias[p],
+                              ps->n, out, in + extra, 0, 1, 1.0f, beta);
+}
+
+/* dx (overwrite ? = : +=) dy·W over the weight's first `in` columns. */
+static int base_backward(pass *ps, int layer, int p, etc_bf16 *dx, const etc_bf16 *dy, int overwrite) {
+    int in, out;
+    et_proj_shape(&ps->cm->cfg, (et_proj)p, &in, &out);
+    return etc_matmul_bf16_ld(dx, 0, NULL, dy, 0, ps->cm->layers[layer].w[p],
+                              cuda_weight_ld(ps->cm, p), NULL, ps->n, in, out, 0, 0, 1.0f,
+                              overwrite ? 0.0f : 1.0f);
+}
+
 /* y = x·Wᵀ + bias (+ scale·(drop(x)·Aᵀ)·Bᵀ) (+ res). With a residual and no bias the
  * add happens inside the GEMMs (the first one reads res as its C), sparing a pass
  * that reads y and res and writes y again. */
@@ -58,8 +79,7 @@ static int proj_forward(pass *ps, int layer, int p, etc_bf16 *y, const etc_bf16 
     const int64_t oa = cm->off_a[layer * ET_PROJ_COUNT + p];
     const int lora = oa >= 0, bias = w->bias[p] != NULL;
     if (!lora && !bias) {
-        OP(FROZEN_GEMM, etc_matmul_bf16_ld(y, 0, res, x, 0, w->w[p], 0, ps->n, out, in, 0, 1, 1.0f,
-                                           res ? 1.0f : 0.0f));
+        OP(FROZEN_GEMM, base_forward(ps, layer, p, y, res, res ? 1.0f : 0.0f, x, 0, 0));
         return 0;
     }
     const etc_bf16 *A = lora ? cm->params16 + oa : NULL;
@@ -73,7 +93,7 @@ static int proj_forward(pass *ps, int layer, int p, etc_bf16 *y, const etc_bf16 
         lx = cm->xdrop;
     }
     if (bias) { /* Qwen2's q, k, v: the bias epilogue first, LoRA and residual onto it */
-        OP(FROZEN_GEMM, etc_linear_forward_bf16(y, x, w->w[p], w->bias[p], ps->n, in, out));
+        OP(FROZEN_GEMM, base_forward(ps, layer, p, y, NULL, 0.0f, x, 0, 0));
         if (lora)
             OP(LORA_GEMM, etc_lora_forward_bf16(y, xa, lx, A, B, cm->lora_scale, ps->n, in, cm->r, out));
         if (res) OP(ADD, etc_add_forward_bf16(y, y, res, (int64_t)ps->n * out));
@@ -81,9 +101,9 @@ static int proj_forward(pass *ps, int layer, int p, etc_bf16 *y, const etc_bf16 
     }
     /* the rank-r GEMM writes scale·xa·Bᵀ (+ res), the base GEMM adds onto it */
     OP(LORA_GEMM, etc_matmul_bf16(xa, lx, A, ps->n, cm->r, in, 0, 1, 1.0f, 0.0f) ||
-                      etc_matmul_bf16_ld(y, 0, res, xa, 0, B, 0, ps->n, out, cm->r, 0, 1,
+                      etc_matmul_bf16_ld(y, 0, res, xa, 0, B, 0, NULL, ps->n, out, cm->r, 0, 1,
                                          cm->lora_scale, res ? 1.0f : 0.0f));
-    OP(FROZEN_GEMM, etc_matmul_bf16(y, x, w->w[p], ps->n, out, in, 0, 1, 1.0f, 1.0f));
+    OP(FROZEN_GEMM, base_forward(ps, layer, p, y, NULL, 1.0f, x, 0, 0));
     return 0;
 }
 
@@ -95,13 +115,12 @@ static int proj_forward(pass *ps, int layer, int p, etc_bf16 *y, const etc_bf16 
 static int proj_backward(pass *ps, int layer, int p, etc_bf16 *dx, const etc_bf16 *dy,
                          const etc_bf16 *x, const etc_bf16 *xa, int overwrite) {
     et_cuda_model *cm = ps->cm;
-    const cuda_layer_weights *w = &cm->layers[layer];
     const int n = ps->n, r = cm->r;
     int in, out;
     et_proj_shape(&cm->cfg, (et_proj)p, &in, &out);
     const int64_t oa = cm->off_a[layer * ET_PROJ_COUNT + p];
     if (oa < 0) {
-        OP(FROZEN_GEMM, etc_matmul_bf16(dx, dy, w->w[p], n, in, out, 0, 0, 1.0f, overwrite ? 0.0f : 1.0f));
+        OP(FROZEN_GEMM, base_backward(ps, layer, p, dx, dy, overwrite));
         return 0;
     }
     const int64_t ob = cm->off_b[layer * ET_PROJ_COUNT + p];
@@ -134,13 +153,13 @@ static int proj_backward(pass *ps, int layer, int p, etc_bf16 *dx, const etc_bf1
                           etc_matmul_bf16_f32out(da, cm->dxa, lx, r, in, n, 1, 0, 1.0f, 1.0f));
     }
     if (drop) { /* dx (+)= dy·W, then += the dropout-masked LoRA input gradient */
-        OP(FROZEN_GEMM, etc_matmul_bf16(dx, dy, w->w[p], n, in, out, 0, 0, 1.0f, overwrite ? 0.0f : 1.0f));
+        OP(FROZEN_GEMM, base_backward(ps, layer, p, dx, dy, overwrite));
         OP(LORA_GEMM, etc_matmul_bf16(cm->dxdrop, cm->dxa, A, n, in, r, 0, 0, 1.0f, 0.0f));
         OP(DROPOUT, etc_dropout_backward_redraw_bf16(dx, cm->dxdrop, cm->dropout, cm->seed, doff, cnt));
         return 0;
     }
     OP(LORA_GEMM, etc_matmul_bf16(dx, cm->dxa, A, n, in, r, 0, 0, 1.0f, overwrite ? 0.0f : 1.0f));
-    OP(FROZEN_GEMM, etc_matmul_bf16(dx, dy, w->w[p], n, in, out, 0, 0, 1.0f, 1.0f));
+    OP(FROZEN_GEMM, base_backward(ps, layer, p, dx, dy, 0));
     return 0;
 }
 
@@ -171,9 +190,18 @@ static int group_lora(const et_cuda_model *cm, int layer, proj_group g, int *fir
     return k;
 }
 
-/* ys[j] = projection g.first + j of x (+ res, for single-member groups). */
+/* Extra K-extended columns in the rows of g's input for this pass (0: packed rows).
+ * Only grouped passes use them; the dropout and DP paths read packed rows. */
+static int kext_cols(const pass *ps, proj_group g) {
+    const int kg = et_cuda_kext_group(g.first);
+    return kg >= 0 && grouped(ps) ? ps->cm->kext_cols[kg] : 0;
+}
+
+/* ys[j] = projection g.first + j of x (+ res, for single-member groups). With the
+ * K-extended layout (kext_cols > 0) x's rows carry its LoRA'd members' x·Aᵀ after the
+ * input features and each weight row s·B there: one GEMM a projection, LoRA included. */
 static int group_forward(pass *ps, int layer, const cuda_slot *s, proj_group g, etc_bf16 *const *ys,
-                         const etc_bf16 *x, const etc_bf16 *res) {
+                         etc_bf16 *x, const etc_bf16 *res) {
     if (!grouped(ps)) {
         for (int j = 0; j < g.count; j++)
             if (proj_forward(ps, layer, g.first + j, ys[j], x, s->xa[g.first + j], res)) return -1;
@@ -181,18 +209,24 @@ static int group_forward(pass *ps, int layer, const cuda_slot *s, proj_group g, 
     }
     et_cuda_model *cm = ps->cm;
     const cuda_layer_weights *w = &cm->layers[layer];
-    const int n = ps->n, r = cm->r;
+    const int n = ps->n, r = cm->r, kx = kext_cols(ps, g);
     int first = 0, in, out;
     const int k = group_lora(cm, layer, g, &first);
-    const int64_t ldx = (int64_t)k * r;
-    etc_bf16 *xa = s->xa[g.first];
     et_proj_shape(&cm->cfg, (et_proj)g.first, &in, &out);
+    /* xa: the slot's [n, k·r] rows, or x's own extra columns */
+    etc_bf16 *xa = kx ? x + in : s->xa[g.first];
+    const int64_t ldx = kx ? in + kx : 0, ldxa = kx ? in + kx : (int64_t)k * r;
     if (k)
-        OP(LORA_GEMM, etc_matmul_bf16(xa, x, cm->params16 + cm->off_a[layer * ET_PROJ_COUNT + first], n,
-                                      k * r, in, 0, 1, 1.0f, 0.0f));
+        OP(LORA_GEMM, etc_matmul_bf16_ld(xa, ldxa, NULL, x, ldx,
+                                         cm->params16 + cm->off_a[layer * ET_PROJ_COUNT + first], 0,
+                                         NULL, n, k * r, in, 0, 1, 1.0f, 0.0f));
     for (int j = 0, m = 0; j < g.count; j++) {
         const int p = g.first + j;
         const int64_t ob = cm->off_b[layer * ET_PROJ_COUNT + p];
+        if (kx) {
+            OP(FROZEN_GEMM, base_forward(ps, layer, p, ys[j], res, res ? 1.0f : 0.0f, x, ldx, kx));
+            continue;
+        }
         if (cm->off_a[layer * ET_PROJ_COUNT + p] < 0) {
             if (proj_forward(ps, layer, p, ys[j], x, NULL, res)) return -1;
             continue;
@@ -200,15 +234,15 @@ static int group_forward(pass *ps, int layer, const cuda_slot *s, proj_group g, 
         et_proj_shape(&cm->cfg, (et_proj)p, &in, &out);
         const etc_bf16 *xa_p = xa + (size_t)m++ * r, *B = cm->params16 + ob;
         if (w->bias[p]) { /* the bias epilogue first, the rank-r product and residual onto it */
-            OP(FROZEN_GEMM, etc_linear_forward_bf16(ys[j], x, w->w[p], w->bias[p], n, in, out));
-            OP(LORA_GEMM, etc_matmul_bf16_ld(ys[j], 0, NULL, xa_p, ldx, B, 0, n, out, r, 0, 1,
+            OP(FROZEN_GEMM, base_forward(ps, layer, p, ys[j], NULL, 0.0f, x, 0, 0));
+            OP(LORA_GEMM, etc_matmul_bf16_ld(ys[j], 0, NULL, xa_p, ldxa, B, 0, NULL, n, out, r, 0, 1,
                                              cm->lora_scale, 1.0f));
             if (res) OP(ADD, etc_add_forward_bf16(ys[j], ys[j], res, (int64_t)n * out));
             continue;
         }
-        OP(LORA_GEMM, etc_matmul_bf16_ld(ys[j], 0, res, xa_p, ldx, B, 0, n, out, r, 0, 1,
+        OP(LORA_GEMM, etc_matmul_bf16_ld(ys[j], 0, res, xa_p, ldxa, B, 0, NULL, n, out, r, 0, 1,
                                          cm->lora_scale, res ? 1.0f : 0.0f));
-        OP(FROZEN_GEMM, etc_matmul_bf16(ys[j], x, w->w[p], n, out, in, 0, 1, 1.0f, 1.0f));
+        OP(FROZEN_GEMM, base_forward(ps, layer, p, ys[j], NULL, 1.0f, x, 0, 0));
     }
     return 0;
 }
@@ -225,36 +259,36 @@ static int group_backward(pass *ps, int layer, const cuda_slot *s, proj_group g,
         return 0;
     }
     et_cuda_model *cm = ps->cm;
-    const cuda_layer_weights *w = &cm->layers[layer];
-    const int n = ps->n, r = cm->r;
+    const int n = ps->n, r = cm->r, kx = kext_cols(ps, g);
     int first = 0, in, out;
     const int k = group_lora(cm, layer, g, &first);
-    const int64_t ldx = (int64_t)k * r;
-    const etc_bf16 *xa = s->xa[g.first];
+    et_proj_shape(&cm->cfg, (et_proj)g.first, &in, &out);
+    const etc_bf16 *xa = kx ? x + in : s->xa[g.first];
+    const int64_t ldx = kx ? in + kx : 0, ldxa = kx ? in + kx : (int64_t)k * r;
+    const int64_t lddxa = (int64_t)k * r;
     for (int j = 0, m = 0; j < g.count; j++) { /* dB, and dxa into the member's columns */
         const int p = g.first + j;
         if (cm->off_a[layer * ET_PROJ_COUNT + p] < 0) continue;
         et_proj_shape(&cm->cfg, (et_proj)p, &in, &out);
         const int64_t ob = cm->off_b[layer * ET_PROJ_COUNT + p];
-        OP(LORA_GEMM, etc_matmul_bf16_f32out_ld(cm->grads + ob, 0, dys[j], 0, xa + (size_t)m * r, ldx,
+        OP(LORA_GEMM, etc_matmul_bf16_f32out_ld(cm->grads + ob, 0, dys[j], 0, xa + (size_t)m * r, ldxa,
                                                 out, r, n, 1, 0, cm->lora_scale, 1.0f) ||
-                          etc_matmul_bf16_ld(cm->dxa + (size_t)m * r, ldx, NULL, dys[j], 0,
-                                             cm->params16 + ob, 0, n, r, out, 0, 0, cm->lora_scale,
+                          etc_matmul_bf16_ld(cm->dxa + (size_t)m * r, lddxa, NULL, dys[j], 0,
+                                             cm->params16 + ob, 0, NULL, n, r, out, 0, 0, cm->lora_scale,
                                              0.0f));
         m++;
     }
     et_proj_shape(&cm->cfg, (et_proj)g.first, &in, &out);
     if (k) { /* dA of every member at once, then their input gradient into dx */
         const int64_t oa = cm->off_a[layer * ET_PROJ_COUNT + first];
-        OP(LORA_GEMM, etc_matmul_bf16_f32out(cm->grads + oa, cm->dxa, x, k * r, in, n, 1, 0, 1.0f, 1.0f) ||
+        OP(LORA_GEMM, etc_matmul_bf16_f32out_ld(cm->grads + oa, 0, cm->dxa, 0, x, ldx, k * r, in, n, 1, 0,
+                                                1.0f, 1.0f) ||
                           etc_matmul_bf16(dx, cm->dxa, cm->params16 + oa, n, in, k * r, 0, 0, 1.0f,
                                           overwrite ? 0.0f : 1.0f));
         overwrite = 0;
     }
     for (int j = 0; j < g.count; j++) {
-        et_proj_shape(&cm->cfg, (et_proj)(g.first + j), &in, &out);
-        OP(FROZEN_GEMM, etc_matmul_bf16(dx, dys[j], w->w[g.first + j], n, in, out, 0, 0, 1.0f,
-                                        overwrite ? 0.0f : 1.0f));
+        OP(FROZEN_GEMM, base_backward(ps, layer, g.first + j, dx, dys[j], overwrite));
         overwrite = 0;
     }
     return 0;
@@ -268,7 +302,9 @@ static int layer_forward(pass *ps, int layer, const cuda_slot *s) {
     const etc_bf16 *x = cm->x + (size_t)layer * n * C;
     etc_bf16 *xout = cm->x + (size_t)(layer + 1) * n * C;
     STEP(ps, "layer %d forward (attention block)", layer);
-    OP(RMSNORM, etc_rmsnorm_forward_bf16(s->ln1, s->rstd1, x, w->attn_norm, n, C, c->rms_norm_eps));
+    /* rows of ln1 and ln2 leave room for the K-extended x·Aᵀ columns when in use */
+    OP(RMSNORM, etc_rmsnorm_forward_ld_bf16(s->ln1, C + kext_cols(ps, GROUP_QKV), s->rstd1, x,
+                                            w->attn_norm, n, C, c->rms_norm_eps));
     etc_bf16 *const qkv[3] = {s->q, s->k, s->v}, *const gate_up[2] = {s->gate, s->up};
     if (group_forward(ps, layer, s, GROUP_QKV, qkv, s->ln1, NULL)) return -1;
     OP(ROPE, etc_rope_forward_bf16(s->q, s->q, cm->rope_cos, cm->rope_sin, ps->b, ps->t, hq,
@@ -278,7 +314,8 @@ static int layer_forward(pass *ps, int layer, const cuda_slot *s) {
     OP(ATTN_FWD, cuda_attention_forward(cm, s, ps->b, ps->t, et_hf_layer_window(c, layer)));
     if (group_forward(ps, layer, s, GROUP_O, &s->h, s->att, x)) return -1;
     STEP(ps, "layer %d forward (MLP block)", layer);
-    OP(RMSNORM, etc_rmsnorm_forward_bf16(s->ln2, s->rstd2, s->h, w->mlp_norm, n, C, c->rms_norm_eps));
+    OP(RMSNORM, etc_rmsnorm_forward_ld_bf16(s->ln2, C + kext_cols(ps, GROUP_GATE_UP), s->rstd2, s->h,
+                                            w->mlp_norm, n, C, c->rms_norm_eps));
     if (group_forward(ps, layer, s, GROUP_GATE_UP, gate_up, s->ln2, NULL)) return -1;
     OP(SWIGLU, etc_swiglu_forward_bf16(s->act, s->gate, s->up, (int64_t)n * c->intermediate_size));
     if (group_forward(ps, layer, s, GROUP_DOWN, &xout, s->act, s->h)) return -1;

@@ -32,7 +32,24 @@ typedef struct {
     unsigned targets;
     float dropout;
     int64_t n_params;
+    int kext_cols[2]; /* K-extended LoRA columns of ln1, ln2 (et_cuda_kext_cols) */
 } plan_shape;
+
+int et_cuda_kext_requested(const et_cuda_options *o) {
+    const char *env = getenv("EHRTUNE_CUDA_LORA_KEXT");
+    return o->lora_kext || (env && !strcmp(env, "1"));
+}
+
+void et_cuda_kext_cols(int r, unsigned targets, int on, int cols[2]) {
+    cols[0] = cols[1] = 0;
+    for (int p = 0; on && p < ET_PROJ_COUNT; p++) {
+        const int g = et_cuda_kext_group(p);
+        if (g >= 0 && (targets & (1u << p))) cols[g] += r;
+    }
+    /* the GEMMs and RMSNorm want 16-byte rows; padding columns would hold garbage
+     * that the zero weight columns multiply (NaN · 0), so such shapes stay packed */
+    if (cols[0] % 8 || cols[1] % 8) cols[0] = cols[1] = 0;
+}
 
 static int has_bias(const et_hf_config *c, int p) {
     return (p <= ET_PROJ_V && c->attention_bias) || (p == ET_PROJ_O && c->o_bias) ||
@@ -41,7 +58,7 @@ static int has_bias(const et_hf_config *c, int p) {
 
 /* Bytes of the bf16 base weights, each tensor 256-byte aligned; with cm (CUDA
  * builds), points cm's weight pointers into `base`. */
-static size_t weight_bytes(const et_hf_config *c, void *cm_, char *base) {
+static size_t weight_bytes(const et_hf_config *c, const int kext_cols[2], void *cm_, char *base) {
     size_t off = 0, C = (size_t)c->hidden_size, V = (size_t)c->vocab_size;
 #ifdef EHRTUNE_HAVE_CUDA
     et_cuda_model *cm = cm_;
@@ -63,7 +80,8 @@ static size_t weight_bytes(const et_hf_config *c, void *cm_, char *base) {
         for (int p = 0; p < ET_PROJ_COUNT; p++) {
             int in, out;
             et_proj_shape(c, (et_proj)p, &in, &out);
-            TAKE(cm->layers[l].w[p], (size_t)in * out);
+            const int g = et_cuda_kext_group(p);
+            TAKE(cm->layers[l].w[p], (size_t)(in + (g >= 0 ? kext_cols[g] : 0)) * out);
             if (has_bias(c, p)) TAKE(cm->layers[l].bias[p], out);
         }
     }
@@ -108,8 +126,10 @@ static int cuda_specs(cuda_spec *s, void *cm_, slot_bases *sb, const plan_shape 
         snprintf(s[k].shape, sizeof s[k].shape, __VA_ARGS__);                   \
         k++;                                                                    \
     } while (0)
-    SPEC(DST(wblock), weight_bytes(c, NULL, NULL), 1, GROUP_WEIGHTS, "weights.base (frozen)",
-         "bf16, %d layers%s", c->num_layers, c->tie_word_embeddings ? ", tied head" : "");
+    SPEC(DST(wblock), weight_bytes(c, ps->kext_cols, NULL, NULL), 1, GROUP_WEIGHTS,
+         "weights.base (frozen)", "bf16, %d layers%s%s", c->num_layers,
+         c->tie_word_embeddings ? ", tied head" : "", ps->kext_cols[0] ? ", K-extended" : "");
+    const size_t C1 = C + (size_t)ps->kext_cols[0], C2 = C + (size_t)ps->kext_cols[1];
     SPEC(DST(params), NP, 4, GROUP_LORA, "lora.weights", "[%zu] fp32", NP);
     SPEC(DST(grads), NP, 4, GROUP_LORA, "lora.grads", "[%zu] fp32", NP);
     SPEC(DST(adam_m), NP, 4, GROUP_LORA, "optim.adamw_m", "[%zu] fp32", NP);
@@ -119,13 +139,13 @@ static int cuda_specs(cuda_spec *s, void *cm_, slot_bases *sb, const plan_shape 
 #define SB(field) (sb ? &sb->field : NULL)
     /* Saved activations: [n_slots, ...] each, split into slots by cuda_model_alloc. */
     SPEC(DST(x), (L + 1) * n * C, 2, GROUP_ACTS, "acts.residual", "[%zu+1, %zu, %zu] bf16", L, n, C);
-    SPEC(SB(ln1), S * n * C, 2, GROUP_ACTS, "acts.attn_norm_out", "[%zu, %zu, %zu] bf16", S, n, C);
+    SPEC(SB(ln1), S * n * C1, 2, GROUP_ACTS, "acts.attn_norm_out", "[%zu, %zu, %zu] bf16", S, n, C1);
     SPEC(SB(q), S * n * QD, 2, GROUP_ACTS, "acts.q", "[%zu, %zu, %zu] bf16", S, n, QD);
     SPEC(SB(k), S * n * KD, 2, GROUP_ACTS, "acts.k", "[%zu, %zu, %zu] bf16", S, n, KD);
     SPEC(SB(v), S * n * KD, 2, GROUP_ACTS, "acts.v", "[%zu, %zu, %zu] bf16", S, n, KD);
     SPEC(SB(att), S * n * QD, 2, GROUP_ACTS, "acts.attn_out", "[%zu, %zu, %zu] bf16", S, n, QD);
     SPEC(SB(h), S * n * C, 2, GROUP_ACTS, "acts.attn_residual", "[%zu, %zu, %zu] bf16", S, n, C);
-    SPEC(SB(ln2), S * n * C, 2, GROUP_ACTS, "acts.mlp_norm_out", "[%zu, %zu, %zu] bf16", S, n, C);
+    SPEC(SB(ln2), S * n * C2, 2, GROUP_ACTS, "acts.mlp_norm_out", "[%zu, %zu, %zu] bf16", S, n, C2);
     SPEC(SB(gate), S * n * F, 2, GROUP_ACTS, "acts.gate", "[%zu, %zu, %zu] bf16", S, n, F);
     SPEC(SB(up), S * n * F, 2, GROUP_ACTS, "acts.up", "[%zu, %zu, %zu] bf16", S, n, F);
     SPEC(SB(act), S * n * F, 2, GROUP_ACTS, "acts.swiglu", "[%zu, %zu, %zu] bf16", S, n, F);
@@ -205,7 +225,8 @@ void et_cuda_model_plan(et_plan *p, const et_hf_config *c, int r, unsigned targe
     const int n = o->b * o->t;
     plan_shape ps = {c, r, o->b, o->t, o->activation_checkpointing ? 1 : c->num_layers,
                      o->lm_chunk > 0 && o->lm_chunk < n ? o->lm_chunk : auto_lm_chunk(n, c->vocab_size),
-                     0, targets, lora_dropout, lora_params(c, r, targets)};
+                     0, targets, lora_dropout, lora_params(c, r, targets), {0, 0}};
+    et_cuda_kext_cols(r, targets, et_cuda_kext_requested(o), ps.kext_cols);
     static cuda_spec s[MAX_SPECS];
     int k = cuda_specs(s, NULL, NULL, &ps);
     for (int i = 0; i < k && p->n < ET_PLAN_MAX; i++) {
@@ -241,14 +262,53 @@ static int oom(et_error *err, const cuda_spec *s, int k, size_t total, size_t fr
                    o->activation_checkpointing ? "" : ", or set run.activation_checkpointing: true");
 }
 
+/* The K-extended weights' segment table (etc_kext_seg), on the device: one segment
+ * per extended projection and layer. */
+static int kext_segments(et_cuda_model *cm, et_error *err) {
+    const et_hf_config *c = &cm->cfg;
+    if (!cm->kext_cols[0]) return 0;
+    etc_kext_seg *h = calloc((size_t)c->num_layers * ET_PROJ_COUNT, sizeof *h);
+    if (!h) return et_fail(err, "out of memory");
+    int k = 0;
+    cm->kext_max_elems = 0;
+    for (int l = 0; l < c->num_layers; l++) {
+        int members[2] = {0, 0};
+        for (int p = 0; p < ET_PROJ_COUNT; p++) {
+            const int g = et_cuda_kext_group(p);
+            if (g < 0) continue;
+            int in, out;
+            et_proj_shape(c, (et_proj)p, &in, &out);
+            const int64_t ob = cm->off_b[l * ET_PROJ_COUNT + p];
+            h[k] = (etc_kext_seg){cm->layers[l].w[p] + in, in + cm->kext_cols[g], ob, out,
+                                  cm->kext_cols[g], ob >= 0 ? members[g]++ * cm->r : -1};
+            if ((int64_t)out * cm->kext_cols[g] > cm->kext_max_elems)
+                cm->kext_max_elems = (int64_t)out * cm->kext_cols[g];
+            k++;
+        }
+    }
+    int bad = etc_malloc((void **)&cm->kext_segs, (size_t)k * sizeof *h) ||
+              etc_memcpy_h2d(cm->kext_segs, h, (size_t)k * sizeof *h);
+    free(h);
+    if (bad) return cuda_fail(err, "the K-extended LoRA segment table");
+    cm->n_kext_segs = k;
+    return 0;
+}
+
+int cuda_kext_refresh(et_cuda_model *cm) {
+    if (!cm->n_kext_segs) return 0;
+    return etc_lora_kext_weights_bf16(cm->kext_segs, cm->n_kext_segs, cm->kext_max_elems,
+                                      cm->params, cm->r, cm->lora_scale);
+}
+
 int cuda_model_alloc(et_cuda_model *cm, et_error *err) {
     const et_hf_config *c = &cm->cfg;
     const int n = cm->opt.b * cm->opt.t;
     cm->n_slots = cm->opt.activation_checkpointing ? 1 : c->num_layers;
     cm->lm_chunk = cm->opt.lm_chunk > 0 && cm->opt.lm_chunk < n ? cm->opt.lm_chunk
                                                                  : auto_lm_chunk(n, c->vocab_size);
+    et_cuda_kext_cols(cm->r, cm->targets, cm->opt.lora_kext, cm->kext_cols);
     plan_shape ps = {c, cm->r, cm->opt.b, cm->opt.t, cm->n_slots, cm->lm_chunk, cm->attn_fp32,
-                     cm->targets, cm->dropout, cm->n_params};
+                     cm->targets, cm->dropout, cm->n_params, {cm->kext_cols[0], cm->kext_cols[1]}};
     cuda_spec s[MAX_SPECS];
     slot_bases sb;
     int k = cuda_specs(s, cm, &sb, &ps);
@@ -275,15 +335,15 @@ int cuda_model_alloc(et_cuda_model *cm, et_error *err) {
         if (s[i].ptr) *s[i].ptr = (char *)*blocks[g] + off[g];
         off[g] += s[i].bytes;
     }
-    weight_bytes(c, cm, cm->wblock);
+    weight_bytes(c, cm->kext_cols, cm, cm->wblock);
     /* Slots: each saved field is one [n_slots, ...] tensor of the table. */
     const size_t C = (size_t)c->hidden_size, F = (size_t)c->intermediate_size;
     const size_t QD = (size_t)c->num_heads * c->head_dim, KD = (size_t)c->num_kv_heads * c->head_dim;
     const size_t nn = (size_t)n, nlse = (size_t)cm->opt.b * c->num_heads * cm->opt.t;
     for (size_t sl = 0; sl < (size_t)cm->n_slots; sl++) {
         cuda_slot *S = &cm->slots[sl];
-        S->ln1 = (etc_bf16 *)sb.ln1 + sl * nn * C;
-        S->ln2 = (etc_bf16 *)sb.ln2 + sl * nn * C;
+        S->ln1 = (etc_bf16 *)sb.ln1 + sl * nn * (C + (size_t)cm->kext_cols[0]);
+        S->ln2 = (etc_bf16 *)sb.ln2 + sl * nn * (C + (size_t)cm->kext_cols[1]);
         S->act = (etc_bf16 *)sb.act + sl * nn * F;
         S->q = (etc_bf16 *)sb.q + sl * nn * QD;
         S->k = (etc_bf16 *)sb.k + sl * nn * KD;
@@ -298,10 +358,13 @@ int cuda_model_alloc(et_cuda_model *cm, et_error *err) {
         for (int p = 0; p < ET_PROJ_COUNT; p++)
             S->xa[p] = (etc_bf16 *)sb.xa + (sl * ET_PROJ_COUNT + p) * nn * cm->r;
     }
-    return 0;
+    return kext_segments(cm, err);
 }
 
 void cuda_model_release(et_cuda_model *cm) {
+    etc_free(cm->kext_segs);
+    cm->kext_segs = NULL;
+    cm->n_kext_segs = 0;
     etc_free(cm->wblock);
     etc_free(cm->lblock);
     etc_free(cm->ablock);

@@ -34,7 +34,7 @@ int train_cuda_choose(train_state *s, et_error *err) {
 
 int train_cuda_setup(train_state *s, et_error *err) {
     const et_recipe *r = s->r;
-    et_cuda_options o = {r->run.micro_batch, r->data.seq_len, r->run.activation_checkpointing, 0};
+    et_cuda_options o = {r->run.micro_batch, r->data.seq_len, r->run.activation_checkpointing, 0, 0};
     if (et_cuda_model_create(&s->cuda, &s->model, &s->lora, &o, err)) return -1;
     /* after a resume the moments are the checkpoint's; otherwise zeros either way */
     return et_cuda_model_upload(s->cuda, &s->lora, s->adam_m, s->adam_v, err);

@@ -54,3 +54,33 @@ extern "C" int etc_lora_backward_bf16(etc_bf16 *dx, float *da, float *db, etc_bf
     if (dx) return etc_matmul_bf16(dx, scratch_dxa, a, n, in_dim, r, 0, 0, 1.0f, 1.0f);
     return 0;
 }
+
+namespace {
+
+// Segment blockIdx.y; element e of its rows × width block: the member's own r
+// columns get scale·B, every other column 0.
+__global__ void kext_weights_kernel(const etc_kext_seg *segs, const float *params, int r,
+                                    float scale) {
+    const etc_kext_seg sg = segs[blockIdx.y];
+    const int64_t n = (int64_t)sg.rows * sg.width;
+    __nv_bfloat16 *dst = (__nv_bfloat16 *)sg.dst;
+    for (int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; e < n;
+         e += (int64_t)gridDim.x * blockDim.x) {
+        const int64_t row = e / sg.width;
+        const int c = (int)(e - row * sg.width) - sg.col0;
+        const float v = sg.col0 >= 0 && c >= 0 && c < r ? scale * params[sg.b_off + row * r + c] : 0.0f;
+        dst[row * sg.ld + (e - row * sg.width)] = __float2bfloat16_rn(v);
+    }
+}
+
+}  // namespace
+
+extern "C" int etc_lora_kext_weights_bf16(const etc_kext_seg *segs, int nseg, int64_t max_elems,
+                                          const float *params, int r, float scale) {
+    if (nseg < 0 || nseg > 65535 || r < 1 || max_elems < 0)
+        return etc_fail("etc_lora_kext_weights_bf16: %d segments, r=%d", nseg, r);
+    if (nseg == 0 || max_elems == 0) return 0;
+    dim3 grid(etc_grid(max_elems, 256), (unsigned)nseg);
+    kext_weights_kernel<<<grid, 256, 0, etc_stream()>>>(segs, params, r, scale);
+    return etc_check_launch("etc_lora_kext_weights_bf16");
+}

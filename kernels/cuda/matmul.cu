@@ -190,9 +190,10 @@ extern "C" int etc_matmul_bf16_f32out(float *c, const etc_bf16 *a, const etc_bf1
 }
 
 extern "C" int etc_matmul_bf16_ld(etc_bf16 *d, int64_t ldd, const etc_bf16 *c, const etc_bf16 *a,
-                                  int64_t lda, const etc_bf16 *b, int64_t ldb, int m, int n, int k,
-                                  int trans_a, int trans_b, float alpha, float beta) {
-    return gemm(CUDA_R_16BF, CUDA_R_16BF, d, c ? c : d, a, b, nullptr, m, n, k, trans_a, trans_b,
+                                  int64_t lda, const etc_bf16 *b, int64_t ldb,
+                                  const etc_bf16 *bias, int m, int n, int k, int trans_a,
+                                  int trans_b, float alpha, float beta) {
+    return gemm(CUDA_R_16BF, CUDA_R_16BF, d, c ? c : d, a, b, bias, m, n, k, trans_a, trans_b,
                 alpha, beta, lda, ldb, ldd);
 }
 

@@ -51,6 +51,9 @@ void etc_shutdown(void);
 /* ---- conversions ------------------------------------------------------------ */
 /* Round to nearest even, as torch's .to(torch.bfloat16). */
 int etc_cast_f32_to_bf16(etc_bf16 *out, const float *x, int64_t n);
+/* dst[row·ld + col] = bf16(src[row·cols + col]) (packed rows into a strided matrix). */
+int etc_cast_f32_to_bf16_rows(etc_bf16 *dst, int64_t ld, const float *src, int64_t rows,
+                              int64_t cols);
 int etc_cast_bf16_to_f32(float *out, const etc_bf16 *x, int64_t n);
 
 /* ---- GEMM (cuBLASLt, fp32 accumulation) --------------------------------------
@@ -62,12 +65,13 @@ int etc_matmul(float *c, const float *a, const float *b, int m, int n, int k, in
 int etc_matmul_bf16(etc_bf16 *c, const etc_bf16 *a, const etc_bf16 *b, int m, int n, int k,
                     int trans_a, int trans_b, float alpha, float beta);
 /* Strided forms (the CUDA trainer's fused residual adds and grouped LoRA GEMMs):
- * D = alpha·op(A)·op(B) + beta·C where lda, ldb, ldd are the row strides (elements)
- * of the row-major A, B and D (0: packed rows) and C, with D's layout, is read from
- * `c` (NULL: D itself; another buffer is left untouched). */
+ * D = alpha·op(A)·op(B) + beta·C (+ bias[col], bias may be NULL) where lda, ldb, ldd
+ * are the row strides (elements) of the row-major A, B and D (0: packed rows) and C,
+ * with D's layout, is read from `c` (NULL: D itself; another buffer is left
+ * untouched). */
 int etc_matmul_bf16_ld(etc_bf16 *d, int64_t ldd, const etc_bf16 *c, const etc_bf16 *a,
-                       int64_t lda, const etc_bf16 *b, int64_t ldb, int m, int n, int k,
-                       int trans_a, int trans_b, float alpha, float beta);
+                       int64_t lda, const etc_bf16 *b, int64_t ldb, const etc_bf16 *bias, int m,
+                       int n, int k, int trans_a, int trans_b, float alpha, float beta);
 int etc_matmul_bf16_f32out_ld(float *c, int64_t ldc, const etc_bf16 *a, int64_t lda,
                               const etc_bf16 *b, int64_t ldb, int m, int n, int k, int trans_a,
                               int trans_b, float alpha, float beta);
@@ -90,6 +94,9 @@ int etc_rmsnorm_backward(float *dx, float *dweight, const float *dout, const flo
 /* bf16 x, weight, out (HF: weight · (x̂ rounded to bf16)); rstd fp32. */
 int etc_rmsnorm_forward_bf16(etc_bf16 *out, float *rstd, const etc_bf16 *x,
                              const etc_bf16 *weight, int n, int dim, float eps);
+/* Rows of `out` ld_out elements apart (>= dim); the columns after dim are untouched. */
+int etc_rmsnorm_forward_ld_bf16(etc_bf16 *out, int64_t ld_out, float *rstd, const etc_bf16 *x,
+                                const etc_bf16 *weight, int n, int dim, float eps);
 /* dx bf16 (+=), dweight fp32 (+=, may be NULL). */
 int etc_rmsnorm_backward_bf16(etc_bf16 *dx, float *dweight, const etc_bf16 *dout,
                               const etc_bf16 *x, const etc_bf16 *weight, const float *rstd,
@@ -122,6 +129,20 @@ int etc_lora_backward_bf16(etc_bf16 *dx, float *da, float *db, etc_bf16 *scratch
                            const etc_bf16 *dout, const etc_bf16 *x, const etc_bf16 *xa,
                            const etc_bf16 *a, const etc_bf16 *b, float scale, int n, int in_dim,
                            int r, int out_dim);
+
+/* K-extended LoRA (docs/cuda.md): a projection's bf16 weight rows carry `width`
+ * extra columns after its input features, one r-column block per LoRA'd member of
+ * its input group. A segment covers one weight's extra block: dst its first extra
+ * column (row stride ld, `rows` = out features); col0 the block of its own LoRA
+ * (scale·B from params[b_off ..], B [rows, r] fp32), or -1 for none; every other
+ * extra column is written 0. segs lives in device memory; max_elems bounds rows·width. */
+typedef struct {
+    etc_bf16 *dst;
+    int64_t ld, b_off;
+    int rows, width, col0;
+} etc_kext_seg;
+int etc_lora_kext_weights_bf16(const etc_kext_seg *segs, int nseg, int64_t max_elems,
+                               const float *params, int r, float scale);
 
 /* ---- RoPE (tables fp32 [max_pos, d/2], as et_rope_tables writes them) ---- */
 int etc_rope_forward(float *out, const float *x, const float *cos_tab, const float *sin_tab,

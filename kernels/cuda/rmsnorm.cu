@@ -10,11 +10,12 @@ namespace {
 #define DW_ROWS_PER_BLOCK 64
 
 template <typename T, int V>
-__global__ void rmsnorm_fwd(T *out, float *rstd, const T *x, const T *weight, int dim, float eps) {
+__global__ void rmsnorm_fwd(T *out, int64_t ld_out, float *rstd, const T *x, const T *weight,
+                            int dim, float eps) {
     __shared__ float scratch[32];
     const int64_t row = blockIdx.x;
     const T *xr = x + row * dim;
-    T *outr = out + row * dim;
+    T *outr = out + row * ld_out;
     const int packs = dim / V;
     float ss = 0.0f;
     for (int p = threadIdx.x; p < packs; p += blockDim.x) {
@@ -86,16 +87,22 @@ __global__ void rmsnorm_bwd_dw(float *dweight, const T *dout, const T *x, const 
     atomicAdd(dweight + j, s);
 }
 
+// ld_out: the output's row stride in elements (>= dim; the CUDA trainer leaves room
+// after each row for the LoRA x·Aᵀ columns of the projections that read it).
 template <typename T>
-int forward(T *out, float *rstd, const T *x, const T *weight, int n, int dim, float eps,
-            const char *name) {
-    if (n < 0 || dim <= 0) return etc_fail("%s: bad shape n=%d dim=%d", name, n, dim);
+int forward(T *out, int64_t ld_out, float *rstd, const T *x, const T *weight, int n, int dim,
+            float eps, const char *name) {
+    if (n < 0 || dim <= 0 || ld_out < dim)
+        return etc_fail("%s: bad shape n=%d dim=%d row stride %lld", name, n, dim,
+                        (long long)ld_out);
     if (n == 0) return 0;
     constexpr int V = 16 / sizeof(T);
-    if (dim % V == 0 && etc_aligned16(out, x, weight))
-        rmsnorm_fwd<T, V><<<n, ROW_THREADS, 0, etc_stream()>>>(out, rstd, x, weight, dim, eps);
+    if (dim % V == 0 && ld_out % V == 0 && etc_aligned16(out, x, weight))
+        rmsnorm_fwd<T, V><<<n, ROW_THREADS, 0, etc_stream()>>>(out, ld_out, rstd, x, weight, dim,
+                                                                eps);
     else
-        rmsnorm_fwd<T, 1><<<n, ROW_THREADS, 0, etc_stream()>>>(out, rstd, x, weight, dim, eps);
+        rmsnorm_fwd<T, 1><<<n, ROW_THREADS, 0, etc_stream()>>>(out, ld_out, rstd, x, weight, dim,
+                                                                eps);
     return etc_check_launch(name);
 }
 
@@ -128,7 +135,7 @@ typedef __nv_bfloat16 bf16;
 
 extern "C" int etc_rmsnorm_forward(float *out, float *rstd, const float *x, const float *weight,
                                    int n, int dim, float eps) {
-    return forward(out, rstd, x, weight, n, dim, eps, "etc_rmsnorm_forward");
+    return forward(out, dim, rstd, x, weight, n, dim, eps, "etc_rmsnorm_forward");
 }
 extern "C" int etc_rmsnorm_backward(float *dx, float *dweight, const float *dout, const float *x,
                                     const float *weight, const float *rstd, int n, int dim) {
@@ -136,8 +143,14 @@ extern "C" int etc_rmsnorm_backward(float *dx, float *dweight, const float *dout
 }
 extern "C" int etc_rmsnorm_forward_bf16(etc_bf16 *out, float *rstd, const etc_bf16 *x,
                                         const etc_bf16 *weight, int n, int dim, float eps) {
-    return forward((bf16 *)out, rstd, (const bf16 *)x, (const bf16 *)weight, n, dim, eps,
+    return forward((bf16 *)out, dim, rstd, (const bf16 *)x, (const bf16 *)weight, n, dim, eps,
                    "etc_rmsnorm_forward_bf16");
+}
+extern "C" int etc_rmsnorm_forward_ld_bf16(etc_bf16 *out, int64_t ld_out, float *rstd,
+                                           const etc_bf16 *x, const etc_bf16 *weight, int n,
+                                           int dim, float eps) {
+    return forward((bf16 *)out, ld_out, rstd, (const bf16 *)x, (const bf16 *)weight, n, dim, eps,
+                   "etc_rmsnorm_forward_ld_bf16");
 }
 extern "C" int etc_rmsnorm_backward_bf16(etc_bf16 *dx, float *dweight, const etc_bf16 *dout,
                                          const etc_bf16 *x, const etc_bf16 *weight,

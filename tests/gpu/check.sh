@@ -321,13 +321,16 @@ cuda_bench() {
     local bin lib rc=0 r args spec attn
     bin=$(train_bin) || { echo "   no bench_train (build failed, no .carry/bench_train)"; return 1; }
     lib=$(cat "$BUILD/cublas_lib_dir" 2>/dev/null || cublas_dir "" || true)
-    # "wide:" runs pin the 32-rows-a-warp attention kernels (EHRTUNE_CUDA_ATTENTION=wide)
-    # beside the default ones, end to end on the same card
+    # "wide:" runs pin the 32-rows-a-warp attention kernels (EHRTUNE_CUDA_ATTENTION=wide),
+    # "kext:" the K-extended LoRA layout (EHRTUNE_CUDA_LORA_KEXT=1), "both:" the two,
+    # beside the defaults, end to end on the same card
     for spec in "--batch 1" "--batch 4" "--batch 4 --ckpt" "--batch 4 --dp" "wide:--batch 4" \
-        "wide:--batch 1" "--batch 4 --dropout 0.05"; do
-        args=${spec#wide:}
-        attn=; [ "$args" != "$spec" ] && attn=wide
-        EHRTUNE_CUDA_ATTENTION=$attn LD_LIBRARY_PATH="${lib:+$lib:}${LD_LIBRARY_PATH:-}" \
+        "wide:--batch 1" "--batch 4 --dropout 0.05" "kext:--batch 4" "both:--batch 4"; do
+        args=${spec#*:}
+        attn=; kext=
+        case "$spec" in wide:*) attn=wide ;; kext:*) kext=1 ;; both:*) attn=wide kext=1 ;; esac
+        EHRTUNE_CUDA_ATTENTION=$attn EHRTUNE_CUDA_LORA_KEXT=$kext \
+            LD_LIBRARY_PATH="${lib:+$lib:}${LD_LIBRARY_PATH:-}" \
             timeout -k 5 75 "$bin" --bench $args \
             --seq 2048 --warmup 2 --steps 5 --json "$OUT/cuda_bench.jsonl" >>"$OUT/cuda_bench.log" 2>&1
         r=$?
@@ -372,7 +375,7 @@ step parity 150 parity
 step hf_bench 170 hf_bench
 step build_train 90 build_train
 step train_parity 120 train_parity
-step cuda_bench 240 cuda_bench
+step cuda_bench 330 cuda_bench
 step cli_train 150 cli_train
 step sanitizer 90 sanitizer
 
@@ -447,6 +450,7 @@ for r in eb:
     name = (f"b={r['batch']}" + (" ckpt" if r.get("activation_checkpointing") else "")
             + (" dp" if r.get("dp") else "") + (" wide" if "wide (" in r.get("attention", "") else "")
             + (f" drop{r['lora_dropout']:g}" if r.get("lora_dropout") else "")
+            + (" kext" if r.get("lora_kext") else "")
             if "batch" in r else str(r.get("args", "?")).replace("--batch ", "b="))
     if r.get("status") != "ok":
         print(f"  {name:<14} {r.get('status')}: {str(r.get('error', r.get('args', '')))[:200]}")

@@ -204,6 +204,18 @@ static void compare(cmp *c, const float *got, const float *ref, const float *bas
     if (e > c->err || isnan(e)) c->err = e;
 }
 
+/* Strided rows: the first `cols` of each `ld`-long row, packed; and whether the
+ * columns past `cols` are bit for bit `want`'s. */
+static void pack(float *dst, const float *src, int rows, int cols, int ld) {
+    for (int i = 0; i < rows; i++) memcpy(dst + (size_t)i * cols, src + (size_t)i * ld, (size_t)cols * 4);
+}
+static int pads_equal(const float *got, const float *want, int rows, int cols, int ld) {
+    for (int i = 0; i < rows; i++)
+        for (int j = cols; j < ld; j++)
+            if (memcmp(&got[(size_t)i * ld + j], &want[(size_t)i * ld + j], 4)) return 0;
+    return 1;
+}
+
 /* ------------------------------------------------------------------ timing */
 static cudaEvent_t g_ev0, g_ev1;
 static int cmp_float(const void *a, const void *b) {
@@ -362,6 +374,26 @@ static void test_rmsnorm(int n, int dim) {
         report(bf ? "rmsnorm.fwd.bf16" : "rmsnorm.fwd", shape, rc, &c, limit, us,
                2.0 * nx * es + dim * es + n * 4.0, 0);
         free(got), free(gr);
+        for (int pad = 24; bf && pad > 0; pad = pad == 24 ? 3 : 0) {
+            /* output rows `pad` longer (the K-extended LoRA layout): the same values,
+             * the columns past dim untouched (24: 16-byte rows; 3: the scalar path) */
+            const int ld = dim + pad;
+            float *o0 = randn((int64_t)n * ld, 1.0f);
+            uint16_t *o0b = to_bf16(o0, (int64_t)n * ld);
+            d_x = DUP(xb, nx), d_w = DUP(wb, dim);
+            void *d_o = DUP(o0b, (int64_t)n * ld);
+            float *d_r = dpoison((size_t)n * 4);
+            rc = etc_rmsnorm_forward_ld_bf16(d_o, ld, d_r, d_x, d_w, n, dim, eps);
+            float *g2 = down_bf16(d_o, (int64_t)n * ld), *gp = xmalloc((size_t)nx * 4);
+            pack(gp, g2, n, dim, ld);
+            cmp cl = {0};
+            compare(&cl, gp, out, NULL, nx);
+            if (!pads_equal(g2, o0, n, dim, ld)) cl.err = INFINITY;
+            char sh[96];
+            snprintf(sh, sizeof sh, "n=%d dim=%d ld=%d", n, dim, ld);
+            report("rmsnorm.fwd_ld.bf16", sh, rc, &cl, limit, 0, 0, 0);
+            free(o0), free(o0b), free(g2), free(gp);
+        }
 
         /* backward: dx and dweight from random starting points */
         float *ix = zeros(nx), *iw = zeros(dim);
@@ -736,15 +768,6 @@ static void test_linear(int n, int in, int out_dim, int with_bias) {
  * rows are `pad` elements longer than their columns, C in its own buffer. Checks the
  * logical result against et_matmul on packed copies, and that C and the padding
  * columns of D come back bit for bit as uploaded (an error there reads as err inf). */
-static void pack(float *dst, const float *src, int rows, int cols, int ld) {
-    for (int i = 0; i < rows; i++) memcpy(dst + (size_t)i * cols, src + (size_t)i * ld, (size_t)cols * 4);
-}
-static int pads_equal(const float *got, const float *want, int rows, int cols, int ld) {
-    for (int i = 0; i < rows; i++)
-        for (int j = cols; j < ld; j++)
-            if (memcmp(&got[(size_t)i * ld + j], &want[(size_t)i * ld + j], 4)) return 0;
-    return 1;
-}
 static void test_matmul_ld(int m, int n, int k, int trans_a, int trans_b, int pad) {
     char shape[96];
     snprintf(shape, sizeof shape, "m=%d n=%d k=%d%s%s pad=%d", m, n, k, trans_a ? " A^T" : "",
@@ -764,7 +787,7 @@ static void test_matmul_ld(int m, int n, int k, int trans_a, int trans_b, int pa
         void *d_d = f32 ? DUP(c, nd) : DUP(db0, nd);
         int rc = f32 ? etc_matmul_bf16_f32out_ld(d_d, ldd, d_a, lda, d_b, ldb, m, n, k, trans_a,
                                                  trans_b, 0.5f, 1.0f)
-                     : etc_matmul_bf16_ld(d_d, ldd, d_c, d_a, lda, d_b, ldb, m, n, k, trans_a,
+                     : etc_matmul_bf16_ld(d_d, ldd, d_c, d_a, lda, d_b, ldb, NULL, m, n, k, trans_a,
                                           trans_b, 0.5f, 1.0f);
         float *got = f32 ? down_f32(d_d, nd) : down_bf16(d_d, nd), *c_after = down_bf16(d_c, nd);
         float *gp = xmalloc((size_t)m * n * 4);
@@ -780,6 +803,65 @@ static void test_matmul_ld(int m, int n, int k, int trans_a, int trans_b, int pa
     }
     free(a), free(b), free(c), free(d0), free(ab), free(bb), free(cb), free(db0), free(ap), free(bp);
     free(ref), free(cp);
+}
+
+/* The K-extended LoRA layout's two helpers, bit for bit against the host: the
+ * strided upload cast (etc_cast_f32_to_bf16_rows) and the weight columns holding
+ * scale·B (etc_lora_kext_weights_bf16: the member's block, zeros elsewhere; the
+ * weight's own columns untouched). */
+static void test_kext_weights(int r) {
+    char shape[96];
+    snprintf(shape, sizeof shape, "r=%d, 3 weights", r);
+    enum { SEGS = 3 };
+    const int in = 40, rows[SEGS] = {37, 5, 64}, width[SEGS] = {3 * r, 3 * r, 2 * r};
+    const int col0[SEGS] = {0, -1, r}; /* first member, not LoRA'd, second member */
+    const float scale = 1.7f;
+    int64_t np = 0, b_off[SEGS], w_off[SEGS], wtotal = 0;
+    for (int i = 0; i < SEGS; i++) {
+        b_off[i] = col0[i] >= 0 ? np : -1;
+        if (col0[i] >= 0) np += (int64_t)rows[i] * r;
+        w_off[i] = wtotal, wtotal += (int64_t)rows[i] * (in + width[i]);
+    }
+    float *params = randn(np, 1.0f), *w0 = randn(wtotal, 1.0f);
+    uint16_t *w0b = to_bf16(w0, wtotal);
+    float *want = copy_of(w0, wtotal);
+    for (int i = 0; i < SEGS; i++)
+        for (int row = 0; row < rows[i]; row++)
+            for (int c = 0; c < width[i]; c++) {
+                const int j = c - col0[i];
+                const float v = col0[i] >= 0 && j >= 0 && j < r ? scale * params[b_off[i] + (int64_t)row * r + j] : 0.0f;
+                want[w_off[i] + (int64_t)row * (in + width[i]) + in + c] = bf2f(f2bf(v));
+            }
+    etc_bf16 *d_w = DUP(w0b, wtotal);
+    float *d_p = DUP(params, np);
+    etc_kext_seg h[SEGS];
+    int64_t max_elems = 0;
+    for (int i = 0; i < SEGS; i++) {
+        h[i] = (etc_kext_seg){d_w + w_off[i] + in, in + width[i], b_off[i], rows[i], width[i], col0[i]};
+        if ((int64_t)rows[i] * width[i] > max_elems) max_elems = (int64_t)rows[i] * width[i];
+    }
+    etc_kext_seg *d_s = dup_(h, sizeof h);
+    int rc = etc_lora_kext_weights_bf16(d_s, SEGS, max_elems, d_p, r, scale);
+    float *got = down_bf16(d_w, wtotal);
+    cmp c = {0};
+    for (int64_t e = 0; e < wtotal; e++) c.err += memcmp(&got[e], &want[e], 4) != 0; /* mismatches */
+    report("lora.kext_weights.bf16", shape, rc, &c, 0, 0, 0, 0);
+    free(got);
+
+    /* the strided upload: rows[0] × in values into the first weight's layout */
+    d_w = DUP(w0b, wtotal);
+    float *src = randn((int64_t)rows[0] * in, 1.0f);
+    float *d_in = DUP(src, (int64_t)rows[0] * in);
+    rc = etc_cast_f32_to_bf16_rows(d_w, in + width[0], d_in, rows[0], in);
+    got = down_bf16(d_w, wtotal);
+    float *want2 = copy_of(w0, wtotal);
+    for (int row = 0; row < rows[0]; row++)
+        for (int col = 0; col < in; col++)
+            want2[(int64_t)row * (in + width[0]) + col] = bf2f(f2bf(src[(int64_t)row * in + col]));
+    cmp c2 = {0};
+    for (int64_t e = 0; e < wtotal; e++) c2.err += memcmp(&got[e], &want2[e], 4) != 0;
+    report("cast.rows.bf16", shape, rc, &c2, 0, 0, 0, 0);
+    free(got), free(want2), free(src), free(params), free(w0), free(w0b), free(want);
 }
 
 static void test_lora(int n, int in, int r, int out_dim) {
@@ -1409,6 +1491,8 @@ int main(int argc, char **argv) {
     if (want("linear")) test_matmul_ld(96, 16, 64, 1, 0, 16);    /* dB = s·dyᵀ·(column block) */
     if (want("lora")) test_lora(67, 300, 16, 257);
     if (want("lora")) test_lora(256, 2048, 8, 512);
+    if (want("lora")) test_kext_weights(16);
+    if (want("lora")) test_kext_weights(8);
     if (want("attention")) test_attention(2, 67, 8, 2, 64, 0);
     if (want("attention")) test_attention(1, 200, 4, 4, 128, 50);
     if (want("attention")) test_attention(1, 130, 6, 2, 48, 33);

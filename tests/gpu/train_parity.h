@@ -200,7 +200,7 @@ static int train_parity_run(const train_parity_case *tc, train_parity_result *re
                 s->b[j] = 0.02f * (2.0f * et_uniform(31, (uint64_t)(layer * 7 + p) << 20 | j) - 1.0f);
         }
     if (et_acts_create(&acts, c, &lc, tc->batch, tc->seq, err)) goto done;
-    et_cuda_options o = {tc->batch, tc->seq, tc->activation_checkpointing, 48};
+    et_cuda_options o = {tc->batch, tc->seq, tc->activation_checkpointing, 48, 0};
     if (et_cuda_model_create(&cm, &m, &lc, &o, err)) goto done;
     snprintf(res->attention, sizeof res->attention, "%s", et_cuda_model_attention_path(cm));
     am = calloc((size_t)lc.n_params, sizeof(float));
@@ -311,7 +311,7 @@ static inline int train_parity_run_dp(const train_parity_case *tc, double clip, 
                 s->b[j] = 0.02f * (2.0f * et_uniform(31, (uint64_t)(layer * 7 + p) << 20 | j) - 1.0f);
         }
     if (et_acts_create(&acts, c, &lc, tc->batch, tc->seq, err)) goto done;
-    et_cuda_options o = {tc->batch, tc->seq, tc->activation_checkpointing, 48};
+    et_cuda_options o = {tc->batch, tc->seq, tc->activation_checkpointing, 48, 0};
     if (et_cuda_model_create(&cm, &m, &lc, &o, err) || et_cuda_dp_create(&dp, cm, tc->batch, err) ||
         et_dp_rng_init(&rng, 0, 11, err))
         goto done;

@@ -23,7 +23,7 @@ static void plan_sums_and_shapes(void **state) {
     et_hf_config c;
     et_cuda_bench_llama_1b(&c);
     et_plan p, ck, dr;
-    et_cuda_options o = {4, 2048, 0, 0};
+    et_cuda_options o = {4, 2048, 0, 0, 0};
     et_cuda_model_plan(&p, &c, 16, (1u << ET_PROJ_COUNT) - 1, 0.0f, &o);
     size_t sum = 0;
     for (int i = 0; i < p.n; i++) sum += p.item[i].bytes;
