@@ -53,6 +53,23 @@ static void plan_sums_and_shapes(void **state) {
     assert_int_equal(item_bytes(&dr, "scratch.lora_dropout_grad"), (size_t)8192 * 8192 * 2);
     assert_int_equal(item_bytes(&dr, "scratch.lora_dropout_mask"), 0);
     assert_int_equal(dr.total, ck.total + item_bytes(&dr, "scratch.lora_dropout_in") * 2);
+    /* the K-extended LoRA layout: ln1 rows + 3·16 columns, ln2 + 2·16, and those
+     * projections' weights the same extra columns (16 layers; q, k, v rows
+     * 2048 + 512 + 512 × 48 columns; gate and up 2 × 8192 rows × 32) */
+    et_plan kx;
+    et_cuda_options ok = {4, 2048, 0, 0, 1};
+    et_cuda_model_plan(&kx, &c, 16, (1u << ET_PROJ_COUNT) - 1, 0.0f, &ok);
+    assert_int_equal(item_bytes(&kx, "acts.attn_norm_out"), (size_t)16 * 8192 * (2048 + 48) * 2);
+    assert_int_equal(item_bytes(&kx, "acts.mlp_norm_out"), (size_t)16 * 8192 * (2048 + 32) * 2);
+    const size_t extra = (size_t)16 * ((2048 + 512 + 512) * 48 + 2 * 8192 * 32) * 2;
+    assert_true(item_bytes(&kx, "weights.base (frozen)") >= item_bytes(&p, "weights.base (frozen)") + extra);
+    assert_true(item_bytes(&kx, "weights.base (frozen)") < item_bytes(&p, "weights.base (frozen)") + extra + (1 << 20));
+    /* r·k not a multiple of 8 (r = 4, q k v): packed rows, no extension */
+    int cols[2];
+    et_cuda_kext_cols(4, (1u << ET_PROJ_COUNT) - 1, 1, cols);
+    assert_true(cols[0] == 0 && cols[1] == 0);
+    et_cuda_kext_cols(16, (1u << ET_PROJ_Q) | (1u << ET_PROJ_V) | (1u << ET_PROJ_UP), 1, cols);
+    assert_true(cols[0] == 32 && cols[1] == 16);
 }
 
 static int choose(et_recipe *r, int *use_cuda, et_error *err) {
