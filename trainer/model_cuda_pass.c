@@ -247,6 +247,44 @@ static int group_forward(pass *ps, int layer, const cuda_slot *s, proj_group g, 
     return 0;
 }
 
+/* The K-extended backward (kx > 0; dx overwritten, its rows in + kx apart): each
+ * projection's dy·[W | s·B] (N = in + kx) adds its input gradient into dx's first
+ * `in` columns and writes its member's dxa block into the kx after them (zeros into
+ * the other blocks), so no GEMM reads dy again for dxa; then dB a member, and for
+ * the group dA from those columns and dx += dxa·A. */
+static int group_backward_kext(pass *ps, int layer, proj_group g, etc_bf16 *dx,
+                               const etc_bf16 *const *dys, const etc_bf16 *x, int kx) {
+    et_cuda_model *cm = ps->cm;
+    const int n = ps->n, r = cm->r;
+    int first = 0, in, out;
+    const int k = group_lora(cm, layer, g, &first);
+    et_proj_shape(&cm->cfg, (et_proj)g.first, &in, &out);
+    const int64_t ld = in + kx;
+    for (int j = 0; j < g.count; j++) {
+        const int p = g.first + j;
+        et_proj_shape(&cm->cfg, (et_proj)p, &in, &out);
+        OP(FROZEN_GEMM, etc_matmul_bf16_ld(dx, ld, NULL, dys[j], 0, cm->layers[layer].w[p],
+                                           cuda_weight_ld(cm, p), NULL, n, in + kx, out, 0, 0, 1.0f,
+                                           j ? 1.0f : 0.0f));
+    }
+    for (int j = 0, m = 0; j < g.count; j++) { /* dB = s·dyᵀ·xa, xa in x's extra columns */
+        const int p = g.first + j;
+        if (cm->off_a[layer * ET_PROJ_COUNT + p] < 0) continue;
+        et_proj_shape(&cm->cfg, (et_proj)p, &in, &out);
+        OP(LORA_GEMM, etc_matmul_bf16_f32out_ld(cm->grads + cm->off_b[layer * ET_PROJ_COUNT + p], 0,
+                                                dys[j], 0, x + in + (size_t)m++ * r, ld, out, r, n, 1,
+                                                0, cm->lora_scale, 1.0f));
+    }
+    if (k) {
+        const int64_t oa = cm->off_a[layer * ET_PROJ_COUNT + first];
+        OP(LORA_GEMM, etc_matmul_bf16_f32out_ld(cm->grads + oa, 0, dx + in, ld, x, ld, k * r, in, n, 1,
+                                                0, 1.0f, 1.0f) ||
+                          etc_matmul_bf16_ld(dx, ld, NULL, dx + in, ld, cm->params16 + oa, 0, NULL, n,
+                                             in, k * r, 0, 0, 1.0f, 1.0f));
+    }
+    return 0;
+}
+
 /* dx (+)= Σ_j the input gradient of projection g.first + j given dys[j]; LoRA
  * gradients += into the device gradient vector. */
 static int group_backward(pass *ps, int layer, const cuda_slot *s, proj_group g, etc_bf16 *dx,
@@ -260,6 +298,7 @@ static int group_backward(pass *ps, int layer, const cuda_slot *s, proj_group g,
     }
     et_cuda_model *cm = ps->cm;
     const int n = ps->n, r = cm->r, kx = kext_cols(ps, g);
+    if (kx && overwrite) return group_backward_kext(ps, layer, g, dx, dys, x, kx);
     int first = 0, in, out;
     const int k = group_lora(cm, layer, g, &first);
     et_proj_shape(&cm->cfg, (et_proj)g.first, &in, &out);
@@ -338,7 +377,9 @@ static int layer_backward(pass *ps, int layer, const cuda_slot *s) {
     OP(SWIGLU, etc_swiglu_backward_inplace_bf16(s->gate, s->up, cm->dact, nF));
     const etc_bf16 *const dgate_up[2] = {s->gate, s->up};
     if (group_backward(ps, layer, s, GROUP_GATE_UP, cm->dln, dgate_up, s->ln2, 1)) return -1;
-    OP(RMSNORM, etc_rmsnorm_backward_bf16(cm->dres, NULL, cm->dln, s->h, w->mlp_norm, s->rstd2, n, C));
+    /* d(ln2) rows carry the K-extended dxa columns after C when in use */
+    OP(RMSNORM, etc_rmsnorm_backward_ld_bf16(cm->dres, cm->dln, C + kext_cols(ps, GROUP_GATE_UP), s->h,
+                                             w->mlp_norm, s->rstd2, n, C));
     STEP(ps, "layer %d backward (attention block)", layer);
     if (group_backward(ps, layer, s, GROUP_O, cm->datt, &dres, s->att, 1)) return -1;
     OP(MEMSET, etc_memset(cm->dq, 0, (size_t)n * QD * 2) || etc_memset(cm->dk, 0, (size_t)n * KD * 2) ||
@@ -351,7 +392,8 @@ static int layer_backward(pass *ps, int layer, const cuda_slot *s) {
                                             ps->t, hkv, c->head_dim));
     const etc_bf16 *const dqkv[3] = {cm->dq, cm->dk, cm->dv};
     if (group_backward(ps, layer, s, GROUP_QKV, cm->dln, dqkv, s->ln1, 1)) return -1;
-    OP(RMSNORM, etc_rmsnorm_backward_bf16(cm->dres, NULL, cm->dln, x, w->attn_norm, s->rstd1, n, C));
+    OP(RMSNORM, etc_rmsnorm_backward_ld_bf16(cm->dres, cm->dln, C + kext_cols(ps, GROUP_QKV), x,
+                                             w->attn_norm, s->rstd1, n, C));
     return 0;
 }
 

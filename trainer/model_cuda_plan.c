@@ -169,7 +169,9 @@ static int cuda_specs(cuda_spec *s, void *cm_, slot_bases *sb, const plan_shape 
     SPEC(DST(rope_sin), (size_t)ps->t * c->head_dim / 2, 4, GROUP_ACTS, "tables.rope_sin",
          "[%d, %d] fp32", ps->t, c->head_dim / 2);
     SPEC(DST(dres), n * C, 2, GROUP_ACTS, "scratch.dresidual", "[%zu, %zu] bf16", n, C);
-    SPEC(DST(dln), n * C, 2, GROUP_ACTS, "scratch.dnorm", "[%zu, %zu] bf16", n, C);
+    /* d(ln1), d(ln2) take the K-extended dxa columns after C (the wider of the two) */
+    const size_t CX = C1 > C2 ? C1 : C2;
+    SPEC(DST(dln), n * CX, 2, GROUP_ACTS, "scratch.dnorm", "[%zu, %zu] bf16", n, CX);
     SPEC(DST(datt), n * QD, 2, GROUP_ACTS, "scratch.dattn", "[%zu, %zu] bf16", n, QD);
     SPEC(DST(dq), n * QD, 2, GROUP_ACTS, "scratch.dq", "[%zu, %zu] bf16", n, QD);
     SPEC(DST(dk), n * KD, 2, GROUP_ACTS, "scratch.dk", "[%zu, %zu] bf16", n, KD);

@@ -101,6 +101,11 @@ int etc_rmsnorm_forward_ld_bf16(etc_bf16 *out, int64_t ld_out, float *rstd, cons
 int etc_rmsnorm_backward_bf16(etc_bf16 *dx, float *dweight, const etc_bf16 *dout,
                               const etc_bf16 *x, const etc_bf16 *weight, const float *rstd,
                               int n, int dim);
+/* dx only, dout's rows ld_dout elements apart (>= dim; the CUDA trainer's d(ln1) rows
+ * carry the K-extended LoRA columns after them). */
+int etc_rmsnorm_backward_ld_bf16(etc_bf16 *dx, const etc_bf16 *dout, int64_t ld_dout,
+                                 const etc_bf16 *x, const etc_bf16 *weight, const float *rstd,
+                                 int n, int dim);
 
 /* ---- linear (cuBLASLt; the forward bias is fused into the GEMM epilogue) ---- */
 int etc_linear_forward(float *out, const float *x, const float *w, const float *bias, int n,

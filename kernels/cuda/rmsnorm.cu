@@ -40,11 +40,11 @@ __global__ void rmsnorm_fwd(T *out, int64_t ld_out, float *rstd, const T *x, con
 
 // dx_j += r·w_j·g_j − (r³/dim)·x_j·Σ_k w_k·g_k·x_k
 template <typename T, int V>
-__global__ void rmsnorm_bwd_dx(T *dx, const T *dout, const T *x, const T *weight,
+__global__ void rmsnorm_bwd_dx(T *dx, const T *dout, int64_t ld_dout, const T *x, const T *weight,
                                const float *rstd, int dim) {
     __shared__ float scratch[32];
     const int64_t row = blockIdx.x;
-    const T *xr = x + row * dim, *gr = dout + row * dim;
+    const T *xr = x + row * dim, *gr = dout + row * ld_dout;
     T *dxr = dx + row * dim;
     const int packs = dim / V;
     float dot = 0.0f;
@@ -106,19 +106,22 @@ int forward(T *out, int64_t ld_out, float *rstd, const T *x, const T *weight, in
     return etc_check_launch(name);
 }
 
+// ld_dout: dout's row stride (>= dim); dweight needs packed rows (ld_dout == dim).
 template <typename T>
-int backward(T *dx, float *dweight, const T *dout, const T *x, const T *weight, const float *rstd,
-             int n, int dim, const char *name) {
-    if (n < 0 || dim <= 0) return etc_fail("%s: bad shape n=%d dim=%d", name, n, dim);
+int backward(T *dx, float *dweight, const T *dout, int64_t ld_dout, const T *x, const T *weight,
+             const float *rstd, int n, int dim, const char *name) {
+    if (n < 0 || dim <= 0 || ld_dout < dim || (dweight && ld_dout != dim))
+        return etc_fail("%s: bad shape n=%d dim=%d row stride %lld", name, n, dim,
+                        (long long)ld_dout);
     if (n == 0) return 0;
     constexpr int V = 16 / sizeof(T);
     if (dx) {
-        if (dim % V == 0 && etc_aligned16(dx, dout, x, weight))
-            rmsnorm_bwd_dx<T, V><<<n, ROW_THREADS, 0, etc_stream()>>>(dx, dout, x, weight, rstd,
-                                                                       dim);
+        if (dim % V == 0 && ld_dout % V == 0 && etc_aligned16(dx, dout, x, weight))
+            rmsnorm_bwd_dx<T, V><<<n, ROW_THREADS, 0, etc_stream()>>>(dx, dout, ld_dout, x, weight,
+                                                                       rstd, dim);
         else
-            rmsnorm_bwd_dx<T, 1><<<n, ROW_THREADS, 0, etc_stream()>>>(dx, dout, x, weight, rstd,
-                                                                       dim);
+            rmsnorm_bwd_dx<T, 1><<<n, ROW_THREADS, 0, etc_stream()>>>(dx, dout, ld_dout, x, weight,
+                                                                       rstd, dim);
         if (etc_check_launch(name)) return -1;
     }
     if (dweight) {
@@ -139,7 +142,7 @@ extern "C" int etc_rmsnorm_forward(float *out, float *rstd, const float *x, cons
 }
 extern "C" int etc_rmsnorm_backward(float *dx, float *dweight, const float *dout, const float *x,
                                     const float *weight, const float *rstd, int n, int dim) {
-    return backward(dx, dweight, dout, x, weight, rstd, n, dim, "etc_rmsnorm_backward");
+    return backward(dx, dweight, dout, dim, x, weight, rstd, n, dim, "etc_rmsnorm_backward");
 }
 extern "C" int etc_rmsnorm_forward_bf16(etc_bf16 *out, float *rstd, const etc_bf16 *x,
                                         const etc_bf16 *weight, int n, int dim, float eps) {
@@ -155,6 +158,12 @@ extern "C" int etc_rmsnorm_forward_ld_bf16(etc_bf16 *out, int64_t ld_out, float 
 extern "C" int etc_rmsnorm_backward_bf16(etc_bf16 *dx, float *dweight, const etc_bf16 *dout,
                                          const etc_bf16 *x, const etc_bf16 *weight,
                                          const float *rstd, int n, int dim) {
-    return backward((bf16 *)dx, dweight, (const bf16 *)dout, (const bf16 *)x,
+    return backward((bf16 *)dx, dweight, (const bf16 *)dout, dim, (const bf16 *)x,
                     (const bf16 *)weight, rstd, n, dim, "etc_rmsnorm_backward_bf16");
+}
+extern "C" int etc_rmsnorm_backward_ld_bf16(etc_bf16 *dx, const etc_bf16 *dout, int64_t ld_dout,
+                                            const etc_bf16 *x, const etc_bf16 *weight,
+                                            const float *rstd, int n, int dim) {
+    return backward((bf16 *)dx, (float *)nullptr, (const bf16 *)dout, ld_dout, (const bf16 *)x,
+                    (const bf16 *)weight, rstd, n, dim, "etc_rmsnorm_backward_ld_bf16");
 }

@@ -416,6 +416,25 @@ static void test_rmsnorm(int n, int dim) {
         else TIME_US(us, etc_rmsnorm_backward(d_dx, d_dw, d_g, d_x, d_w, d_r, n, dim));
         report(bf ? "rmsnorm.bwd.bf16" : "rmsnorm.bwd", shape, rc, &cb, limit, us,
                4.0 * nx * es + n * 4.0, 0);
+        for (int pad = 24; bf && pad > 0; pad = pad == 24 ? 3 : 0) {
+            /* dx only, dout's rows `pad` longer (the K-extended d(ln) rows): what is
+             * past dim in them must not be read into the result */
+            const int ld = dim + pad;
+            float *gl = randn((int64_t)n * ld, 50.0f);
+            for (int i = 0; i < n; i++) memcpy(gl + (size_t)i * ld, dout + (size_t)i * dim, (size_t)dim * 4);
+            uint16_t *glb = to_bf16(gl, (int64_t)n * ld);
+            d_x = DUP(xb, nx), d_w = DUP(wb, dim), d_dx = DUP(dx0b, nx);
+            void *d_gl = DUP(glb, (int64_t)n * ld);
+            float *d_rs = DUP(rstd, n);
+            rc = etc_rmsnorm_backward_ld_bf16(d_dx, d_gl, ld, d_x, d_w, d_rs, n, dim);
+            cmp cl = {0};
+            float *g2 = down_bf16(d_dx, nx);
+            compare(&cl, g2, rdx, dx0, nx);
+            char sh[96];
+            snprintf(sh, sizeof sh, "n=%d dim=%d ld=%d", n, dim, ld);
+            report("rmsnorm.bwd_ld.bf16", sh, rc, &cl, limit, 0, 0, 0);
+            free(gl), free(glb), free(g2);
+        }
         free(gdx), free(gdw), free(ix), free(iw), free(dx0), free(dw0), free(dx0b);
         free(rdx), free(rdw), free(x), free(w), free(dout), free(xb), free(wb), free(gb);
         free(out), free(rstd);
@@ -1233,6 +1252,31 @@ static void perf_rows(void) {
         rc = etc_linear_forward_bf16(o, x, w, NULL, n, c, ffn);
         TIME_US(us, etc_linear_forward_bf16(o, x, w, NULL, n, c, ffn));
         report("perf.linear.fwd.bf16", shape, rc, NULL, -1, us, 0, 2.0 * n * c * ffn);
+        dfree_all();
+    }
+    { /* one gate/up projection with LoRA at batch 4 (n = 4·tokens), three ways: the base
+       * GEMM alone; the default path (rank-r product written, base GEMM adds onto it);
+       * the K-extended one (K = in + 2r, strided rows: EHRTUNE_CUDA_LORA_KEXT). The rate
+       * column counts the base product's FLOPs in all three, so it compares their times. */
+        const int n4 = 4 * n, kx = 2 * r, ld = c + kx;
+        void *x = drandom((int64_t)n4 * ld, 1, 1.0f), *w = drandom((int64_t)ffn * ld, 1, 0.02f);
+        void *xa = drandom((int64_t)n4 * kx, 1, 1.0f), *b = drandom((int64_t)ffn * r, 1, 0.02f);
+        void *o = dalloc((size_t)n4 * ffn * 2);
+        snprintf(shape, sizeof shape, "n=%d in=%d out=%d", n4, c, ffn);
+        rc = etc_matmul_bf16_ld(o, 0, NULL, x, ld, w, ld, NULL, n4, ffn, c, 0, 1, 1.0f, 0.0f);
+        TIME_US(us, etc_matmul_bf16_ld(o, 0, NULL, x, ld, w, ld, NULL, n4, ffn, c, 0, 1, 1.0f, 0.0f));
+        report("perf.proj.base.bf16", shape, rc, NULL, -1, us, 0, 2.0 * n4 * c * ffn);
+#define TWO_GEMMS()                                                                            \
+    (etc_matmul_bf16_ld(o, 0, NULL, xa, kx, b, 0, NULL, n4, ffn, r, 0, 1, 2.0f, 0.0f) ||           \
+     etc_matmul_bf16_ld(o, 0, NULL, x, ld, w, ld, NULL, n4, ffn, c, 0, 1, 1.0f, 1.0f))
+        rc = TWO_GEMMS();
+        TIME_US(us, TWO_GEMMS());
+#undef TWO_GEMMS
+        report("perf.proj.lora.bf16", shape, rc, NULL, -1, us, 0, 2.0 * n4 * c * ffn);
+        snprintf(shape, sizeof shape, "n=%d in=%d+%d out=%d", n4, c, kx, ffn);
+        rc = etc_matmul_bf16_ld(o, 0, NULL, x, ld, w, ld, NULL, n4, ffn, ld, 0, 1, 1.0f, 0.0f);
+        TIME_US(us, etc_matmul_bf16_ld(o, 0, NULL, x, ld, w, ld, NULL, n4, ffn, ld, 0, 1, 1.0f, 0.0f));
+        report("perf.proj.kext.bf16", shape, rc, NULL, -1, us, 0, 2.0 * n4 * c * ffn);
         dfree_all();
     }
     {
