@@ -20,7 +20,8 @@ void et_dropout_forward(float *out, uint8_t *keep, const float *x, float p, uint
     const float scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
     /* one Philox block per four stream positions: blocks first .. last cover
      * positions offset .. offset + n − 1 */
-    const int64_t first = (int64_t)(offset >> 2), blocks = (int64_t)((offset + (uint64_t)n - 1) >> 2) - first + 1;
+    const int64_t first = (int64_t)(offset >> 2);
+    const int64_t blocks = (int64_t)((offset + (uint64_t)n - 1) >> 2) - first + 1;
 #pragma omp parallel for schedule(static)
     for (int64_t b = 0; b < blocks; b++) {
         float u[4];
