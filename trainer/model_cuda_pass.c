@@ -285,18 +285,63 @@ static int group_backward_kext(pass *ps, int layer, proj_group g, etc_bf16 *dx,
     return 0;
 }
 
+/* The backward of a group under LoRA dropout (training, no DP), when
+ * etc_lora_dropout_dx_supported: per LoRA'd member its masked input again (dA needs
+ * it), dB, dxa into its columns of cm->dxa and dA; then the frozen products into dx,
+ * and all members' masked dxa·A in one pass over dx (etc_lora_dropout_dx_bf16)
+ * instead of a scratch tensor and a dropout backward a member. */
+static int group_backward_dropout(pass *ps, int layer, const cuda_slot *s, proj_group g,
+                                  etc_bf16 *dx, const etc_bf16 *const *dys, const etc_bf16 *x,
+                                  int overwrite, int k, int first) {
+    et_cuda_model *cm = ps->cm;
+    const int n = ps->n, r = cm->r;
+    int in, out;
+    uint64_t offs[3];
+    for (int j = 0, m = 0; j < g.count; j++) {
+        const int p = g.first + j;
+        const int64_t oa = cm->off_a[layer * ET_PROJ_COUNT + p], ob = cm->off_b[layer * ET_PROJ_COUNT + p];
+        if (oa < 0) continue;
+        et_proj_shape(&cm->cfg, (et_proj)p, &in, &out);
+        offs[m] = dropout_offset(cm->step, layer, p, cm->cfg.num_layers);
+        etc_bf16 *dxa = cm->dxa + (size_t)m * r;
+        OP(DROPOUT, etc_dropout_forward_bf16(cm->xdrop, NULL, x, cm->dropout, cm->seed, offs[m],
+                                             (int64_t)n * in));
+        OP(LORA_GEMM, etc_matmul_bf16_f32out(cm->grads + ob, dys[j], s->xa[p], out, r, n, 1, 0,
+                                             cm->lora_scale, 1.0f) ||
+                          etc_matmul_bf16_ld(dxa, (int64_t)k * r, NULL, dys[j], 0, cm->params16 + ob, 0,
+                                             NULL, n, r, out, 0, 0, cm->lora_scale, 0.0f) ||
+                          etc_matmul_bf16_f32out_ld(cm->grads + oa, 0, dxa, (int64_t)k * r, cm->xdrop,
+                                                    0, r, in, n, 1, 0, 1.0f, 1.0f));
+        m++;
+    }
+    for (int j = 0; j < g.count; j++) {
+        OP(FROZEN_GEMM, base_backward(ps, layer, g.first + j, dx, dys[j], overwrite));
+        overwrite = 0;
+    }
+    et_proj_shape(&cm->cfg, (et_proj)g.first, &in, &out);
+    OP(DROPOUT, etc_lora_dropout_dx_bf16(dx, cm->dxa, (int64_t)k * r,
+                                         cm->params16 + cm->off_a[layer * ET_PROJ_COUNT + first], n,
+                                         in, k, r, cm->dropout, cm->seed, offs, 0));
+    return 0;
+}
+
 /* dx (+)= Σ_j the input gradient of projection g.first + j given dys[j]; LoRA
  * gradients += into the device gradient vector. */
 static int group_backward(pass *ps, int layer, const cuda_slot *s, proj_group g, etc_bf16 *dx,
                           const etc_bf16 *const *dys, const etc_bf16 *x, int overwrite) {
+    et_cuda_model *cm = ps->cm;
     if (!grouped(ps)) {
+        int first = 0, in, out;
+        const int k = group_lora(cm, layer, g, &first);
+        et_proj_shape(&cm->cfg, (et_proj)g.first, &in, &out);
+        if (!cm->pe_grads && k && etc_lora_dropout_dx_supported(in, k, cm->r))
+            return group_backward_dropout(ps, layer, s, g, dx, dys, x, overwrite, k, first);
         for (int j = 0; j < g.count; j++)
             if (proj_backward(ps, layer, g.first + j, dx, dys[j], x, s->xa[g.first + j],
                               overwrite && j == 0))
                 return -1;
         return 0;
     }
-    et_cuda_model *cm = ps->cm;
     const int n = ps->n, r = cm->r, kx = kext_cols(ps, g);
     if (kx && overwrite) return group_backward_kext(ps, layer, g, dx, dys, x, kx);
     int first = 0, in, out;

@@ -6,41 +6,9 @@
 // The scale 1/(1 − p) is computed on the host in fp32 like the CPU, and p >= 1
 // selects 0 (no NaN). keep == NULL: the mask is not stored (the trainer's forward).
 #include "kernels/cuda/context.h"
+#include "kernels/cuda/philox.h"
 
 namespace {
-
-__device__ __forceinline__ void philox_uniform4(uint64_t seed, uint64_t block, float (&u)[4]) {
-    uint32_t c0 = (uint32_t)block, c1 = (uint32_t)(block >> 32), c2 = 0, c3 = 0;
-    uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
-#pragma unroll
-    for (int round = 0; round < 10; round++) {
-        const uint32_t hi0 = __umulhi(0xD2511F53u, c0), lo0 = 0xD2511F53u * c0;
-        const uint32_t hi1 = __umulhi(0xCD9E8D57u, c2), lo1 = 0xCD9E8D57u * c2;
-        c0 = hi1 ^ c1 ^ k0;
-        c1 = lo1;
-        c2 = hi0 ^ c3 ^ k1;
-        c3 = lo0;
-        k0 += 0x9E3779B9u;
-        k1 += 0xBB67AE85u;
-    }
-    u[0] = (float)(c0 >> 8) * 0x1p-24f;
-    u[1] = (float)(c1 >> 8) * 0x1p-24f;
-    u[2] = (float)(c2 >> 8) * 0x1p-24f;
-    u[3] = (float)(c3 >> 8) * 0x1p-24f;
-}
-
-// The keep decisions of pack i (elements i·W .. i·W + W − 1 of a call at `offset`).
-template <int W>
-__device__ __forceinline__ void draw_keep(bool (&kept)[W], uint64_t seed, uint64_t offset,
-                                          int64_t i, float p) {
-    float u[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-#pragma unroll
-    for (int k = 0; k < W; k++) {
-        const uint64_t j = offset + (uint64_t)(i * W + k);
-        if (k == 0 || (j & 3) == 0) philox_uniform4(seed, j >> 2, u);
-        kept[k] = u[j & 3] >= p;
-    }
-}
 
 template <typename E> struct dropout_fwd {
     using T = E;
@@ -54,7 +22,7 @@ template <typename E> struct dropout_fwd {
         bool kept[W];
         etc_pack<uint8_t, W> kp;
         etc_load<E, W>(v, x, i);
-        draw_keep<W>(kept, seed, offset, i, p);
+        etc_draw_keep<W>(kept, seed, offset, i * W, p);
 #pragma unroll
         for (int k = 0; k < W; k++) {
             kp.v[k] = kept[k];
@@ -77,7 +45,7 @@ template <typename E> struct dropout_bwd_redraw {
         bool kept[W];
         etc_load<E, W>(d, dx, i);
         etc_load<E, W>(g, dout, i);
-        draw_keep<W>(kept, seed, offset, i, p);
+        etc_draw_keep<W>(kept, seed, offset, i * W, p);
 #pragma unroll
         for (int k = 0; k < W; k++)
             if (kept[k]) d[k] += g[k] * scale;

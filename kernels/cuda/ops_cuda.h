@@ -214,6 +214,15 @@ int etc_dropout_backward_bf16(etc_bf16 *dx, const etc_bf16 *dout, const uint8_t 
  * element neither written nor read). */
 int etc_dropout_backward_redraw_bf16(etc_bf16 *dx, const etc_bf16 *dout, float p, uint64_t seed,
                                      uint64_t offset, int64_t n);
+/* The input gradient of k LoRA'd projections reading one input, under LoRA dropout:
+ * dx (overwrite ? = : +=) scale·Σ_j keep_j ∘ (dxa_j·A_j), keep_j member j's forward
+ * mask (stream offsets[j] + i·in + c, drawn again), dxa [n, k·r] (row stride
+ * ld_dxa), a [k·r, in] the members' A's one under the other. One pass over dx for
+ * the group (kernels/cuda/lora_dropout.cu). Shapes: etc_lora_dropout_dx_supported. */
+int etc_lora_dropout_dx_supported(int in, int k, int r);
+int etc_lora_dropout_dx_bf16(etc_bf16 *dx, const etc_bf16 *dxa, int64_t ld_dxa, const etc_bf16 *a,
+                             int n, int in, int k, int r, float p, uint64_t seed,
+                             const uint64_t *offsets, int overwrite);
 
 /* ---- AdamW (fp32 master weights and state; same operation order as the CPU) ---- */
 int etc_adamw_update(float *param, float *m, float *v, const float *grad, int64_t n, float lr,

@@ -883,6 +883,52 @@ static void test_kext_weights(int r) {
     free(got), free(want2), free(src), free(params), free(w0), free(w0b), free(want);
 }
 
+/* etc_lora_dropout_dx_bf16: k members' masked dxa_j·A_j summed into dx, against
+ * the CPU's per-member composition (et_matmul, et_dropout_forward's mask at the
+ * member's offset, et_dropout_backward); accumulating onto a random dx, and
+ * overwriting a poisoned one (every element must be written). */
+static void test_lora_dropout_dx(int n, int in, int k, int r, float p) {
+    char shape[96];
+    snprintf(shape, sizeof shape, "n=%d in=%d k=%d r=%d p=%g", n, in, k, r, p);
+    const int kr = k * r;
+    const int64_t nx = (int64_t)n * in;
+    const uint64_t seed = next_u64(), base_off = (next_u64() >> 30) << 2;
+    uint64_t offs[3];
+    for (int j = 0; j < k; j++) offs[j] = base_off + ((uint64_t)j << 36);
+    float *dxa = randn((int64_t)n * kr, 1.0f), *a = randn((int64_t)kr * in, 0.3f);
+    uint16_t *dxab = to_bf16(dxa, (int64_t)n * kr), *ab = to_bf16(a, (int64_t)kr * in);
+    float *sum = zeros(nx), *xd = xmalloc((size_t)nx * 4), *dj = xmalloc((size_t)n * r * 4);
+    float *ones = xmalloc((size_t)nx * 4), *junk = xmalloc((size_t)nx * 4);
+    uint8_t *keep = xmalloc((size_t)nx);
+    for (int64_t e = 0; e < nx; e++) ones[e] = 1.0f;
+    for (int j = 0; j < k; j++) {
+        for (int i = 0; i < n; i++) memcpy(dj + (size_t)i * r, dxa + (size_t)i * kr + j * r, (size_t)r * 4);
+        memset(xd, 0, (size_t)nx * 4);
+        et_matmul(xd, dj, a + (size_t)j * r * in, n, in, r, 0, 0, 1.0f, 0.0f);
+        et_dropout_forward(junk, keep, ones, p, seed, offs[j], nx);
+        et_dropout_backward(sum, xd, keep, p, nx);
+    }
+    for (int ow = 0; ow <= 1; ow++) {
+        float *base = ow ? zeros(nx) : randn(nx, 1.0f);
+        uint16_t *baseb = to_bf16(base, nx);
+        float *ref = copy_of(base, nx);
+        for (int64_t e = 0; e < nx; e++) ref[e] += sum[e];
+        void *d_dx = ow ? dpoison((size_t)nx * 2) : DUP(baseb, nx);
+        void *d_dxa = DUP(dxab, (int64_t)n * kr), *d_a = DUP(ab, (int64_t)kr * in);
+        int rc = etc_lora_dropout_dx_bf16(d_dx, d_dxa, kr, d_a, n, in, k, r, p, seed, offs, ow);
+        cmp c = {0};
+        float *got = down_bf16(d_dx, nx);
+        compare(&c, got, ref, base, nx);
+        double us;
+        TIME_US(us, etc_lora_dropout_dx_bf16(d_dx, d_dxa, kr, d_a, n, in, k, r, p, seed, offs, 1));
+        report(ow ? "lora.dropout_dx.set.bf16" : "lora.dropout_dx.bf16", shape, rc, &c, BF16_LIMIT, us,
+               (double)nx * 4, 0);
+        free(base), free(baseb), free(ref), free(got);
+    }
+    free(dxa), free(a), free(dxab), free(ab), free(sum), free(xd), free(dj), free(ones), free(junk);
+    free(keep);
+}
+
 static void test_lora(int n, int in, int r, int out_dim) {
     char shape[96];
     snprintf(shape, sizeof shape, "n=%d in=%d r=%d out=%d", n, in, r, out_dim);
@@ -1536,6 +1582,9 @@ int main(int argc, char **argv) {
     if (want("lora")) test_lora(67, 300, 16, 257);
     if (want("lora")) test_lora(256, 2048, 8, 512);
     if (want("lora")) test_kext_weights(16);
+    if (want("lora")) test_lora_dropout_dx(67, 264, 3, 16, 0.1f);
+    if (want("lora")) test_lora_dropout_dx(40, 64, 2, 8, 0.5f);
+    if (want("lora")) test_lora_dropout_dx(33, 200, 1, 16, 0.0f);
     if (want("lora")) test_kext_weights(8);
     if (want("attention")) test_attention(2, 67, 8, 2, 64, 0);
     if (want("attention")) test_attention(1, 200, 4, 4, 128, 50);
