@@ -15,7 +15,11 @@
  *     backward of the head happen in the forward pass (the loss scale is known
  *     before it starts);
  *   - with activation checkpointing, backward re-runs each layer's forward into
- *     the one shared slot first (the dropout masks are regenerated identically). */
+ *     the one shared slot first (the dropout masks are regenerated identically);
+ *   - projections reading one input share their LoRA x·Aᵀ, dA and dxa·A GEMMs
+ *     (grouped LoRA, below), or under LoRA dropout one fused kernel adds all their
+ *     masked input gradients into dx; opt-in, the K-extended layout folds each
+ *     q/k/v/gate/up projection's LoRA into its frozen GEMM. */
 #include <stdio.h>
 #include <string.h>
 
