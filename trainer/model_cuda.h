@@ -131,8 +131,9 @@ typedef struct {
     double total_ms;      /* device time from begin to the last mark: Σ ms up to rounding */
 } et_cuda_profile;
 
-/* Opens a profile with room for `capacity` marks (a Llama-1B step makes ~800: 49 a
- * layer, the head's chunks, the optimizer; checkpointing adds 21 a layer). Fails when one is already open. */
+/* Opens a profile with room for `capacity` marks (a Llama-1B step makes ~800: about
+ * 50 a layer, 80 with LoRA dropout, the head's chunks, the optimizer; checkpointing
+ * adds a layer's forward again). Fails when one is already open. */
 int et_cuda_profile_begin(int capacity, et_error *err);
 /* Waits for the device, fills *p and closes the profile. */
 int et_cuda_profile_end(et_cuda_profile *p, et_error *err);
