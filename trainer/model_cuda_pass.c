@@ -206,24 +206,39 @@ static int kext_cols(const pass *ps, proj_group g) {
  * input features and each weight row s·B there: one GEMM a projection, LoRA included. */
 static int group_forward(pass *ps, int layer, const cuda_slot *s, proj_group g, etc_bf16 *const *ys,
                          etc_bf16 *x, const etc_bf16 *res) {
-    if (!grouped(ps)) {
-        for (int j = 0; j < g.count; j++)
-            if (proj_forward(ps, layer, g.first + j, ys[j], x, s->xa[g.first + j], res)) return -1;
-        return 0;
-    }
     et_cuda_model *cm = ps->cm;
     const cuda_layer_weights *w = &cm->layers[layer];
     const int n = ps->n, r = cm->r, kx = kext_cols(ps, g);
     int first = 0, in, out;
     const int k = group_lora(cm, layer, g, &first);
     et_proj_shape(&cm->cfg, (et_proj)g.first, &in, &out);
-    /* xa: the slot's [n, k·r] rows, or x's own extra columns */
+    const etc_bf16 *A = k ? cm->params16 + cm->off_a[layer * ET_PROJ_COUNT + first] : NULL;
+    /* under LoRA dropout: every member's x·Aᵀ of its own masked x in one kernel,
+     * into the slot's per-projection xa (the dropout/DP backward reads those) */
+    const int drop = !grouped(ps) && ps->train && cm->dropout > 0 && k &&
+                     etc_lora_dropout_xa_supported(in, k, r);
+    if (!grouped(ps) && !drop) {
+        for (int j = 0; j < g.count; j++)
+            if (proj_forward(ps, layer, g.first + j, ys[j], x, s->xa[g.first + j], res)) return -1;
+        return 0;
+    }
+    /* xa: the slot's [n, k·r] rows, or x's own extra columns (K-extended), or per
+     * projection (dropout) */
     etc_bf16 *xa = kx ? x + in : s->xa[g.first];
-    const int64_t ldx = kx ? in + kx : 0, ldxa = kx ? in + kx : (int64_t)k * r;
-    if (k)
-        OP(LORA_GEMM, etc_matmul_bf16_ld(xa, ldxa, NULL, x, ldx,
-                                         cm->params16 + cm->off_a[layer * ET_PROJ_COUNT + first], 0,
-                                         NULL, n, k * r, in, 0, 1, 1.0f, 0.0f));
+    const int64_t ldx = kx ? in + kx : 0, ldxa = kx ? in + kx : drop ? r : (int64_t)k * r;
+    if (drop) {
+        etc_bf16 *outs[3];
+        uint64_t offs[3];
+        for (int p = g.first, m = 0; p < g.first + g.count; p++)
+            if (cm->off_a[layer * ET_PROJ_COUNT + p] >= 0) {
+                outs[m] = s->xa[p];
+                offs[m++] = dropout_offset(cm->step, layer, p, cm->cfg.num_layers);
+            }
+        OP(LORA_GEMM, etc_lora_dropout_xa_bf16(outs, r, x, A, n, in, k, r, cm->dropout, cm->seed, offs));
+    } else if (k) {
+        OP(LORA_GEMM, etc_matmul_bf16_ld(xa, ldxa, NULL, x, ldx, A, 0, NULL, n, k * r, in, 0, 1, 1.0f,
+                                         0.0f));
+    }
     for (int j = 0, m = 0; j < g.count; j++) {
         const int p = g.first + j;
         const int64_t ob = cm->off_b[layer * ET_PROJ_COUNT + p];
@@ -236,7 +251,7 @@ static int group_forward(pass *ps, int layer, const cuda_slot *s, proj_group g, 
             continue;
         }
         et_proj_shape(&cm->cfg, (et_proj)p, &in, &out);
-        const etc_bf16 *xa_p = xa + (size_t)m++ * r, *B = cm->params16 + ob;
+        const etc_bf16 *xa_p = drop ? s->xa[p] : xa + (size_t)m++ * r, *B = cm->params16 + ob;
         if (w->bias[p]) { /* the bias epilogue first, the rank-r product and residual onto it */
             OP(FROZEN_GEMM, base_forward(ps, layer, p, ys[j], NULL, 0.0f, x, 0, 0));
             OP(LORA_GEMM, etc_matmul_bf16_ld(ys[j], 0, NULL, xa_p, ldxa, B, 0, NULL, n, out, r, 0, 1,

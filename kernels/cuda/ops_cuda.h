@@ -220,6 +220,13 @@ int etc_dropout_backward_redraw_bf16(etc_bf16 *dx, const etc_bf16 *dout, float p
  * ld_dxa), a [k·r, in] the members' A's one under the other. One pass over dx for
  * the group (kernels/cuda/lora_dropout.cu). Shapes: etc_lora_dropout_dx_supported. */
 int etc_lora_dropout_dx_supported(int in, int k, int r);
+/* Its forward: xa[j] (member j's [n, r], row stride ld) = drop_j(x)·A_jᵀ for the k
+ * members at once, x read once and each member's mask (stream offsets[j] + i·in + c)
+ * applied while it is in shared memory — no masked copy of x. */
+int etc_lora_dropout_xa_supported(int in, int k, int r);
+int etc_lora_dropout_xa_bf16(etc_bf16 *const *xa, int64_t ld, const etc_bf16 *x, const etc_bf16 *a,
+                             int n, int in, int k, int r, float p, uint64_t seed,
+                             const uint64_t *offsets);
 int etc_lora_dropout_dx_bf16(etc_bf16 *dx, const etc_bf16 *dxa, int64_t ld_dxa, const etc_bf16 *a,
                              int n, int in, int k, int r, float p, uint64_t seed,
                              const uint64_t *offsets, int overwrite);

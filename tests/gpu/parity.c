@@ -929,6 +929,41 @@ static void test_lora_dropout_dx(int n, int in, int k, int r, float p) {
     free(keep);
 }
 
+/* etc_lora_dropout_xa_bf16: each member's x·Aᵀ of its own masked copy of x, against
+ * the CPU's et_dropout_forward at the member's offset then et_matmul. */
+static void test_lora_dropout_xa(int n, int in, int k, int r, float p) {
+    char shape[96];
+    snprintf(shape, sizeof shape, "n=%d in=%d k=%d r=%d p=%g", n, in, k, r, p);
+    const int64_t nx = (int64_t)n * in;
+    const uint64_t seed = next_u64(), base_off = (next_u64() >> 30) << 2;
+    uint64_t offs[3];
+    for (int j = 0; j < k; j++) offs[j] = base_off + ((uint64_t)j << 36) + (uint64_t)j;
+    float *x = randn(nx, 1.0f), *a = randn((int64_t)k * r * in, 0.1f);
+    uint16_t *xb = to_bf16(x, nx), *ab = to_bf16(a, (int64_t)k * r * in);
+    float *xd = xmalloc((size_t)nx * 4), *ref = xmalloc((size_t)n * k * r * 4);
+    float *rj = xmalloc((size_t)n * r * 4);
+    uint8_t *keep = xmalloc((size_t)nx);
+    for (int j = 0; j < k; j++) {
+        et_dropout_forward(xd, keep, x, p, seed, offs[j], nx);
+        et_matmul(rj, xd, a + (size_t)j * r * in, n, r, in, 0, 1, 1.0f, 0.0f);
+        for (int i = 0; i < n; i++) memcpy(ref + ((size_t)j * n + i) * r, rj + (size_t)i * r, (size_t)r * 4);
+    }
+    void *d_x = DUP(xb, nx), *d_a = DUP(ab, (int64_t)k * r * in);
+    etc_bf16 *outs[3] = {NULL, NULL, NULL};
+    for (int j = 0; j < k; j++) outs[j] = dpoison((size_t)n * r * 2);
+    int rc = etc_lora_dropout_xa_bf16(outs, r, d_x, d_a, n, in, k, r, p, seed, offs);
+    cmp c = {0};
+    for (int j = 0; j < k; j++) {
+        float *got = down_bf16(outs[j], (int64_t)n * r);
+        compare(&c, got, ref + (size_t)j * n * r, NULL, (int64_t)n * r);
+        free(got);
+    }
+    double us;
+    TIME_US(us, etc_lora_dropout_xa_bf16(outs, r, d_x, d_a, n, in, k, r, p, seed, offs));
+    report("lora.dropout_xa.bf16", shape, rc, &c, BF16_LIMIT, us, (double)nx * 2, 0);
+    free(x), free(a), free(xb), free(ab), free(xd), free(ref), free(rj), free(keep);
+}
+
 static void test_lora(int n, int in, int r, int out_dim) {
     char shape[96];
     snprintf(shape, sizeof shape, "n=%d in=%d r=%d out=%d", n, in, r, out_dim);
@@ -1585,6 +1620,9 @@ int main(int argc, char **argv) {
     if (want("lora")) test_lora_dropout_dx(67, 264, 3, 16, 0.1f);
     if (want("lora")) test_lora_dropout_dx(40, 64, 2, 8, 0.5f);
     if (want("lora")) test_lora_dropout_dx(33, 200, 1, 16, 0.0f);
+    if (want("lora")) test_lora_dropout_xa(67, 264, 3, 16, 0.1f);
+    if (want("lora")) test_lora_dropout_xa(130, 100, 2, 8, 0.5f);
+    if (want("lora")) test_lora_dropout_xa(33, 200, 1, 16, 0.0f);
     if (want("lora")) test_kext_weights(8);
     if (want("attention")) test_attention(2, 67, 8, 2, 64, 0);
     if (want("attention")) test_attention(1, 200, 4, 4, 128, 50);
