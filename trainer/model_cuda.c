@@ -323,19 +323,6 @@ int et_cuda_device_count(char *name, int len) {
     if (name && len > 0) name[0] = 0;
     return 0;
 }
-/* The same into a strided matrix: `rows` rows of `cols` values, ld apart on the device. */
-static int upload_bf16_rows(etc_bf16 *dst, int64_t ld, const float *src, size_t rows, size_t cols,
-                            float *stage, size_t stage_count) {
-    const size_t chunk = stage_count / cols > 0 ? stage_count / cols : 1;
-    for (size_t r0 = 0; r0 < rows; r0 += chunk) {
-        const size_t nr = rows - r0 < chunk ? rows - r0 : chunk;
-        if (etc_memcpy_h2d(stage, src + r0 * cols, nr * cols * 4) ||
-            etc_cast_f32_to_bf16_rows(dst + (int64_t)r0 * ld, ld, stage, (int64_t)nr, (int64_t)cols))
-            return -1;
-    }
-    return 0;
-}
-
 int et_cuda_model_create(et_cuda_model **out, const et_model *m, const et_lora *l,
                          const et_cuda_options *o, et_error *err) {
     *out = NULL;
