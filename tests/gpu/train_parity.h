@@ -102,6 +102,16 @@ static int train_parity_cases(train_parity_case *out) {
     return TRAIN_PARITY_CASES;
 }
 
+/* B = 0 would make the first dA zero: a small random B tests every path. */
+static void tp_random_b(et_lora *lc, int num_layers) {
+    for (int layer = 0; layer < num_layers; layer++)
+        for (int p = 0; p < ET_PROJ_COUNT; p++) {
+            et_lora_slot *s = et_lora_slot_at(lc, layer, (et_proj)p);
+            for (int j = 0; s->b && j < s->out * lc->r; j++)
+                s->b[j] = 0.02f * (2.0f * et_uniform(31, (uint64_t)(layer * 7 + p) << 20 | j) - 1.0f);
+        }
+}
+
 static float tp_bf16_round(float f) {
     uint32_t u;
     memcpy(&u, &f, 4);
@@ -192,13 +202,7 @@ static int train_parity_run(const train_parity_case *tc, train_parity_result *re
     if (et_lora_create(&lc, c, tc->r, tc->alpha, 0, tc->dropout, tc->targets, err))
         goto done;
     et_lora_init_weights(&lc, ET_LORA_INIT_DEFAULT, 9);
-    /* B = 0 would make the first dA zero: a small random B tests every path */
-    for (int layer = 0; layer < c->num_layers; layer++)
-        for (int p = 0; p < ET_PROJ_COUNT; p++) {
-            et_lora_slot *s = et_lora_slot_at(&lc, layer, (et_proj)p);
-            for (int j = 0; s->b && j < s->out * tc->r; j++)
-                s->b[j] = 0.02f * (2.0f * et_uniform(31, (uint64_t)(layer * 7 + p) << 20 | j) - 1.0f);
-        }
+    tp_random_b(&lc, c->num_layers);
     if (et_acts_create(&acts, c, &lc, tc->batch, tc->seq, err)) goto done;
     et_cuda_options o = {tc->batch, tc->seq, tc->activation_checkpointing, 48, 0};
     if (et_cuda_model_create(&cm, &m, &lc, &o, err)) goto done;
@@ -304,12 +308,7 @@ static inline int train_parity_run_dp(const train_parity_case *tc, double clip, 
     if (et_lora_create(&lc, c, tc->r, tc->alpha, 0, tc->dropout, tc->targets, err))
         goto done;
     et_lora_init_weights(&lc, ET_LORA_INIT_DEFAULT, 9);
-    for (int layer = 0; layer < c->num_layers; layer++)
-        for (int p = 0; p < ET_PROJ_COUNT; p++) {
-            et_lora_slot *s = et_lora_slot_at(&lc, layer, (et_proj)p);
-            for (int j = 0; s->b && j < s->out * tc->r; j++)
-                s->b[j] = 0.02f * (2.0f * et_uniform(31, (uint64_t)(layer * 7 + p) << 20 | j) - 1.0f);
-        }
+    tp_random_b(&lc, c->num_layers);
     if (et_acts_create(&acts, c, &lc, tc->batch, tc->seq, err)) goto done;
     et_cuda_options o = {tc->batch, tc->seq, tc->activation_checkpointing, 48, 0};
     if (et_cuda_model_create(&cm, &m, &lc, &o, err) || et_cuda_dp_create(&dp, cm, tc->batch, err) ||
