@@ -338,9 +338,9 @@ static int group_backward_dropout(pass *ps, int layer, const cuda_slot *s, proj_
         overwrite = 0;
     }
     et_proj_shape(&cm->cfg, (et_proj)g.first, &in, &out);
-    OP(DROPOUT, etc_lora_dropout_dx_bf16(dx, cm->dxa, (int64_t)k * r,
-                                         cm->params16 + cm->off_a[layer * ET_PROJ_COUNT + first], n,
-                                         in, k, r, cm->dropout, cm->seed, offs, 0));
+    OP(LORA_GEMM, etc_lora_dropout_dx_bf16(dx, cm->dxa, (int64_t)k * r,
+                                           cm->params16 + cm->off_a[layer * ET_PROJ_COUNT + first], n,
+                                           in, k, r, cm->dropout, cm->seed, offs, 0));
     return 0;
 }
 
