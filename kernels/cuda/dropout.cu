@@ -84,26 +84,22 @@ int forward(E *out, uint8_t *keep, const E *x, float p, uint64_t seed, uint64_t 
         if (e != cudaSuccess) return etc_fail("%s: %s", name, cudaGetErrorString(e));
         return 0;
     }
-    const float scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
-    return etc_map(dropout_fwd<E>{out, keep, x, p, scale, seed, offset}, n,
+    return etc_map(dropout_fwd<E>{out, keep, x, p, etc_dropout_scale(p), seed, offset}, n,
                    etc_aligned16(out, keep, x), name);
 }
 
 template <typename E>
 int backward(E *dx, const E *dout, const uint8_t *keep, float p, int64_t n, const char *name) {
-    const float scale = p <= 0.0f ? 1.0f : p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
-    return etc_map(dropout_bwd<E>{dx, dout, keep, scale}, n, etc_aligned16(dx, dout, keep), name);
+    return etc_map(dropout_bwd<E>{dx, dout, keep, etc_dropout_scale(p)}, n,
+                   etc_aligned16(dx, dout, keep), name);
 }
 
 template <typename E>
 int backward_redraw(E *dx, const E *dout, float p, uint64_t seed, uint64_t offset, int64_t n,
                     const char *name) {
-    if (p <= 0.0f)  // every element kept, scale 1 (the forward's copy shortcut)
-        return etc_map(dropout_bwd_redraw<E>{dx, dout, -1.0f, 1.0f, seed, offset}, n,
-                       etc_aligned16(dx, dout), name);
-    const float scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
-    return etc_map(dropout_bwd_redraw<E>{dx, dout, p, scale, seed, offset}, n,
-                   etc_aligned16(dx, dout), name);
+    return etc_map(dropout_bwd_redraw<E>{dx, dout, etc_dropout_threshold(p), etc_dropout_scale(p),
+                                         seed, offset},
+                   n, etc_aligned16(dx, dout), name);
 }
 
 }  // namespace

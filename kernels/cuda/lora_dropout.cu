@@ -85,14 +85,12 @@ extern "C" int etc_lora_dropout_dx_bf16(etc_bf16 *dx, const etc_bf16 *dxa, int64
     if (n == 0) return 0;
     member_offsets off = {{0, 0, 0}};
     for (int j = 0; j < k; j++) off.v[j] = offsets[j];
-    // p <= 0 keeps everything (scale 1), p >= 1 nothing: the forward's conventions
-    const float scale = p <= 0.0f ? 1.0f : p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
     dim3 grid((unsigned)((in + TILE_COLS - 1) / TILE_COLS), (unsigned)((n + TILE_ROWS - 1) / TILE_ROWS));
     if (grid.y > 65535) return etc_fail("etc_lora_dropout_dx_bf16: %d rows exceed the launch grid", n);
     lora_dropout_dx<<<grid, 256, 0, etc_stream()>>>((__nv_bfloat16 *)dx,
                                                     (const __nv_bfloat16 *)dxa, ld_dxa,
                                                     (const __nv_bfloat16 *)a, n, in, k, r,
-                                                    p <= 0.0f ? -1.0f : p, scale, seed, off,
+                                                    etc_dropout_threshold(p), etc_dropout_scale(p), seed, off,
                                                     overwrite);
     return etc_check_launch("etc_lora_dropout_dx_bf16");
 }
@@ -172,10 +170,9 @@ extern "C" int etc_lora_dropout_xa_bf16(etc_bf16 *const *xa, int64_t ld, const e
     member_offsets off = {{0, 0, 0}};
     member_outputs outs = {{nullptr, nullptr, nullptr}};
     for (int j = 0; j < k; j++) off.v[j] = offsets[j], outs.xa[j] = (__nv_bfloat16 *)xa[j];
-    const float scale = p <= 0.0f ? 1.0f : p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
     const unsigned blocks = (unsigned)((n + XA_ROWS - 1) / XA_ROWS);
     lora_dropout_xa<<<blocks, k * XA_ROWS, 0, etc_stream()>>>(
         outs, ld, (const __nv_bfloat16 *)x, (const __nv_bfloat16 *)a, n, in, k, r,
-        p <= 0.0f ? -1.0f : p, scale, seed, off);
+        etc_dropout_threshold(p), etc_dropout_scale(p), seed, off);
     return etc_check_launch("etc_lora_dropout_xa_bf16");
 }

@@ -27,6 +27,14 @@ __device__ __forceinline__ void etc_philox_uniform4(uint64_t seed, uint64_t bloc
     u[3] = (float)(c3 >> 8) * 0x1p-24f;
 }
 
+// The dropout conventions of kernels/cpu/dropout.c, for kernels that draw a mask
+// again: p <= 0 keeps every element at scale 1 (the threshold −1 lies below every
+// draw), p >= 1 keeps none (scale 0, no NaN), else the kept scale is 1/(1 − p) in fp32.
+static inline float etc_dropout_scale(float p) {
+    return p <= 0.0f ? 1.0f : p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
+}
+static inline float etc_dropout_threshold(float p) { return p <= 0.0f ? -1.0f : p; }
+
 // Keep decisions of W consecutive stream positions offset + first .. + W − 1.
 template <int W>
 __device__ __forceinline__ void etc_draw_keep(bool (&kept)[W], uint64_t seed, uint64_t offset,
