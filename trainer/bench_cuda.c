@@ -12,6 +12,7 @@
 #include "trainer/model_cuda_dp.h"
 
 #ifdef EHRTUNE_HAVE_CUDA
+#include "kernels/cuda/attention_cudnn.h"
 #include "kernels/cuda/ops_cuda.h"
 #endif
 
@@ -234,6 +235,9 @@ int et_cuda_bench_run(const et_cuda_bench_config *b, et_cuda_bench_result *r, et
     r->peak_mem_gib = (et_cuda_model_bytes(cm) + (32u << 20) + 8192) / 1073741824.0 +
                       r->dp_extra_mib / 1024.0;
 #ifdef EHRTUNE_HAVE_CUDA
+    /* + cuDNN's attention workspace when that pair runs (cuDNN's own handle and
+     * kernels are not counted here: device_used_gib below sees them) */
+    r->peak_mem_gib += etc_attention_cudnn_workspace_bytes() / 1073741824.0;
     size_t free_b = 0, total_b = 0;
     if (!etc_mem_info(&free_b, &total_b)) r->device_used_gib = (total_b - free_b) / 1073741824.0;
 #endif

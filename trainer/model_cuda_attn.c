@@ -2,7 +2,8 @@
  * creation against the fp32 kernel on this model's head shape — a pair of forward and
  * backward kernels at a time, in order of preference (cuda_attention_select); if every
  * pair fails (or the head dim is unsupported) every layer runs the fp32 kernel through
- * casts. */
+ * casts. One pair is cuDNN's fused attention (kernels/cuda/attention_cudnn.h), taken
+ * only when asked for and when this machine has cuDNN 9. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 #ifdef EHRTUNE_HAVE_CUDA
 
 #include "kernels/cuda/attention_bf16.h"
+#include "kernels/cuda/attention_cudnn.h"
 #include "trainer/model_cuda_internal.h"
 
 #define CHECK_T 192     /* self-check sequence: three query tiles, a partial one */
@@ -27,15 +29,23 @@ static double rel_err(const float *a, const float *b, size_t n) {
     return den > 0 ? sqrt(num / den) : sqrt(num);
 }
 
+/* The note goes into JSON lines and the manifest as is: no quotes, backslashes or
+ * control characters from a library's error message. */
+static void plain_text(char *s) {
+    for (; *s; s++)
+        if (*s == '"' || *s == '\\' || (unsigned char)*s < 32) *s = '\'';
+}
+
 static void *carve(char *base, size_t *at, size_t bytes) {
     void *p = base + *at;
     *at += (bytes + 15) & ~(size_t)15;
     return p;
 }
 
-/* One bf16-vs-fp32 comparison of forward and backward; *err_out = the worst
- * relative error, or NaN. Returns non-zero only when the CUDA runtime failed. */
-static int self_check(const et_hf_config *c, int window, double *err_out) {
+/* One bf16-vs-fp32 comparison of forward and backward (our kernels as selected, or
+ * cuDNN's); *err_out = the worst relative error, or NaN. Returns non-zero only when
+ * the CUDA runtime failed. */
+static int self_check(const et_hf_config *c, int window, int cudnn, double *err_out) {
     const int t = CHECK_T, hq = c->num_heads, hkv = c->num_kv_heads, d = c->head_dim;
     const size_t nq = (size_t)t * hq * d, nk = (size_t)t * hkv * d, nl = (size_t)hq * t;
     /* bf16: q k v g o dq dk dv; fp32: the same eight; lse, lse32, delta (each
@@ -67,9 +77,13 @@ static int self_check(const et_hf_config *c, int window, double *err_out) {
         bad = etc_attention_forward(o32, lse32, q32, k32, v32, 1, t, hq, hkv, d, window) ||
               etc_attention_backward(dq32, dk32, dv32, g32, q32, k32, v32, o32, lse32, 1, t, hq,
                                      hkv, d, window);
-        kernel_bad = etc_attention_forward_bf16(o, lse, q, k, v, 1, t, hq, hkv, d, window) ||
-                     etc_attention_backward_bf16(dq, dk, dv, delta, g, q, k, v, o, lse, 1, t, hq,
-                                                 hkv, d, window);
+        kernel_bad =
+            cudnn ? etc_attention_cudnn_forward(o, lse, q, k, v, 1, t, hq, hkv, d, window) ||
+                        etc_attention_cudnn_backward(dq, dk, dv, g, q, k, v, o, lse, 1, t, hq, hkv,
+                                                     d, window)
+                  : etc_attention_forward_bf16(o, lse, q, k, v, 1, t, hq, hkv, d, window) ||
+                        etc_attention_backward_bf16(dq, dk, dv, delta, g, q, k, v, o, lse, 1, t,
+                                                    hq, hkv, d, window);
         bad = bad || etc_synchronize();
     }
     float *h = bad ? NULL : malloc((nq * 4 + nk * 4) * sizeof(float) * 2);
@@ -102,7 +116,7 @@ static int self_check(const et_hf_config *c, int window, double *err_out) {
 
 int cuda_attention_select(et_cuda_model *cm, et_error *err) {
     const et_hf_config *c = &cm->cfg;
-    cm->attn_fp32 = 0;
+    cm->attn_fp32 = 0, cm->attn_cudnn = 0;
     if (getenv("EHRTUNE_CUDA_ATTENTION_FP32")) {
         cm->attn_fp32 = 1;
         snprintf(cm->attn_note, sizeof cm->attn_note, "fp32 kernel (EHRTUNE_CUDA_ATTENTION_FP32 set)");
@@ -124,63 +138,89 @@ int cuda_attention_select(et_cuda_model *cm, et_error *err) {
         }
     /* Kernel pairs in order of preference: the 16-row forward with the chained dK/dV
      * backward (measured fastest on an H200 so far, docs/perf.md), then the split
-     * backward. EHRTUNE_CUDA_ATTENTION=chain|split|wide puts one pair first (wide: the
-     * 32-rows-a-warp kernels, head dims <= 64; for benchmarks until a GPU run has
-     * measured them, docs/cuda.md). Each pair must pass the self-check to be used. */
+     * backward. EHRTUNE_CUDA_ATTENTION=chain|split|wide|cudnn puts one pair first (wide:
+     * the 32-rows-a-warp kernels, head dims <= 64; cudnn: cuDNN's fused attention, where
+     * libcudnn 9 loads; both for benchmarks until a GPU run has measured them,
+     * docs/cuda.md). Each pair must pass the self-check to be used; the note says why
+     * a pair asked for was not. */
+    enum { N_PAIRS = 4, CUDNN_PAIR = 3 };
     static const struct {
         const char *key, *name;
         int fwd, bwd;
-    } pairs[3] = {
+    } pairs[N_PAIRS] = {
         {"chain", "chained dK/dV backward", ETC_ATTN_FWD_NARROW, ETC_ATTN_BWD_CHAIN},
         {"split", "split dK/dV backward", ETC_ATTN_FWD_NARROW, ETC_ATTN_BWD_SPLIT},
         {"wide", "wide (32 rows a warp) forward and backward", ETC_ATTN_FWD_WIDE, ETC_ATTN_BWD_WIDE},
+        {"cudnn", "cuDNN fused flash attention", -1, -1},
     };
-    int order[3] = {0, 1, -1}, n_order = 2;
+    int order[N_PAIRS] = {0, 1, -1, -1}, n_order = 2;
+    char refused[200] = ""; /* why the pair asked for is not the one used */
     const char *want = getenv("EHRTUNE_CUDA_ATTENTION");
     if (want && *want) {
         int w = -1;
-        for (int i = 0; i < 3; i++)
+        for (int i = 0; i < N_PAIRS; i++)
             if (!strcmp(want, pairs[i].key)) w = i;
         if (w < 0)
-            return et_fail(err, "EHRTUNE_CUDA_ATTENTION=%s: unknown kernel choice (use chain, split "
-                                "or wide, or unset it)", want);
+            return et_fail(err, "EHRTUNE_CUDA_ATTENTION=%s: unknown kernel choice (use chain, split, "
+                                "wide or cudnn, or unset it)", want);
         if (w == 2 && !etc_attention_bf16_wide_supported(c->head_dim))
             return et_fail(err, "EHRTUNE_CUDA_ATTENTION=wide: head dim %d is over the wide kernels' "
                                 "64 (use chain or split, or unset it)", c->head_dim);
-        /* the chosen pair, then the default ones as fallbacks */
-        n_order = 0;
-        order[n_order++] = w;
+        char why[160];
+        if (w == CUDNN_PAIR && !etc_attention_cudnn_available(why, sizeof why)) {
+            snprintf(refused, sizeof refused, "; cudnn asked for, unavailable: %.150s", why);
+        } else {
+            /* the chosen pair, then the default ones as fallbacks */
+            n_order = 0;
+            order[n_order++] = w;
+        }
         for (int i = 0; i < 2; i++)
             if (i != w) order[n_order++] = i;
     }
     double worst = NAN;
     for (int v = 0; v < n_order; v++) {
-        etc_attention_bf16_forward_variant(pairs[order[v]].fwd);
-        etc_attention_bf16_backward_variant(pairs[order[v]].bwd);
+        const int cudnn = order[v] == CUDNN_PAIR;
+        if (!cudnn) {
+            etc_attention_bf16_forward_variant(pairs[order[v]].fwd);
+            etc_attention_bf16_backward_variant(pairs[order[v]].bwd);
+        }
         worst = 0;
         for (int i = 0; i < nw; i++) {
             double e = NAN;
-            if (self_check(c, windows[i], &e)) return cuda_fail(err, "attention self-check");
+            if (self_check(c, windows[i], cudnn, &e)) return cuda_fail(err, "attention self-check");
             if (isnan(e) || e > worst) worst = e;
             if (isnan(worst)) break;
         }
         if (!isnan(worst) && worst <= CHECK_LIMIT) {
-            snprintf(cm->attn_note, sizeof cm->attn_note,
-                     "bf16 tensor-core kernel, %s (self-check relative error %.2e)",
-                     pairs[order[v]].name, worst);
+            cm->attn_cudnn = cudnn;
+            if (cudnn)
+                snprintf(cm->attn_note, sizeof cm->attn_note,
+                         "%s, %s (self-check relative error %.2e)", pairs[order[v]].name,
+                         etc_attention_cudnn_note(), worst);
+            else
+                snprintf(cm->attn_note, sizeof cm->attn_note,
+                         "bf16 tensor-core kernel, %s (self-check relative error %.2e)%s",
+                         pairs[order[v]].name, worst, refused);
+            plain_text(cm->attn_note);
             return 0;
         }
+        if (cudnn) /* a cuDNN error (graph not supported...) reads as a NaN error */
+            snprintf(refused, sizeof refused, "; cudnn asked for, failed its self-check: %.140s",
+                     isnan(worst) ? etc_last_error() : "relative error over the limit");
     }
     cm->attn_fp32 = 1;
     snprintf(cm->attn_note, sizeof cm->attn_note,
-             "fp32 kernel (the bf16 kernels failed their self-check: relative error %.3g > %.0e)",
-             worst, CHECK_LIMIT);
+             "fp32 kernel (the bf16 kernels failed their self-check: relative error %.3g > %.0e)%s",
+             worst, CHECK_LIMIT, refused);
+    plain_text(cm->attn_note);
     return 0;
 }
 
 int cuda_attention_forward(et_cuda_model *cm, const cuda_slot *s, int b, int t, int window) {
     const et_hf_config *c = &cm->cfg;
     const int hq = c->num_heads, hkv = c->num_kv_heads, d = c->head_dim;
+    if (cm->attn_cudnn)
+        return etc_attention_cudnn_forward(s->att, s->lse, s->q, s->k, s->v, b, t, hq, hkv, d, window);
     if (!cm->attn_fp32)
         return etc_attention_forward_bf16(s->att, s->lse, s->q, s->k, s->v, b, t, hq, hkv, d, window);
     const int64_t nq = (int64_t)b * t * hq * d, nk = (int64_t)b * t * hkv * d;
@@ -193,6 +233,9 @@ int cuda_attention_forward(et_cuda_model *cm, const cuda_slot *s, int b, int t, 
 int cuda_attention_backward(et_cuda_model *cm, const cuda_slot *s, int b, int t, int window) {
     const et_hf_config *c = &cm->cfg;
     const int hq = c->num_heads, hkv = c->num_kv_heads, d = c->head_dim;
+    if (cm->attn_cudnn)
+        return etc_attention_cudnn_backward(cm->dq, cm->dk, cm->dv, cm->datt, s->q, s->k, s->v,
+                                            s->att, s->lse, b, t, hq, hkv, d, window);
     if (!cm->attn_fp32)
         return etc_attention_backward_bf16(cm->dq, cm->dk, cm->dv, cm->delta, cm->datt, s->q, s->k,
                                            s->v, s->att, s->lse, b, t, hq, hkv, d, window);

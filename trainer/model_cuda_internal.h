@@ -71,7 +71,8 @@ struct et_cuda_model {
     etc_bf16 *xdrop, *dxdrop; /* LoRA dropout (NULL when dropout is 0) */
     /* fp32 attention fallback buffers (NULL unless the fallback is in use) */
     int attn_fp32;
-    char attn_note[200];
+    int attn_cudnn; /* cuDNN's fused attention (EHRTUNE_CUDA_ATTENTION=cudnn, self-checked) */
+    char attn_note[320];
     float *f_q, *f_k, *f_v, *f_o, *f_g, *f_dq, *f_dk, *f_dv;
 
     /* host staging for one micro-batch */
@@ -102,7 +103,8 @@ void cuda_model_release(et_cuda_model *cm);
  * fallback's buffers are planned only when needed). */
 int cuda_attention_select(et_cuda_model *cm, et_error *err);
 int cuda_attention_forward(et_cuda_model *cm, const cuda_slot *s, int b, int t, int window);
-/* dq, dk, dv are zero on entry and receive the gradients. */
+/* dq, dk, dv are zero on entry (our kernels accumulate; cm->attn_cudnn: any values,
+ * cuDNN overwrites them) and receive the gradients. */
 int cuda_attention_backward(et_cuda_model *cm, const cuda_slot *s, int b, int t, int window);
 
 /* trainer/model_cuda_pass.c */

@@ -446,8 +446,10 @@ static int layer_backward(pass *ps, int layer, const cuda_slot *s) {
                                              w->mlp_norm, s->rstd2, n, C));
     STEP(ps, "layer %d backward (attention block)", layer);
     if (group_backward(ps, layer, s, GROUP_O, cm->datt, &dres, s->att, 1)) return -1;
-    OP(MEMSET, etc_memset(cm->dq, 0, (size_t)n * QD * 2) || etc_memset(cm->dk, 0, (size_t)n * KD * 2) ||
-                   etc_memset(cm->dv, 0, (size_t)n * KD * 2));
+    if (!cm->attn_cudnn) /* our kernels accumulate; cuDNN's overwrite */
+        OP(MEMSET, etc_memset(cm->dq, 0, (size_t)n * QD * 2) ||
+                       etc_memset(cm->dk, 0, (size_t)n * KD * 2) ||
+                       etc_memset(cm->dv, 0, (size_t)n * KD * 2));
     OP(ATTN_BWD, cuda_attention_backward(cm, s, ps->b, ps->t, et_hf_layer_window(c, layer)));
     /* RoPE backward rotates dq and dk in place (overwriting: no pre-RoPE buffers) */
     OP(ROPE, etc_rope_backward_set_bf16(cm->dq, cm->dq, cm->rope_cos, cm->rope_sin, ps->b, ps->t,

@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 
+#include "kernels/cuda/attention_cudnn.h"
 #include "kernels/cuda/context.h"
 
 // 32 MiB: what NVIDIA recommends for cuBLASLt on Hopper.
@@ -79,6 +80,7 @@ extern "C" int etc_set_stream(void *stream) {
 }
 
 extern "C" void etc_shutdown(void) {
+    etc_attention_cudnn_release();
     etc_matmul_forget_plans();
     etc_reduce_forget();
     if (g_workspace) cudaFree(g_workspace);

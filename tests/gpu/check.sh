@@ -11,7 +11,8 @@
 #   3. parity       every CUDA op vs the CPU reference + timed Llama-1B-sized rows
 #                   -> OUTDIR/parity.txt, OUTDIR/parity.jsonl
 #   4. hf_bench     HF transformers + PEFT LoRA steps on the same GPU
-#                   -> OUTDIR/hf_bench.jsonl, OUTDIR/hf_bench.log
+#                   -> OUTDIR/hf_bench.jsonl, OUTDIR/hf_bench.log; torch's SDPA
+#                   kernels alone at the perf.attention shapes -> OUTDIR/sdpa_bench.jsonl
 #   5. build_train  tests/gpu/bench_train (the CUDA training path: kernels + the
 #                   trainer's model files, no CLI dependencies); falls back to a
 #                   prebuilt .carry/bench_train
@@ -106,6 +107,35 @@ cublas_dir() {
 }
 export -f cublas_dir
 
+# The folder holding libcudnn.so.9 (cuDNN's fused attention, opened at run time):
+# the system's, or pip's cuDNN wheel that torch uses.
+cudnn_lib_dir() {
+    local d sp dirs=(/usr/lib/x86_64-linux-gnu /usr/local/cuda/lib64 /usr/local/cuda/lib /usr/lib64)
+    for sp in $(python3 -c 'import site; print(" ".join(site.getsitepackages()))' 2>/dev/null); do
+        [ -d "$sp/nvidia/cudnn/lib" ] && dirs+=("$sp/nvidia/cudnn/lib")
+    done
+    for d in "${dirs[@]}"; do
+        [ -e "$d/libcudnn.so.9" ] && { echo "$d"; return 0; }
+    done
+    return 1
+}
+export -f cudnn_lib_dir
+# cudnn.h for the build: the toolkit's, the system's, or pip's cuDNN wheel.
+cudnn_header_dir() {
+    local d sp dirs=("$@" /usr/include /usr/include/x86_64-linux-gnu /usr/local/cuda/include)
+    for sp in $(python3 -c 'import site; print(" ".join(site.getsitepackages()))' 2>/dev/null); do
+        dirs+=("$sp/nvidia/cudnn/include")
+    done
+    for d in "${dirs[@]}"; do
+        [ -e "$d/cudnn.h" ] && [ -e "$d/cudnn_graph.h" ] && { echo "$d"; return 0; }
+    done
+    return 1
+}
+export -f cudnn_header_dir
+if d=$(cudnn_lib_dir); then
+    export EHRTUNE_CUDNN_LIB="$d/libcudnn.so.9" LD_LIBRARY_PATH="$d${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+fi
+
 # Finds nvcc, the cuBLASLt library and header; compiles with nvcc (sm_90) and gcc.
 build() {
     set -u
@@ -123,8 +153,22 @@ build() {
     echo "   nvcc $nvcc; cuBLASLt $lt; header $inc/cublasLt.h"
     echo "$lib" >"$BUILD/cublas_lib_dir"
     local NVFLAGS="-gencode=arch=compute_90,code=sm_90 -O3 --use_fast_math -lineinfo -std=c++17 -Xptxas -v -I$ROOT -I$inc"
+    # cuDNN's attention: with the frontend headers (carried by prebuild.sh, or `make
+    # deps`'s) and cudnn.h; otherwise compiled out (its parity rows then say SKIP)
+    local fe cudnn_inc cudnn_flags=""
+    for fe in "$ROOT/.carry/cudnn_frontend/include" "$ROOT/build/deps/cudnn_frontend/include"; do
+        [ -e "$fe/cudnn_frontend.h" ] && break
+    done
+    if [ -e "$fe/cudnn_frontend.h" ] && cudnn_inc=$(cudnn_header_dir "$inc" "$cuda/include"); then
+        cudnn_flags="-DETC_HAVE_CUDNN_FRONTEND -I$fe -I$cudnn_inc -diag-suppress=128,2810"
+        echo "   cuDNN attention: frontend $fe, cudnn.h in $cudnn_inc, library ${EHRTUNE_CUDNN_LIB:-not found}"
+    else
+        echo "   cuDNN attention compiled out (frontend headers: ${fe:-none}; cudnn.h: ${cudnn_inc:-none})"
+    fi
     for f in "$ROOT"/kernels/cuda/*.cu; do
-        "$nvcc" $NVFLAGS -c "$f" -o "$BUILD/cu_$(basename "$f" .cu).o" >"$BUILD/cu_$(basename "$f" .cu).log" 2>&1 &
+        local extra=""
+        [ "$(basename "$f")" = attention_cudnn.cu ] && extra=$cudnn_flags
+        "$nvcc" $NVFLAGS $extra -c "$f" -o "$BUILD/cu_$(basename "$f" .cu).o" >"$BUILD/cu_$(basename "$f" .cu).log" 2>&1 &
         pids+=($!)
     done
     shopt -s nullglob
@@ -146,7 +190,7 @@ build() {
         return 1
     fi
     "$nvcc" -gencode=arch=compute_90,code=sm_90 "$BUILD"/*.o -o "$BUILD/gpu_parity" "$lt" \
-        -lgomp -lm -Xlinker -rpath -Xlinker "$lib" >>"$OUT/build.log" 2>&1 || {
+        -lgomp -lm -ldl -Xlinker -rpath -Xlinker "$lib" >>"$OUT/build.log" 2>&1 || {
         echo "   link failed:"; tail -5 "$OUT/build.log"; return 1; }
     echo "   built $BUILD/gpu_parity"
 }
@@ -180,6 +224,10 @@ hf_bench() {
         --lora-dropout 0.05 --out "$OUT/hf_bench.jsonl" >>"$OUT/hf_bench.log" 2>&1 || rc=1
     grep '"kind": "bench"' "$OUT/hf_bench.log" | cut -c1-300
     [ $rc -ne 0 ] && tail -5 "$OUT/hf_bench.log"
+    # the attention op alone through torch's SDPA backends (the peer of the
+    # perf.attention rows); informative, not part of the step's outcome
+    timeout -k 5 60 python3 "$ROOT/tests/gpu/bench_sdpa.py" --batches 1,4 --out "$OUT/sdpa_bench.jsonl" \
+        >>"$OUT/hf_bench.log" 2>&1 || echo "   bench_sdpa failed (see hf_bench.log)"
     return $rc
 }
 export -f hf_bench
@@ -217,7 +265,7 @@ build_train() {
     fi
     # every kernel object, the CPU reference objects (c_*), not parity.o (its own main)
     "$nvcc" -gencode=arch=compute_90,code=sm_90 "$BUILD"/cu_*.o "$BUILD"/c_*.o "$BUILD"/train/*.o \
-        -o "$BUILD/bench_train" "$lt" -lgomp -lm -Xlinker -rpath -Xlinker "$lib" \
+        -o "$BUILD/bench_train" "$lt" -lgomp -lm -ldl -Xlinker -rpath -Xlinker "$lib" \
         >>"$OUT/build_train.log" 2>&1 || { echo "   link failed:"; tail -5 "$OUT/build_train.log"; return 1; }
     echo "   built $BUILD/bench_train"
 }
@@ -324,11 +372,13 @@ cuda_bench() {
     # "wide:" runs pin the 32-rows-a-warp attention kernels (EHRTUNE_CUDA_ATTENTION=wide),
     # "kext:" the K-extended LoRA layout (EHRTUNE_CUDA_LORA_KEXT=1), "both:" the two,
     # beside the defaults, end to end on the same card
+    # "cudnn:" cuDNN's fused attention (EHRTUNE_CUDA_ATTENTION=cudnn)
     for spec in "--batch 1" "--batch 4" "--batch 4 --ckpt" "--batch 4 --dp" "wide:--batch 4" \
-        "wide:--batch 1" "--batch 4 --dropout 0.05" "kext:--batch 4" "both:--batch 4"; do
+        "cudnn:--batch 4" "--batch 4 --dropout 0.05" "kext:--batch 4" "both:--batch 4"; do
         args=${spec#*:}
         attn=; kext=
-        case "$spec" in wide:*) attn=wide ;; kext:*) kext=1 ;; both:*) attn=wide kext=1 ;; esac
+        case "$spec" in wide:*) attn=wide ;; cudnn:*) attn=cudnn ;; kext:*) kext=1 ;;
+        both:*) attn=wide kext=1 ;; esac
         EHRTUNE_CUDA_ATTENTION=$attn EHRTUNE_CUDA_LORA_KEXT=$kext \
             LD_LIBRARY_PATH="${lib:+$lib:}${LD_LIBRARY_PATH:-}" \
             timeout -k 5 75 "$bin" --bench $args \
@@ -398,6 +448,7 @@ with open(os.path.join(out, "steps.tsv")) as f:
         steps.append({"step": name, "status": status, "seconds": int(secs or 0), "note": note})
 rows = lines(os.path.join(out, "parity.jsonl"))
 hf = lines(os.path.join(out, "hf_bench.jsonl"))
+sdpa = lines(os.path.join(out, "sdpa_bench.jsonl"))
 tp = lines(os.path.join(out, "train_parity.jsonl"))
 eb = [r for r in lines(os.path.join(out, "cuda_bench.jsonl")) if r.get("kind") == "bench"]
 device = next((r.get("device") for r in hf if r.get("kind") == "env"), None)
@@ -410,21 +461,31 @@ if not device:
 count = lambda s: sum(1 for r in rows if r["status"] == s)
 summary = {"device": device, "total_seconds": total, "steps": steps,
            "parity": {"passed": count("PASS"), "failed": count("FAIL"), "timed": count("TIMED"),
+                      "skipped": count("SKIP"),
+                      "skipped_rows": [r for r in rows if r["status"] == "SKIP"],
                       "failed_rows": [r for r in rows if r["status"] == "FAIL"],
                       "timed_rows": [r for r in rows if r["status"] == "TIMED"]},
            "hf_bench": [r for r in hf if r.get("kind") == "bench"],
-           "train_parity": tp, "cuda_bench": eb}
+           "train_parity": tp, "cuda_bench": eb, "sdpa_bench": sdpa}
 with open(os.path.join(out, "summary.json"), "w") as f:
     json.dump(summary, f, indent=1)
 print(f"device: {device}   total {total} s   files: {out}")
 for s in steps:
     print(f"  {s['step']:<12} {s['status']:<8} {s['seconds']:>4} s  {s['note']}")
 p = summary["parity"]
-print(f"parity: {p['passed']} passed, {p['failed']} failed, {p['timed']} timed")
+print(f"parity: {p['passed']} passed, {p['failed']} failed, {p['timed']} timed, {p['skipped']} skipped")
+for r in p["skipped_rows"][:3]:
+    print(f"  SKIP {r['op']:<28} {r['shape']:<34} {r.get('why', '')[:100]}")
 for r in p["failed_rows"]:
     print(f"  FAIL {r['op']:<28} {r['shape']:<34} err={r['err']} rc={r['rc']}")
 for r in p["timed_rows"]:
     print(f"  {r['op']:<30} {r['shape']:<30} {r['us']:>10.1f} us {r['metric']:>8.1f} {r['unit']}")
+for r in sdpa:  # torch's attention kernels at the perf.attention shapes (peer rows)
+    if r.get("status") == "ok":
+        print(f"  torch sdpa {r['backend']:<9} b={r['batch']} t={r['seq']}: fwd {r['fwd_us']:>8.1f} us "
+              f"{r['fwd_tflops']:>6.1f} TFLOP/s, bwd {r['bwd_us']:>8.1f} us {r['bwd_tflops']:>6.1f} TFLOP/s")
+    else:
+        print(f"  torch sdpa {r['backend']:<9} b={r['batch']}: {r.get('status')} {r.get('error', '')[:80]}")
 for r in summary["hf_bench"]:
     if r.get("status") == "ok":
         print(f"hf+peft b={r['batch']} T={r['seq']} dropout {r.get('lora_dropout', 0):g}: "
@@ -449,6 +510,7 @@ if eb:
 for r in eb:
     name = (f"b={r['batch']}" + (" ckpt" if r.get("activation_checkpointing") else "")
             + (" dp" if r.get("dp") else "") + (" wide" if "wide (" in r.get("attention", "") else "")
+            + (" cudnn" if r.get("attention", "").startswith("cuDNN") else "")
             + (f" drop{r['lora_dropout']:g}" if r.get("lora_dropout") else "")
             + (" kext" if r.get("lora_kext") else "")
             if "batch" in r else str(r.get("args", "?")).replace("--batch ", "b="))

@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "kernels/cuda/attention_bf16.h"
+#include "kernels/cuda/attention_cudnn.h"
 #include "kernels/cuda/ops_cuda.h"
 #include "kernels/ops.h"
 
@@ -241,7 +242,7 @@ static int g_warmup = WARMUP, g_reps = REPS; /* --quick: 0 and 1 */
     } while (0)
 
 /* ------------------------------------------------------------------ report */
-static int g_pass, g_fail, g_timed;
+static int g_pass, g_fail, g_timed, g_skip;
 static FILE *g_json;
 static int g_hold; /* 1: report() leaves the device buffers allocated */
 
@@ -287,6 +288,23 @@ static void report(const char *op, const char *shape, int rc, const cmp *c, doub
         exit(1);
     }
     if (!g_hold) dfree_all();
+}
+
+/* A row that cannot run on this machine (an optional library missing): printed and
+ * counted as skipped, never as passed. */
+static void report_skip(const char *op, const char *shape, const char *why) {
+    g_skip++;
+    printf("%-28s %-34s %9s %6s %-5s  [%s]\n", op, shape, "-", "-", "SKIP", why);
+    fflush(stdout);
+    if (g_json) {
+        fprintf(g_json, "{\"op\":\"%s\",\"shape\":\"%s\",\"err\":null,\"limit\":-1,"
+                        "\"status\":\"SKIP\",\"us\":0,\"metric\":0,\"unit\":\"\",\"rc\":0,\"why\":\"",
+                op, shape);
+        for (const char *w = why; *w; w++) /* the reason as a JSON string */
+            if (*w == '"' || *w == '\\') fprintf(g_json, "\\%c", *w);
+            else if ((unsigned char)*w >= 32) fputc(*w, g_json);
+        fprintf(g_json, "\"}\n");
+    }
 }
 
 /* ============================================================ parity tests */
@@ -1207,6 +1225,62 @@ static void test_attention_bf16_wide(int b, int t, int hq, int hkv, int d, int w
                                 "attention.bwd.bf16.wide", 0, b, t, hq, hkv, d, window);
 }
 
+/* cuDNN's fused attention (kernels/cuda/attention_cudnn.h) against the CPU on the
+ * same inputs as test_attention_bf16: out, then dq, dk, dv from cuDNN's own forward
+ * (its backward reads its own statistics) — the gradients are overwritten, so they
+ * start as poison. Its statistics get a row of their own against our lse (a
+ * difference there means another definition, which the model does not depend on).
+ * Where libcudnn 9 is missing the rows are reported skipped. */
+static void test_attention_cudnn(int b, int t, int hq, int hkv, int d, int window) {
+    char shape[96], why[200];
+    snprintf(shape, sizeof shape, "b=%d t=%d hq=%d hkv=%d d=%d w=%d", b, t, hq, hkv, d, window);
+    if (!etc_attention_cudnn_available(why, sizeof why)) {
+        report_skip("attention.fwd.bf16.cudnn", shape, why);
+        report_skip("attention.bwd.bf16.cudnn", shape, why);
+        return;
+    }
+    const int64_t nq = (int64_t)b * t * hq * d, nk = (int64_t)b * t * hkv * d;
+    const int64_t nl = (int64_t)b * hq * t;
+    const double fwd_flops = 4.0 * d * hq * b * attention_pairs(t, window);
+    float *q = randn(nq, 1.0f), *k = randn(nk, 1.0f), *v = randn(nk, 1.0f), *g = randn(nq, 1.0f);
+    uint16_t *qb = to_bf16(q, nq), *kb = to_bf16(k, nk), *vb = to_bf16(v, nk), *gb = to_bf16(g, nq);
+    float *out = xmalloc((size_t)nq * 4), *lse = xmalloc((size_t)nl * 4);
+    et_attention_forward(out, lse, q, k, v, b, t, hq, hkv, d, window);
+    float *iq = zeros(nq), *ik = zeros(nk), *iv = zeros(nk);
+    et_attention_backward(iq, ik, iv, g, q, k, v, out, lse, b, t, hq, hkv, d, window);
+
+    g_hold = 1; /* the forward's outputs feed the backward */
+    void *d_q = DUP(qb, nq), *d_k = DUP(kb, nk), *d_v = DUP(vb, nk), *d_g = DUP(gb, nq);
+    void *d_o = dpoison((size_t)nq * 2);
+    float *d_l = dpoison((size_t)nl * 4);
+    int rc = etc_attention_cudnn_forward(d_o, d_l, d_q, d_k, d_v, b, t, hq, hkv, d, window);
+    cmp c = {0}, cl = {0};
+    float *go = down_bf16(d_o, nq), *gl = down_f32(d_l, nl);
+    compare(&c, go, out, NULL, nq);
+    compare(&cl, gl, lse, NULL, nl);
+    double us;
+    TIME_US(us, etc_attention_cudnn_forward(d_o, d_l, d_q, d_k, d_v, b, t, hq, hkv, d, window));
+    report("attention.fwd.bf16.cudnn", shape, rc, &c, BF16_LIMIT, us, 0, fwd_flops);
+    report("attention.lse.cudnn", shape, rc, &cl, BF16_LIMIT, 0, 0, 0);
+
+    void *d_dq = dpoison((size_t)nq * 2), *d_dk = dpoison((size_t)nk * 2);
+    void *d_dv = dpoison((size_t)nk * 2);
+    rc = etc_attention_cudnn_backward(d_dq, d_dk, d_dv, d_g, d_q, d_k, d_v, d_o, d_l, b, t, hq, hkv,
+                                      d, window);
+    cmp cb = {0};
+    float *gq = down_bf16(d_dq, nq), *gk = down_bf16(d_dk, nk), *gv = down_bf16(d_dv, nk);
+    compare(&cb, gq, iq, NULL, nq);
+    compare(&cb, gk, ik, NULL, nk);
+    compare(&cb, gv, iv, NULL, nk);
+    TIME_US(us, etc_attention_cudnn_backward(d_dq, d_dk, d_dv, d_g, d_q, d_k, d_v, d_o, d_l, b, t,
+                                             hq, hkv, d, window));
+    g_hold = 0;
+    report("attention.bwd.bf16.cudnn", shape, rc, &cb, BF16_LIMIT, us, 0, 2.5 * fwd_flops);
+    printf("%-28s %s\n", "  (cudnn)", etc_attention_cudnn_note());
+    free(go), free(gl), free(gq), free(gk), free(gv), free(iq), free(ik), free(iv);
+    free(q), free(k), free(v), free(g), free(qb), free(kb), free(vb), free(gb), free(out), free(lse);
+}
+
 /* In-place SwiGLU backward: gate and up become their gradients. */
 static void test_swiglu_inplace(int64_t n) {
     char shape[96];
@@ -1491,6 +1565,18 @@ static void perf_rows(void) {
             report(bwds[x].row, shape, rcv, NULL, -1, us, 0, 2.5 * ff);
             etc_attention_bf16_backward_variant(previous);
         }
+        char why[200];
+        if (etc_attention_cudnn_available(why, sizeof why)) {
+            rc = etc_attention_cudnn_forward(o, l, q, k, v, bb, n, hq, hkv, hd, 0);
+            TIME_US(us, etc_attention_cudnn_forward(o, l, q, k, v, bb, n, hq, hkv, hd, 0));
+            report("perf.attention.fwd.bf16.cudnn", shape, rc, NULL, -1, us, 0, ff);
+            rc |= etc_attention_cudnn_backward(dq, dk, dv, g, q, k, v, o, l, bb, n, hq, hkv, hd, 0);
+            TIME_US(us, etc_attention_cudnn_backward(dq, dk, dv, g, q, k, v, o, l, bb, n, hq, hkv,
+                                                     hd, 0));
+            report("perf.attention.bwd.bf16.cudnn", shape, rc, NULL, -1, us, 0, 2.5 * ff);
+        } else {
+            report_skip("perf.attention.fwd.bf16.cudnn", shape, why);
+        }
         dfree_all();
     }
     {
@@ -1668,6 +1754,13 @@ int main(int argc, char **argv) {
     if (want("attention"))
         test_attention_bf16_variant(ETC_ATTN_FWD_WIDE, ETC_ATTN_BWD_WIDE, "attention.fwd.bf16.wide",
                                     "attention.bwd.bf16.wide.repeat", 1, 2, 333, 16, 4, 64, 0);
+    /* cuDNN's fused attention (where libcudnn 9 loads): the model's shapes — GQA,
+     * windows, d 64 and 128, t off any tile size */
+    if (want("attention")) test_attention_cudnn(2, 67, 8, 2, 64, 0);
+    if (want("attention")) test_attention_cudnn(1, 333, 16, 4, 64, 100);
+    if (want("attention")) test_attention_cudnn(1, 257, 8, 2, 128, 64);
+    if (want("attention")) test_attention_cudnn(1, 200, 4, 1, 64, 17);
+    if (want("attention")) test_attention_cudnn(2, 192, 32, 8, 64, 0);
     if (want("cross_entropy")) test_cross_entropy_fused(37, 32003);
     if (want("cross_entropy")) test_cross_entropy_fused(64, 128256);
     if (want("reductions")) test_reductions(3000007);
@@ -1684,7 +1777,8 @@ int main(int argc, char **argv) {
         perf_rows();
     }
 
-    printf("gpu_parity: %d passed, %d failed, %d timed only\n", g_pass, g_fail, g_timed);
+    printf("gpu_parity: %d passed, %d failed, %d timed only, %d skipped\n", g_pass, g_fail, g_timed,
+           g_skip);
     if (g_json) fclose(g_json);
     etc_shutdown();
     if (g_pass + g_fail == 0) {

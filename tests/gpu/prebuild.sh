@@ -14,9 +14,22 @@ CUDA=$(dirname "$(dirname "$(readlink -f "$NVCC")")")
 OBJ=$(mktemp -d)
 trap 'rm -rf "$OBJ"' EXIT
 ARCH="-gencode=arch=compute_90,code=sm_90"
+# cuDNN's attention needs the frontend headers: fetched (PyPI) by the Makefile into
+# build/deps, and copied into .carry/ so that check.sh's own build there finds them.
+make -s -C "$ROOT" cudnn-frontend BUILD="$ROOT/build"
+FE="$ROOT/build/deps/cudnn_frontend/include"
+CUDNN_FLAGS=""
+if [ -e "$FE/cudnn_frontend.h" ]; then
+    CUDNN_FLAGS="-DETC_HAVE_CUDNN_FRONTEND -I$FE -diag-suppress=128,2810"
+    mkdir -p "$ROOT/.carry/cudnn_frontend"
+    rm -rf "$ROOT/.carry/cudnn_frontend/include"
+    cp -r "$FE" "$ROOT/.carry/cudnn_frontend/include"
+fi
 pids=()
 for f in "$ROOT"/kernels/cuda/*.cu; do
-    "$NVCC" $ARCH -O3 --use_fast_math -lineinfo -std=c++17 -I"$ROOT" -c "$f" \
+    extra=""
+    [ "$(basename "$f")" = attention_cudnn.cu ] && extra=$CUDNN_FLAGS
+    "$NVCC" $ARCH -O3 --use_fast_math -lineinfo -std=c++17 -I"$ROOT" $extra -c "$f" \
         -o "$OBJ/cu_$(basename "$f" .cu).o" &
     pids+=($!)
 done

@@ -8,6 +8,7 @@
 set -eu
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 B="$ROOT/build-gpu-stage"
+make -s -C "$ROOT" cudnn-frontend BUILD="$B"  # cuDNN attention's headers (optional)
 cmake -S "$ROOT" -B "$B" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CUDA_ARCHITECTURES=90 >/dev/null
 cmake --build "$B" -j "$(nproc)" --target ehrtune >/dev/null
 mkdir -p "$ROOT/.carry/lib"
