@@ -188,6 +188,7 @@ int et_cuda_bench_run(const et_cuda_bench_config *b, et_cuda_bench_result *r, et
     if (et_cuda_model_create_random(&cm, c, &l, &o, 1, err)) goto done;
     snprintf(r->attention, sizeof r->attention, "%s", et_cuda_model_attention_path(cm));
     r->lora_kext = et_cuda_model_lora_kext(cm);
+    r->dropout_fused = et_cuda_model_dropout_fused(cm);
     for (int s = 0; s < b->warmup + b->steps; s++) {
         make_batch(b, ids, tg, s);
         double t0 = now_s(), loss;
@@ -272,7 +273,7 @@ int et_cuda_bench_json(char *out, size_t len, const et_cuda_bench_config *b,
         "{\"kind\": \"bench\", \"impl\": \"ehrtune-cuda\", \"status\": \"ok\", \"device\": \"%s\", "
         "\"batch\": %d, \"seq\": %d, \"hidden\": %d, \"layers\": %d, \"heads\": %d, "
         "\"kv_heads\": %d, \"ffn\": %d, \"vocab\": %d, \"lora_r\": %d, \"lora_alpha\": %.1f, "
-        "\"lora_dropout\": %g, \"lora_kext\": %s, "
+        "\"lora_dropout\": %g, \"lora_dropout_fused\": %s, \"lora_kext\": %s, "
         "\"activation_checkpointing\": %s, \"n_frozen_matmul\": %lld, \"n_lora\": %lld, "
         "\"warmup\": %d, \"steps\": %d, \"step_s_median\": %.4f, \"step_s_min\": %.4f, "
         "\"forward_s_median\": %.4f, "
@@ -281,7 +282,7 @@ int et_cuda_bench_json(char *out, size_t len, const et_cuda_bench_config *b,
         "\"loss_first\": %.4f, \"loss_last\": %.4f, \"attention\": \"%s\"%s%s}",
         r->device, b->batch, b->seq, b->cfg.hidden_size, b->cfg.num_layers, b->cfg.num_heads,
         b->cfg.num_kv_heads, b->cfg.intermediate_size, b->cfg.vocab_size, b->rank, b->alpha,
-        (double)b->dropout, r->lora_kext ? "true" : "false", b->activation_checkpointing ? "true" : "false", (long long)r->n_frozen,
+        (double)b->dropout, r->dropout_fused ? "true" : "false", r->lora_kext ? "true" : "false", b->activation_checkpointing ? "true" : "false", (long long)r->n_frozen,
         (long long)r->n_lora, b->warmup, b->steps, r->step_s_median, r->step_s_min,
         r->forward_s_median,
         r->tokens_per_s, r->model_tflop_per_step, r->achieved_tflops, peak, mfu, r->peak_mem_gib,

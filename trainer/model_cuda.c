@@ -58,6 +58,8 @@ static int model_begin(et_cuda_model **out, const et_hf_config *c, const et_lora
     cm->targets = l->targets;
     cm->lora_scale = l->scale;
     cm->dropout = l->dropout;
+    const char *fused = getenv("EHRTUNE_CUDA_LORA_DROPOUT_FUSED");
+    cm->dropout_fused = !(fused && !strcmp(fused, "0"));
     cm->n_params = l->n_params;
     const int slots = c->num_layers * ET_PROJ_COUNT;
     cm->off_a = malloc(sizeof(int64_t) * (size_t)slots);
@@ -220,6 +222,7 @@ void et_cuda_model_free(et_cuda_model *cm) {
 size_t et_cuda_model_bytes(const et_cuda_model *cm) { return cm->wbytes + cm->lbytes + cm->abytes; }
 const char *et_cuda_model_attention_path(const et_cuda_model *cm) { return cm->attn_note; }
 int et_cuda_model_lora_kext(const et_cuda_model *cm) { return cm->kext_cols[0] > 0; }
+int et_cuda_model_dropout_fused(const et_cuda_model *cm) { return cm->dropout_fused; }
 
 int et_cuda_model_step(et_cuda_model *cm, const et_batch *batch, float loss_scale,
                        uint64_t dropout_seed, uint64_t dropout_step, double *loss_sum,
@@ -337,6 +340,7 @@ void et_cuda_model_free(et_cuda_model *cm) {}
 size_t et_cuda_model_bytes(const et_cuda_model *cm) { return 0; }
 const char *et_cuda_model_attention_path(const et_cuda_model *cm) { return "none"; }
 int et_cuda_model_lora_kext(const et_cuda_model *cm) { return 0; }
+int et_cuda_model_dropout_fused(const et_cuda_model *cm) { return 0; }
 int et_cuda_model_step(et_cuda_model *cm, const et_batch *batch, float loss_scale,
                        uint64_t dropout_seed, uint64_t dropout_step, double *loss_sum,
                        int64_t *n_valid, et_error *err) {

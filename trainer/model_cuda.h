@@ -76,6 +76,10 @@ size_t et_cuda_model_bytes(const et_cuda_model *cm);
 const char *et_cuda_model_attention_path(const et_cuda_model *cm);
 /* 1 when the model runs the K-extended LoRA layout (docs/cuda.md), else 0. */
 int et_cuda_model_lora_kext(const et_cuda_model *cm);
+/* 1 when LoRA dropout runs the fused kernels (kernels/cuda/lora_dropout.cu; the
+ * default), 0 when EHRTUNE_CUDA_LORA_DROPOUT_FUSED=0 asked for the masked copies and
+ * GEMMs they replace (for timing the two on a card). */
+int et_cuda_model_dropout_fused(const et_cuda_model *cm);
 
 /* Forward and backward of one micro-batch (train mode: LoRA dropout on):
  * accumulates d(loss_scale · Σ_rows row_scale · Σ token losses)/d(LoRA) into the

@@ -215,7 +215,7 @@ static int group_forward(pass *ps, int layer, const cuda_slot *s, proj_group g, 
     const etc_bf16 *A = k ? cm->params16 + cm->off_a[layer * ET_PROJ_COUNT + first] : NULL;
     /* under LoRA dropout: every member's x·Aᵀ of its own masked x in one kernel,
      * into the slot's per-projection xa (the dropout/DP backward reads those) */
-    const int drop = !grouped(ps) && ps->train && cm->dropout > 0 && k &&
+    const int drop = !grouped(ps) && ps->train && cm->dropout > 0 && k && cm->dropout_fused &&
                      etc_lora_dropout_xa_supported(in, k, r);
     if (!grouped(ps) && !drop) {
         for (int j = 0; j < g.count; j++)
@@ -353,7 +353,7 @@ static int group_backward(pass *ps, int layer, const cuda_slot *s, proj_group g,
         int first = 0, in, out;
         const int k = group_lora(cm, layer, g, &first);
         et_proj_shape(&cm->cfg, (et_proj)g.first, &in, &out);
-        if (!cm->pe_grads && k && etc_lora_dropout_dx_supported(in, k, cm->r))
+        if (!cm->pe_grads && k && cm->dropout_fused && etc_lora_dropout_dx_supported(in, k, cm->r))
             return group_backward_dropout(ps, layer, s, g, dx, dys, x, overwrite, k, first);
         for (int j = 0; j < g.count; j++)
             if (proj_backward(ps, layer, g.first + j, dx, dys[j], x, s->xa[g.first + j],

@@ -251,6 +251,7 @@ static int manifest_begin(train_state *s, const et_train_options *o, int64_t sta
     if (s->use_cuda) {
         et_manifest_set_str(m, "run.cuda_attention", et_cuda_model_attention_path(s->cuda));
         et_manifest_set_bool(m, "run.cuda_lora_kext", et_cuda_model_lora_kext(s->cuda));
+        et_manifest_set_bool(m, "run.cuda_lora_dropout_fused", et_cuda_model_dropout_fused(s->cuda));
     }
     et_manifest_set_num(m, "run.resumed_from_step", (double)start);
     et_manifest_set_num(m, "data.training_rows", (double)s->rows.n_rows);

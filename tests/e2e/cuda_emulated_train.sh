@@ -18,14 +18,16 @@ for tool in g++ python3; do
 done
 # EMU_TRAIN_KEXT=1 (cuda_emulated_train_kext.sh): the same parity with the opt-in
 # K-extended LoRA layout, in its own folder (ctest may run both at once); that run
-# also asks for cuDNN's attention, which the emulation does not have: the model must
-# fall back to our kernels and say why.
+# also asks for cuDNN's attention, which the emulation does not have (the model must
+# fall back to our kernels and say why), and runs LoRA dropout through masked copies
+# and GEMMs instead of the fused kernels (EHRTUNE_CUDA_LORA_DROPOUT_FUSED=0): the
+# other opt-in paths, under the same parity.
 kext=${EMU_TRAIN_KEXT:-0}
 out=$build/emu-train
 label="default layout"
 if [ "$kext" = 1 ]; then
-    out=$build/emu-train-kext label="K-extended LoRA"
-    export EHRTUNE_CUDA_LORA_KEXT=1 EHRTUNE_CUDA_ATTENTION=cudnn
+    out=$build/emu-train-kext label="K-extended LoRA, unfused dropout"
+    export EHRTUNE_CUDA_LORA_KEXT=1 EHRTUNE_CUDA_ATTENTION=cudnn EHRTUNE_CUDA_LORA_DROPOUT_FUSED=0
 fi
 mkdir -p "$out"
 cd "$src" || exit 1

@@ -372,14 +372,17 @@ cuda_bench() {
     # "wide:" runs pin the 32-rows-a-warp attention kernels (EHRTUNE_CUDA_ATTENTION=wide),
     # "kext:" the K-extended LoRA layout (EHRTUNE_CUDA_LORA_KEXT=1), "both:" the two,
     # beside the defaults, end to end on the same card
-    # "cudnn:" cuDNN's fused attention (EHRTUNE_CUDA_ATTENTION=cudnn)
+    # "cudnn:" cuDNN's fused attention (EHRTUNE_CUDA_ATTENTION=cudnn); "unfused:" LoRA
+    # dropout through masked copies and GEMMs instead of the fused kernels
+    # (EHRTUNE_CUDA_LORA_DROPOUT_FUSED=0), beside the fused default's dropout row
     for spec in "--batch 1" "--batch 4" "--batch 4 --ckpt" "--batch 4 --dp" "wide:--batch 4" \
-        "cudnn:--batch 4" "--batch 4 --dropout 0.05" "kext:--batch 4" "both:--batch 4"; do
+        "cudnn:--batch 4" "--batch 4 --dropout 0.05" "unfused:--batch 4 --dropout 0.05" \
+        "kext:--batch 4" "both:--batch 4"; do
         args=${spec#*:}
-        attn=; kext=
+        attn=; kext=; fused=
         case "$spec" in wide:*) attn=wide ;; cudnn:*) attn=cudnn ;; kext:*) kext=1 ;;
-        both:*) attn=wide kext=1 ;; esac
-        EHRTUNE_CUDA_ATTENTION=$attn EHRTUNE_CUDA_LORA_KEXT=$kext \
+        both:*) attn=wide kext=1 ;; unfused:*) fused=0 ;; esac
+        EHRTUNE_CUDA_ATTENTION=$attn EHRTUNE_CUDA_LORA_KEXT=$kext EHRTUNE_CUDA_LORA_DROPOUT_FUSED=$fused \
             LD_LIBRARY_PATH="${lib:+$lib:}${LD_LIBRARY_PATH:-}" \
             timeout -k 5 75 "$bin" --bench $args \
             --seq 2048 --warmup 2 --steps 5 --json "$OUT/cuda_bench.jsonl" >>"$OUT/cuda_bench.log" 2>&1
@@ -512,6 +515,7 @@ for r in eb:
             + (" dp" if r.get("dp") else "") + (" wide" if "wide (" in r.get("attention", "") else "")
             + (" cudnn" if r.get("attention", "").startswith("cuDNN") else "")
             + (f" drop{r['lora_dropout']:g}" if r.get("lora_dropout") else "")
+            + (" unfused" if r.get("lora_dropout") and r.get("lora_dropout_fused") is False else "")
             + (" kext" if r.get("lora_kext") else "")
             if "batch" in r else str(r.get("args", "?")).replace("--batch ", "b="))
     if r.get("status") != "ok":
