@@ -1434,6 +1434,48 @@ static void perf_rows(void) {
         report("perf.proj.kext.bf16", shape, rc, NULL, -1, us, 0, 2.0 * n4 * c * ffn);
         dfree_all();
     }
+    { /* LoRA dropout of the q/k/v group at batch 4 (k = 3 members, r = 16, p = 0.05): the
+       * fused kernels (kernels/cuda/lora_dropout.cu, the default) against what they
+       * replace (EHRTUNE_CUDA_LORA_DROPOUT_FUSED=0): per member a masked copy of x and
+       * a GEMM forward; per member a GEMM into scratch and a dropout backward into dx.
+       * The rate column counts the rank-r products' FLOPs in both, so it compares times. */
+        const int n4 = 4 * n, k = 3, kr = k * r;
+        const float p = 0.05f;
+        const uint64_t seed = 7, offs[3] = {0, (uint64_t)n4 * c, 2 * (uint64_t)n4 * c};
+        void *x = drandom((int64_t)n4 * c, 1, 1.0f), *a = drandom((int64_t)kr * c, 1, 0.02f);
+        void *xa = dalloc((size_t)n4 * kr * 2), *xd = dalloc((size_t)n4 * c * 2);
+        void *dx = drandom((int64_t)n4 * c, 1, 1.0f), *dxa = drandom((int64_t)n4 * kr, 1, 1.0f);
+        etc_bf16 *outs[3];
+        for (int j = 0; j < k; j++) outs[j] = (etc_bf16 *)xa + (size_t)j * n4 * r;
+        const double flops = 2.0 * n4 * c * kr;
+        snprintf(shape, sizeof shape, "n=%d in=%d k=%d r=%d", n4, c, k, r);
+        rc = etc_lora_dropout_xa_bf16(outs, r, x, a, n4, c, k, r, p, seed, offs);
+        TIME_US(us, etc_lora_dropout_xa_bf16(outs, r, x, a, n4, c, k, r, p, seed, offs));
+        report("perf.lora.dropout_xa.fused", shape, rc, NULL, -1, us, 0, flops);
+#define UNFUSED_XA()                                                                              \
+    (etc_dropout_forward_bf16(xd, NULL, x, p, seed, offs[0], (int64_t)n4 * c) ||                      \
+     etc_matmul_bf16(outs[0], xd, a, n4, r, c, 0, 1, 1.0f, 0.0f) ||                                   \
+     etc_dropout_forward_bf16(xd, NULL, x, p, seed, offs[1], (int64_t)n4 * c) ||                      \
+     etc_matmul_bf16(outs[1], xd, (etc_bf16 *)a + (size_t)r * c, n4, r, c, 0, 1, 1.0f, 0.0f) ||       \
+     etc_dropout_forward_bf16(xd, NULL, x, p, seed, offs[2], (int64_t)n4 * c) ||                      \
+     etc_matmul_bf16(outs[2], xd, (etc_bf16 *)a + (size_t)2 * r * c, n4, r, c, 0, 1, 1.0f, 0.0f))
+        rc = UNFUSED_XA();
+        TIME_US(us, UNFUSED_XA());
+#undef UNFUSED_XA
+        report("perf.lora.dropout_xa.unfused", shape, rc, NULL, -1, us, 0, flops);
+        rc = etc_lora_dropout_dx_bf16(dx, dxa, kr, a, n4, c, k, r, p, seed, offs, 0);
+        TIME_US(us, etc_lora_dropout_dx_bf16(dx, dxa, kr, a, n4, c, k, r, p, seed, offs, 0));
+        report("perf.lora.dropout_dx.fused", shape, rc, NULL, -1, us, 0, flops);
+#define UNFUSED_DX(j)                                                                             \
+    (etc_matmul_bf16_ld(xd, 0, NULL, (etc_bf16 *)dxa + (j) * r, kr, (etc_bf16 *)a + (size_t)(j) * r * c, \
+                        0, NULL, n4, c, r, 0, 0, 1.0f, 0.0f) ||                                    \
+     etc_dropout_backward_redraw_bf16(dx, xd, p, seed, offs[j], (int64_t)n4 * c))
+        rc = UNFUSED_DX(0) || UNFUSED_DX(1) || UNFUSED_DX(2);
+        TIME_US(us, UNFUSED_DX(0) || UNFUSED_DX(1) || UNFUSED_DX(2));
+#undef UNFUSED_DX
+        report("perf.lora.dropout_dx.unfused", shape, rc, NULL, -1, us, 0, flops);
+        dfree_all();
+    }
     {
         void *x = drandom((int64_t)n * c, 0, 1.0f), *w = drandom((int64_t)ffn * c, 0, 0.02f);
         void *o = dalloc((size_t)n * ffn * 4);

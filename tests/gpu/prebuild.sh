@@ -62,3 +62,7 @@ for b in gpu_parity bench_train; do
     echo "shared libraries beyond glibc and the loader:"
     ldd "$ROOT/.carry/$b" | grep -vE "linux-vdso|ld-linux|libc\.so|libm\.so|libpthread|libdl\.so|librt\.so" || true
 done
+# The device tool carries at most 64 MiB with the working tree (~5 MB): say so early.
+carry_kib=$(du -sk "$ROOT/.carry" | cut -f1)
+echo ".carry holds $((carry_kib / 1024)) MiB (the device run takes at most 64 MiB with the working tree)"
+[ "$carry_kib" -lt $((58 * 1024)) ] || echo "WARNING: .carry is near the 64 MiB limit: drop what this run does not need"

@@ -20,3 +20,7 @@ for lib in libyaml-0.so.2 libcjson.so.1; do
 done
 echo "staged $ROOT/.carry/ehrtune ($(du -h "$ROOT/.carry/ehrtune" | cut -f1)) and .carry/lib:"
 ls -la "$ROOT/.carry/lib"
+# The device tool carries at most 64 MiB with the working tree (~5 MB): say so early.
+carry_kib=$(du -sk "$ROOT/.carry" | cut -f1)
+echo ".carry holds $((carry_kib / 1024)) MiB (the device run takes at most 64 MiB with the working tree)"
+[ "$carry_kib" -lt $((58 * 1024)) ] || echo "WARNING: .carry is near the 64 MiB limit: drop what this run does not need"
