@@ -316,6 +316,10 @@ static int group_backward_dropout(pass *ps, int layer, const cuda_slot *s, proj_
     const int n = ps->n, r = cm->r;
     int in, out;
     uint64_t offs[3];
+    et_proj_shape(&cm->cfg, (et_proj)g.first, &in, &out);
+    /* dA of every member from x in one kernel (masks drawn while x is in shared
+     * memory; the masked-copy buffer, unused then, holds its partial sums) */
+    const int da_fused = etc_lora_dropout_da_supported(in, k, r);
     for (int j = 0, m = 0; j < g.count; j++) {
         const int p = g.first + j;
         const int64_t oa = cm->off_a[layer * ET_PROJ_COUNT + p], ob = cm->off_b[layer * ET_PROJ_COUNT + p];
@@ -323,16 +327,23 @@ static int group_backward_dropout(pass *ps, int layer, const cuda_slot *s, proj_
         et_proj_shape(&cm->cfg, (et_proj)p, &in, &out);
         offs[m] = dropout_offset(cm->step, layer, p, cm->cfg.num_layers);
         etc_bf16 *dxa = cm->dxa + (size_t)m * r;
-        OP(DROPOUT, etc_dropout_forward_bf16(cm->xdrop, NULL, x, cm->dropout, cm->seed, offs[m],
-                                             (int64_t)n * in));
         OP(LORA_GEMM, etc_matmul_bf16_f32out(cm->grads + ob, dys[j], s->xa[p], out, r, n, 1, 0,
                                              cm->lora_scale, 1.0f) ||
                           etc_matmul_bf16_ld(dxa, (int64_t)k * r, NULL, dys[j], 0, cm->params16 + ob, 0,
-                                             NULL, n, r, out, 0, 0, cm->lora_scale, 0.0f) ||
-                          etc_matmul_bf16_f32out_ld(cm->grads + oa, 0, dxa, (int64_t)k * r, cm->xdrop,
+                                             NULL, n, r, out, 0, 0, cm->lora_scale, 0.0f));
+        if (!da_fused) {
+            OP(DROPOUT, etc_dropout_forward_bf16(cm->xdrop, NULL, x, cm->dropout, cm->seed, offs[m],
+                                                 (int64_t)n * in));
+            OP(LORA_GEMM, etc_matmul_bf16_f32out_ld(cm->grads + oa, 0, dxa, (int64_t)k * r, cm->xdrop,
                                                     0, r, in, n, 1, 0, 1.0f, 1.0f));
+        }
         m++;
     }
+    et_proj_shape(&cm->cfg, (et_proj)g.first, &in, &out);
+    if (da_fused)
+        OP(LORA_GEMM, etc_lora_dropout_da_bf16(cm->grads + cm->off_a[layer * ET_PROJ_COUNT + first],
+                                               cm->dxa, (int64_t)k * r, x, n, in, k, r, cm->dropout,
+                                               cm->seed, offs, cm->xdrop, (size_t)n * in * 2));
     for (int j = 0; j < g.count; j++) {
         OP(FROZEN_GEMM, base_backward(ps, layer, g.first + j, dx, dys[j], overwrite));
         overwrite = 0;

@@ -227,6 +227,16 @@ int etc_lora_dropout_xa_supported(int in, int k, int r);
 int etc_lora_dropout_xa_bf16(etc_bf16 *const *xa, int64_t ld, const etc_bf16 *x, const etc_bf16 *a,
                              int n, int in, int k, int r, float p, uint64_t seed,
                              const uint64_t *offsets);
+/* Its weight gradient: da [k·r, in] fp32 += scale·Σ_i dxa[i, j·r + t]·keep_j(i, c)·x[i, c]
+ * (member j's dA = dxa_jᵀ·drop_j(x)) for the k members at once, x read once, masks
+ * drawn while x is in shared memory — no masked copy of x. Tensor cores; rows split
+ * in chunks whose fp32 partials (in `scratch`, scratch_bytes of device memory) are
+ * added in a fixed order: deterministic. Shapes: etc_lora_dropout_da_supported (r a
+ * multiple of 16, in of 8); fails if the scratch cannot hold one chunk's partials. */
+int etc_lora_dropout_da_supported(int in, int k, int r);
+int etc_lora_dropout_da_bf16(float *da, const etc_bf16 *dxa, int64_t ld_dxa, const etc_bf16 *x,
+                             int n, int in, int k, int r, float p, uint64_t seed,
+                             const uint64_t *offsets, void *scratch, size_t scratch_bytes);
 int etc_lora_dropout_dx_bf16(etc_bf16 *dx, const etc_bf16 *dxa, int64_t ld_dxa, const etc_bf16 *a,
                              int n, int in, int k, int r, float p, uint64_t seed,
                              const uint64_t *offsets, int overwrite);

@@ -947,6 +947,37 @@ static void test_lora_dropout_dx(int n, int in, int k, int r, float p) {
     free(keep);
 }
 
+/* etc_lora_dropout_da_bf16: each member's dA = dxa_jᵀ·drop_j(x), added into a random
+ * fp32 da, against the CPU's dropout and GEMM per member; scratch sized for `splits`
+ * row splits at most (1: one split, all rows in one block column). */
+static void test_lora_dropout_da(int n, int in, int k, int r, float p, int splits) {
+    char shape[96];
+    snprintf(shape, sizeof shape, "n=%d in=%d k=%d r=%d p=%g s<=%d", n, in, k, r, p, splits);
+    const int64_t nx = (int64_t)n * in, kr = (int64_t)k * r, nd = kr * in;
+    const uint64_t seed = next_u64(), base_off = (next_u64() >> 30) << 2;
+    uint64_t offs[3];
+    for (int j = 0; j < k; j++) offs[j] = base_off + ((uint64_t)j << 36) + (uint64_t)(3 * j);
+    float *x = randn(nx, 1.0f), *dxa = randn((int64_t)n * kr, 1.0f), *da0 = randn(nd, 1.0f);
+    uint16_t *xb = to_bf16(x, nx), *dxab = to_bf16(dxa, (int64_t)n * kr);
+    float *xd = xmalloc((size_t)nx * 4), *dj = xmalloc((size_t)n * r * 4), *ref = copy_of(da0, nd);
+    uint8_t *keep = xmalloc((size_t)nx);
+    for (int j = 0; j < k; j++) {
+        et_dropout_forward(xd, keep, x, p, seed, offs[j], nx);
+        for (int i = 0; i < n; i++) memcpy(dj + (size_t)i * r, dxa + (size_t)i * kr + j * r, (size_t)r * 4);
+        et_matmul(ref + (size_t)j * r * in, dj, xd, r, in, n, 1, 0, 1.0f, 1.0f);
+    }
+    void *d_x = DUP(xb, nx), *d_dxa = DUP(dxab, (int64_t)n * kr);
+    float *d_da = DUP(da0, nd);
+    const size_t scratch = (size_t)splits * nd * 4;
+    void *d_s = dpoison(scratch);
+    int rc = etc_lora_dropout_da_bf16(d_da, d_dxa, kr, d_x, n, in, k, r, p, seed, offs, d_s, scratch);
+    cmp c = {0};
+    float *got = down_f32(d_da, nd);
+    compare(&c, got, ref, da0, nd);
+    report("lora.dropout_da.bf16", shape, rc, &c, BF16_LIMIT, 0, 0, 0);
+    free(got), free(x), free(dxa), free(da0), free(xb), free(dxab), free(xd), free(dj), free(ref), free(keep);
+}
+
 /* etc_lora_dropout_xa_bf16: each member's x·Aᵀ of its own masked copy of x, against
  * the CPU's et_dropout_forward at the member's offset then et_matmul. */
 static void test_lora_dropout_xa(int n, int in, int k, int r, float p) {
@@ -1474,6 +1505,19 @@ static void perf_rows(void) {
         TIME_US(us, UNFUSED_DX(0) || UNFUSED_DX(1) || UNFUSED_DX(2));
 #undef UNFUSED_DX
         report("perf.lora.dropout_dx.unfused", shape, rc, NULL, -1, us, 0, flops);
+        float *da = (float *)dalloc((size_t)kr * c * 4);
+        rc = etc_lora_dropout_da_bf16(da, dxa, kr, x, n4, c, k, r, p, seed, offs, xd, (size_t)n4 * c * 2);
+        TIME_US(us, etc_lora_dropout_da_bf16(da, dxa, kr, x, n4, c, k, r, p, seed, offs, xd,
+                                             (size_t)n4 * c * 2));
+        report("perf.lora.dropout_da.fused", shape, rc, NULL, -1, us, 0, flops);
+#define UNFUSED_DA(j)                                                                             \
+    (etc_dropout_forward_bf16(xd, NULL, x, p, seed, offs[j], (int64_t)n4 * c) ||                      \
+     etc_matmul_bf16_f32out_ld(da + (size_t)(j) * r * c, 0, (etc_bf16 *)dxa + (j) * r, kr, xd, 0, r, c, \
+                               n4, 1, 0, 1.0f, 1.0f))
+        rc = UNFUSED_DA(0) || UNFUSED_DA(1) || UNFUSED_DA(2);
+        TIME_US(us, UNFUSED_DA(0) || UNFUSED_DA(1) || UNFUSED_DA(2));
+#undef UNFUSED_DA
+        report("perf.lora.dropout_da.unfused", shape, rc, NULL, -1, us, 0, flops);
         dfree_all();
     }
     {
@@ -1770,6 +1814,18 @@ int main(int argc, char **argv) {
     if (want("lora")) test_lora_dropout_xa(67, 264, 3, 16, 0.1f);
     if (want("lora")) test_lora_dropout_xa(130, 100, 2, 8, 0.5f);
     if (want("lora")) test_lora_dropout_xa(33, 200, 1, 16, 0.0f);
+    /* the tensor-core kernel (r a multiple of 8, in of 8): several row blocks, a chunk
+     * tail, odd tile counts (r = 8, 24), r = 32; r = 4 keeps the CUDA-core kernel */
+    if (want("lora")) test_lora_dropout_xa(150, 136, 3, 8, 0.3f);
+    if (want("lora")) test_lora_dropout_xa(70, 72, 2, 24, 0.1f);
+    if (want("lora")) test_lora_dropout_xa(129, 200, 2, 32, 0.05f);
+    if (want("lora")) test_lora_dropout_xa(40, 64, 3, 4, 0.2f);
+    /* dA under dropout: splits of the rows (chunk tails, a split shorter than the
+     * others), column tails, r = 16 and 32, one split only */
+    if (want("lora")) test_lora_dropout_da(300, 136, 3, 16, 0.1f, 64);
+    if (want("lora")) test_lora_dropout_da(129, 72, 2, 32, 0.3f, 64);
+    if (want("lora")) test_lora_dropout_da(200, 64, 1, 16, 0.0f, 1);
+    if (want("lora")) test_lora_dropout_da(77, 200, 2, 16, 0.5f, 2);
     if (want("lora")) test_kext_weights(8);
     if (want("attention")) test_attention(2, 67, 8, 2, 64, 0);
     if (want("attention")) test_attention(1, 200, 4, 4, 128, 50);
