@@ -14,17 +14,10 @@ Smoke test without a GPU:  python3 bench_sdpa.py --device cpu --tiny
 """
 
 import argparse
-import json
 import sys
 import time
 
-
-def emit(obj, out_path):
-    line = json.dumps(obj, sort_keys=True)
-    print(line, flush=True)
-    if out_path:
-        with open(out_path, "a") as f:
-            f.write(line + "\n")
+from bench_hf_peft import emit  # one JSON line on stdout, appended to --out
 
 
 def main():
