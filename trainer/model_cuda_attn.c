@@ -168,14 +168,15 @@ int cuda_attention_select(et_cuda_model *cm, et_error *err) {
                                 "64 (use chain or split, or unset it)", c->head_dim);
         char why[160];
         if (w == CUDNN_PAIR && !etc_attention_cudnn_available(why, sizeof why)) {
+            /* the default order stands; the note says why */
             snprintf(refused, sizeof refused, "; cudnn asked for, unavailable: %.150s", why);
         } else {
             /* the chosen pair, then the default ones as fallbacks */
             n_order = 0;
             order[n_order++] = w;
+            for (int i = 0; i < 2; i++)
+                if (i != w) order[n_order++] = i;
         }
-        for (int i = 0; i < 2; i++)
-            if (i != w) order[n_order++] = i;
     }
     double worst = NAN;
     for (int v = 0; v < n_order; v++) {
