@@ -1146,17 +1146,45 @@ static void test_attention(int b, int t, int hq, int hkv, int d, int window) {
  * (test_attention_bf16_variant) rename them. */
 static const char *g_attn_fwd_row = "attention.fwd.bf16", *g_attn_bwd_row = "attention.bwd.bf16";
 
+/* The inputs of a bf16 attention row: random q, k, v and output gradient g (fp32)
+ * with their bf16 roundings, and — when `reference` — the CPU forward's out and lse
+ * on them. Sizes: nq query-side, nk key-side, nl lse elements. */
+typedef struct {
+    int64_t nq, nk, nl;
+    double fwd_flops;
+    float *q, *k, *v, *g, *out, *lse;
+    uint16_t *qb, *kb, *vb, *gb;
+} attn_case;
+
+static void attn_case_init(attn_case *a, int b, int t, int hq, int hkv, int d, int window,
+                           int reference) {
+    a->nq = (int64_t)b * t * hq * d, a->nk = (int64_t)b * t * hkv * d, a->nl = (int64_t)b * hq * t;
+    a->fwd_flops = 4.0 * d * hq * b * attention_pairs(t, window);
+    a->q = randn(a->nq, 1.0f), a->k = randn(a->nk, 1.0f), a->v = randn(a->nk, 1.0f);
+    a->g = randn(a->nq, 1.0f);
+    a->qb = to_bf16(a->q, a->nq), a->kb = to_bf16(a->k, a->nk), a->vb = to_bf16(a->v, a->nk);
+    a->gb = to_bf16(a->g, a->nq);
+    a->out = a->lse = NULL;
+    if (!reference) return;
+    a->out = xmalloc((size_t)a->nq * 4), a->lse = xmalloc((size_t)a->nl * 4);
+    et_attention_forward(a->out, a->lse, a->q, a->k, a->v, b, t, hq, hkv, d, window);
+}
+
+static void attn_case_free(attn_case *a) {
+    free(a->q), free(a->k), free(a->v), free(a->g), free(a->qb), free(a->kb), free(a->vb);
+    free(a->gb), free(a->out), free(a->lse);
+}
+
 /* bf16 tensor-core attention against the CPU on the same bf16-rounded inputs. */
 static void test_attention_bf16(int b, int t, int hq, int hkv, int d, int window) {
     char shape[96];
     snprintf(shape, sizeof shape, "b=%d t=%d hq=%d hkv=%d d=%d w=%d", b, t, hq, hkv, d, window);
-    const int64_t nq = (int64_t)b * t * hq * d, nk = (int64_t)b * t * hkv * d;
-    const int64_t nl = (int64_t)b * hq * t;
-    const double fwd_flops = 4.0 * d * hq * b * attention_pairs(t, window);
-    float *q = randn(nq, 1.0f), *k = randn(nk, 1.0f), *v = randn(nk, 1.0f), *g = randn(nq, 1.0f);
-    uint16_t *qb = to_bf16(q, nq), *kb = to_bf16(k, nk), *vb = to_bf16(v, nk), *gb = to_bf16(g, nq);
-    float *out = xmalloc((size_t)nq * 4), *lse = xmalloc((size_t)nl * 4);
-    et_attention_forward(out, lse, q, k, v, b, t, hq, hkv, d, window);
+    attn_case a;
+    attn_case_init(&a, b, t, hq, hkv, d, window, 1);
+    const int64_t nq = a.nq, nk = a.nk, nl = a.nl;
+    const double fwd_flops = a.fwd_flops;
+    float *q = a.q, *k = a.k, *v = a.v, *g = a.g, *out = a.out, *lse = a.lse;
+    uint16_t *qb = a.qb, *kb = a.kb, *vb = a.vb, *gb = a.gb;
     void *d_q = DUP(qb, nq), *d_k = DUP(kb, nk), *d_v = DUP(vb, nk), *d_o = dpoison((size_t)nq * 2);
     float *d_l = dpoison((size_t)nl * 4);
     int rc = etc_attention_forward_bf16(d_o, d_l, d_q, d_k, d_v, b, t, hq, hkv, d, window);
@@ -1192,7 +1220,7 @@ static void test_attention_bf16(int b, int t, int hq, int hkv, int d, int window
     report(g_attn_bwd_row, shape, rc, &cb, BF16_LIMIT, us, 0, 2.5 * fwd_flops);
     free(gq), free(gk), free(gv), free(iq), free(ik), free(iv), free(sq), free(sk), free(sv);
     free(sqb), free(skb), free(svb), free(rq), free(rk), free(rv), free(ob);
-    free(q), free(k), free(v), free(g), free(qb), free(kb), free(vb), free(gb), free(out), free(lse);
+    attn_case_free(&a);
 }
 
 /* Two backward runs of the bf16 kernel from the same inputs into fresh zero gradients
@@ -1201,10 +1229,10 @@ static void test_attention_bf16(int b, int t, int hq, int hkv, int d, int window
 static void test_attention_bf16_repeat(int b, int t, int hq, int hkv, int d, int window) {
     char shape[96];
     snprintf(shape, sizeof shape, "b=%d t=%d hq=%d hkv=%d d=%d w=%d", b, t, hq, hkv, d, window);
-    const int64_t nq = (int64_t)b * t * hq * d, nk = (int64_t)b * t * hkv * d;
-    const int64_t nl = (int64_t)b * hq * t;
-    float *q = randn(nq, 1.0f), *k = randn(nk, 1.0f), *v = randn(nk, 1.0f), *g = randn(nq, 1.0f);
-    uint16_t *qb = to_bf16(q, nq), *kb = to_bf16(k, nk), *vb = to_bf16(v, nk), *gb = to_bf16(g, nq);
+    attn_case a;
+    attn_case_init(&a, b, t, hq, hkv, d, window, 0);
+    const int64_t nq = a.nq, nk = a.nk, nl = a.nl;
+    uint16_t *qb = a.qb, *kb = a.kb, *vb = a.vb, *gb = a.gb;
     float *zq = zeros(nq), *zk = zeros(nk);
     uint16_t *zqb = to_bf16(zq, nq), *zkb = to_bf16(zk, nk);
     void *d_q = DUP(qb, nq), *d_k = DUP(kb, nk), *d_v = DUP(vb, nk), *d_g = DUP(gb, nq);
@@ -1229,7 +1257,7 @@ static void test_attention_bf16_repeat(int b, int t, int hq, int hkv, int d, int
            shape, rc, &c, 0.0, 0, 0, 0);
     for (int run = 0; run < 2; run++)
         for (int x = 0; x < 3; x++) free(got[run][x]);
-    free(q), free(k), free(v), free(g), free(qb), free(kb), free(vb), free(gb);
+    attn_case_free(&a);
     free(zq), free(zk), free(zqb), free(zkb);
 }
 
@@ -1270,13 +1298,12 @@ static void test_attention_cudnn(int b, int t, int hq, int hkv, int d, int windo
         report_skip("attention.bwd.bf16.cudnn", shape, why);
         return;
     }
-    const int64_t nq = (int64_t)b * t * hq * d, nk = (int64_t)b * t * hkv * d;
-    const int64_t nl = (int64_t)b * hq * t;
-    const double fwd_flops = 4.0 * d * hq * b * attention_pairs(t, window);
-    float *q = randn(nq, 1.0f), *k = randn(nk, 1.0f), *v = randn(nk, 1.0f), *g = randn(nq, 1.0f);
-    uint16_t *qb = to_bf16(q, nq), *kb = to_bf16(k, nk), *vb = to_bf16(v, nk), *gb = to_bf16(g, nq);
-    float *out = xmalloc((size_t)nq * 4), *lse = xmalloc((size_t)nl * 4);
-    et_attention_forward(out, lse, q, k, v, b, t, hq, hkv, d, window);
+    attn_case a;
+    attn_case_init(&a, b, t, hq, hkv, d, window, 1);
+    const int64_t nq = a.nq, nk = a.nk, nl = a.nl;
+    const double fwd_flops = a.fwd_flops;
+    float *q = a.q, *k = a.k, *v = a.v, *g = a.g, *out = a.out, *lse = a.lse;
+    uint16_t *qb = a.qb, *kb = a.kb, *vb = a.vb, *gb = a.gb;
     float *iq = zeros(nq), *ik = zeros(nk), *iv = zeros(nk);
     et_attention_backward(iq, ik, iv, g, q, k, v, out, lse, b, t, hq, hkv, d, window);
 
@@ -1309,7 +1336,7 @@ static void test_attention_cudnn(int b, int t, int hq, int hkv, int d, int windo
     report("attention.bwd.bf16.cudnn", shape, rc, &cb, BF16_LIMIT, us, 0, 2.5 * fwd_flops);
     printf("%-28s %s\n", "  (cudnn)", etc_attention_cudnn_note());
     free(go), free(gl), free(gq), free(gk), free(gv), free(iq), free(ik), free(iv);
-    free(q), free(k), free(v), free(g), free(qb), free(kb), free(vb), free(gb), free(out), free(lse);
+    attn_case_free(&a);
 }
 
 /* In-place SwiGLU backward: gate and up become their gradients. */
