@@ -701,6 +701,49 @@ static int read_root_int(hid_t file, const char *path, const char *name, int64_t
     return ok ? 0 : h5fail(err, path, "root attribute `%s` is not an integer", name);
 }
 
+/* Largest chunk the reader decodes: ours are ~4 MiB, h5py's automatic ones under 1
+ * MiB; a larger declared chunk is a decompression bomb waiting for a frame. */
+#define MAX_READ_CHUNK_BYTES ((hsize_t)256 << 20)
+
+/* The chunk size in bytes that a zstd frame of dataset `ds` must decode to, for
+ * et_zstd_filter_expect (0: not chunked or no zstd); -1 (after et_fail) for a pipeline
+ * the reader does not trust: zstd after a filter that changes sizes, or chunks above
+ * MAX_READ_CHUNK_BYTES. */
+static int64_t zstd_chunk_bytes(hid_t ds, int rank, size_t elem_size, const char *path,
+                                const char *name, et_error *err) {
+    hid_t dcpl = H5Dget_create_plist(ds);
+    if (dcpl < 0) return h5fail(err, path, "dataset %s: no creation properties", name);
+    int64_t out = 0;
+    hsize_t cdims[2] = {0, 0};
+    if (H5Pget_layout(dcpl) == H5D_CHUNKED && H5Pget_chunk(dcpl, rank, cdims) == rank) {
+        hsize_t bytes = elem_size;
+        for (int i = 0; i < rank; i++)
+            bytes = cdims[i] && bytes <= MAX_READ_CHUNK_BYTES ? bytes * cdims[i] : MAX_READ_CHUNK_BYTES + 1;
+        int zstd_at = -1, size_changing_before = 0;
+        const int nf = H5Pget_nfilters(dcpl);
+        for (int i = 0; i < nf; i++) {
+            unsigned flags = 0, cfg = 0;
+            size_t ncd = 0;
+            const H5Z_filter_t id = H5Pget_filter2(dcpl, (unsigned)i, &flags, &ncd, NULL, 0, NULL, &cfg);
+            if (id == ET_ZSTD_FILTER_ID && zstd_at < 0) zstd_at = i;
+            else if (zstd_at < 0 && id != H5Z_FILTER_SHUFFLE) size_changing_before = 1;
+        }
+        if (zstd_at >= 0 && size_changing_before)
+            out = et_fail(err, "%s: dataset %s compresses with zstd after a filter that changes "
+                               "sizes; the reader takes zstd alone or after shuffle (rewrite it "
+                               "with `ehrtune ingest`, or h5py with hdf5plugin.Zstd)",
+                          path, name);
+        else if (zstd_at >= 0 && bytes > MAX_READ_CHUNK_BYTES)
+            out = et_fail(err, "%s: dataset %s has chunks over %llu MiB; the reader refuses them "
+                               "(rewrite it with smaller chunks)",
+                          path, name, (unsigned long long)(MAX_READ_CHUNK_BYTES >> 20));
+        else if (zstd_at >= 0)
+            out = (int64_t)bytes;
+    }
+    H5Pclose(dcpl);
+    return out;
+}
+
 /* Reads a whole dataset that must exist, with integer/float class `cls`, an
  * element of `size` bytes and `rank` dimensions, converted to `memtype`. */
 static int read_dataset(hid_t file, const char *path, const char *name, H5T_class_t cls,
@@ -736,7 +779,16 @@ static int read_dataset(hid_t file, const char *path, const char *name, H5T_clas
                      "whole corpus in memory)", path, name, (unsigned long long)n);
         goto done;
     }
-    if (n > 0 && H5Dread(ds, memtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, *out) < 0) {
+    const int64_t chunk = zstd_chunk_bytes(ds, rank, size, path, name, err);
+    if (chunk < 0) {
+        free(*out);
+        *out = NULL;
+        goto done;
+    }
+    et_zstd_filter_expect((size_t)chunk);
+    const herr_t got = n > 0 ? H5Dread(ds, memtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, *out) : 0;
+    et_zstd_filter_expect(0);
+    if (got < 0) {
         h5fail(err, path, "reading dataset %s failed", name);
         free(*out);
         *out = NULL;

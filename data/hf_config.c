@@ -147,9 +147,21 @@ static int get_bool(const src *s, const char *key, int *v, et_error *err) {
     return 0;
 }
 
+/* Keys of one config object beyond which the quadratic duplicate check below would
+ * stall on a crafted file; real configs have under a hundred. */
+#define MAX_CONFIG_KEYS 4096
+
 /* Python's json keeps the LAST of duplicate keys, cJSON's lookup the first:
  * refuse duplicates rather than silently disagree with transformers. */
 static int check_duplicates(const src *s, et_error *err) {
+    int n = 0;
+    for (const cJSON *a = s->obj->child; a; a = a->next)
+        if (++n > MAX_CONFIG_KEYS)
+            return et_fail(err, "%s: %s%.*s%s has over %d keys; a model config has a few dozen "
+                                "(is this a config.json?)",
+                           s->path, s->prefix[0] ? "object '" : "the top-level object",
+                           s->prefix[0] ? (int)strlen(s->prefix) - 1 : 0, s->prefix,
+                           s->prefix[0] ? "'" : "", MAX_CONFIG_KEYS);
     for (const cJSON *a = s->obj->child; a; a = a->next)
         for (const cJSON *b = a->next; b; b = b->next)
             if (!strcmp(a->string, b->string))

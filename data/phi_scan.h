@@ -83,7 +83,10 @@ typedef struct {
 void et_phi_report_init(et_phi_report *r);
 
 /* Scans one parsed record found at 1-based line `line_no`; returns its finding
- * count. The ingest path uses this on the object it has already parsed. */
+ * count. The ingest path uses this on the object it has already parsed. Unlike
+ * et_phi_walk_record, "structured" is scanned as the text ingest makes of it
+ * (et_render_structured: numbers printed, keys joined to values), so identifiers that
+ * only that text holds are found. */
 int64_t et_phi_scan_record(et_phi_report *r, const cJSON *record, int64_t line_no);
 
 /* Whether a raw JSON line holds the escape \u0000. cJSON ends a string at NUL,

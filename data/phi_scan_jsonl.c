@@ -10,12 +10,15 @@
 #include <string.h>
 #include <sys/types.h>
 
+#include "data/render.h"
+
 /* ------------------------------------------------------------- the walk --- */
 
 #define PATH_MAX_CHARS 256
 
+/* skip_top: a top-level key whose subtree the caller scans another way (or NULL) */
 static void walk(const cJSON *node, char *path, size_t plen, et_phi_field_fn fn, void *ctx,
-                 int top) {
+                 int top, const char *skip_top) {
     if (cJSON_IsString(node) && node->valuestring) {
         fn(ctx, path, node->valuestring, strlen(node->valuestring));
         return;
@@ -26,6 +29,7 @@ static void walk(const cJSON *node, char *path, size_t plen, et_phi_field_fn fn,
         size_t n;
         if (is_obj) {
             if (top && c->string && !strcmp(c->string, "patient_id")) continue;
+            if (top && c->string && skip_top && !strcmp(c->string, skip_top)) continue;
             n = (size_t)snprintf(path + plen, PATH_MAX_CHARS - plen, "%s%s", plen ? "." : "",
                                  c->string ? c->string : "");
         } else {
@@ -38,14 +42,14 @@ static void walk(const cJSON *node, char *path, size_t plen, et_phi_field_fn fn,
             snprintf(keypath, sizeof keypath, "%.*s{}", (int)plen, path);
             fn(ctx, keypath, c->string, strlen(c->string));
         }
-        walk(c, path, plen + n, fn, ctx, 0);
+        walk(c, path, plen + n, fn, ctx, 0, NULL);
         path[plen] = 0;
     }
 }
 
 void et_phi_walk_record(const cJSON *record, et_phi_field_fn fn, void *ctx) {
     char path[PATH_MAX_CHARS] = "";
-    walk(record, path, 0, fn, ctx, 1);
+    walk(record, path, 0, fn, ctx, 1, NULL);
 }
 
 /* ----------------------------------------------------------- the report --- */
@@ -66,7 +70,22 @@ static void scan_field(void *ctx, const char *path, const char *s, size_t len) {
 
 int64_t et_phi_scan_record(et_phi_report *r, const cJSON *record, int64_t line_no) {
     record_scan rs = {.r = r};
-    et_phi_walk_record(record, scan_field, &rs);
+    /* "structured" is scanned as the text the tokens are made of (et_render_structured:
+     * numbers printed, each key joined to its value), not field by field: "age": 95
+     * becomes "Age: 95.", {"Dr": "Smith"} "Dr Smith" — identifiers no single field holds
+     * (found 2026-11-26). A block that does not render is walked field by field (ingest
+     * then refuses the record anyway). */
+    const cJSON *st = cJSON_IsObject(record) ? cJSON_GetObjectItemCaseSensitive(record, "structured") : NULL;
+    char *rendered = NULL;
+    et_error ignored;
+    if (st && !cJSON_IsNull(st) && et_render_structured(&rendered, st, &ignored) == 0) {
+        scan_field(&rs, "structured (rendered)", rendered, strlen(rendered));
+        free(rendered);
+        char path[PATH_MAX_CHARS] = "";
+        walk(record, path, 0, scan_field, &rs, 1, "structured");
+    } else {
+        et_phi_walk_record(record, scan_field, &rs);
+    }
     r->lines_scanned++;
     int64_t total = 0;
     uint16_t kinds = 0;
@@ -116,6 +135,11 @@ int et_phi_scan_jsonl(const char *path, et_phi_report *r, et_error *err) {
         size_t len = (size_t)n;
         if (line_no == 1 && len >= 3 && !memcmp(s, "\xEF\xBB\xBF", 3)) s += 3, len -= 3;
         if (is_blank(s, len)) continue;
+        if (memchr(s, 0, len)) { /* cJSON would end the string there: the rest unscanned */
+            rc = et_fail(err, "%s: line %lld: contains a NUL byte, which would hide the text "
+                              "after it from the scan; remove it", path, (long long)line_no);
+            break;
+        }
         if (et_phi_json_has_nul_escape(s, len)) {
             rc = et_fail(err, "%s: line %lld: a string holds \\u0000, which would hide the "
                               "text after it from the scan; remove it", path, (long long)line_no);

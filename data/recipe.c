@@ -636,9 +636,46 @@ static int yaml_problem(const yaml_parser_t *p, const char *text, const char *pr
     return et_fail(err, "%s:%zu: YAML syntax error: %s%s", prefix, p->problem_mark.line + 1, problem, hint);
 }
 
+/* Flow collections ([...], {...}) a recipe may nest: libyaml's scanner takes time
+ * quadratic in the nesting (60,000 levels, a 120 KB file: ~10 s; found 2026-11-26),
+ * and a recipe needs two or three. */
+#define MAX_FLOW_DEPTH 32
+
+/* 0, or the 1-based line where flow nesting first exceeds MAX_FLOW_DEPTH. Counts
+ * brackets outside quoted strings and comments (a bracket inside a block scalar counts
+ * too: harmless short of 32 unmatched ones). */
+static size_t flow_too_deep(const char *s) {
+    size_t line = 1;
+    int depth = 0;
+    char quote = 0, prev = '\n';
+    for (; *s; prev = *s++) {
+        const char c = *s;
+        if (c == '\n') line++;
+        if (quote) {
+            if (quote == '"' && c == '\\' && s[1]) prev = *s++; /* an escaped character */
+            else if (c == quote) quote = 0;
+            continue;
+        }
+        const int after_space = prev == ' ' || prev == '\t' || prev == '\n';
+        if (c == '#' && after_space) {
+            while (s[1] && s[1] != '\n') s++;
+            continue;
+        }
+        /* a quote opens a quoted scalar only where a scalar can start (not "it's") */
+        if ((c == '"' || c == '\'') && (after_space || strchr("[{,:", prev))) quote = c;
+        else if ((c == '[' || c == '{') && ++depth > MAX_FLOW_DEPTH) return line;
+        else if ((c == ']' || c == '}') && depth > 0) depth--;
+    }
+    return 0;
+}
+
 int et_recipe_load_string(et_recipe *r, const char *yaml, const char *name, et_error *err) {
     et_recipe_init(r);
     const char *shown_name = name ? name : "recipe";
+    const size_t deep = flow_too_deep(yaml);
+    if (deep)
+        return et_fail(err, "%s:%zu: brackets nest deeper than %d levels; a recipe needs a few",
+                       shown_name, deep, MAX_FLOW_DEPTH);
     yaml_parser_t parser;
     yaml_document_t doc;
     if (!yaml_parser_initialize(&parser)) return et_fail(err, "%s: out of memory", shown_name);

@@ -205,11 +205,18 @@ static int check_header_text(const char *path, const uint8_t *h, size_t n, et_er
     return 0;
 }
 
+#define ET_ST_MAX_METADATA 4096
+
 static int parse_metadata(et_st_file *f, const cJSON *meta, et_error *err) {
     if (!cJSON_IsObject(meta))
         return et_fail(err, "%s: \"__metadata__\" is a JSON %s; the format requires an object of "
                        "string values; " FIX_FILE, f->path, json_type_name(meta));
     int n = cJSON_GetArraySize(meta);
+    /* Real files carry a handful (format, a few provenance strings); the duplicate check
+     * below is quadratic, so a header of millions of keys would stall the reader. */
+    if (n > ET_ST_MAX_METADATA)
+        return et_fail(err, "%s: \"__metadata__\" has %d entries, over the %d this reader "
+                       "takes; " FIX_FILE, f->path, n, ET_ST_MAX_METADATA);
     f->meta_keys = calloc((size_t)n + 1, sizeof *f->meta_keys);
     f->meta_values = calloc((size_t)n + 1, sizeof *f->meta_values);
     if (!f->meta_keys || !f->meta_values) return et_fail(err, "%s: out of memory", f->path);

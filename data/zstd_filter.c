@@ -10,6 +10,13 @@
 #define MAX_CHUNK_BYTES ((unsigned long long)UINT32_MAX)
 
 static _Thread_local const char *last_failure = "";
+/* The dataset's chunk size in bytes while a reader reads it (0: unknown): a frame must
+ * decode to exactly this. HDF5 copies a whole chunk out of whatever the filter returns,
+ * so a shorter frame would be read past its end, and a longer one is a decompression
+ * bomb. */
+static _Thread_local size_t expected_chunk = 0;
+
+void et_zstd_filter_expect(size_t chunk_bytes) { expected_chunk = chunk_bytes; }
 
 static size_t fail(const char *why) {
     last_failure = why;
@@ -27,6 +34,9 @@ static size_t decode(size_t nbytes, size_t *buf_size, void **buf) {
                     "one-shot ZSTD_compress as filter 32015 requires)");
     if (size > MAX_CHUNK_BYTES)
         return fail("zstd frame claims a decompressed size above HDF5's 4 GiB chunk limit");
+    if (expected_chunk && size != expected_chunk)
+        return fail("zstd chunk decodes to another size than the dataset's chunks (corrupt or "
+                    "crafted chunk)");
     /* Allocate at least one byte: an empty chunk still needs a valid buffer. */
     void *out = H5allocate_memory(size ? (size_t)size : 1, 0);
     if (!out) return fail("out of memory decompressing a zstd chunk");

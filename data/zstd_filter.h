@@ -10,8 +10,9 @@
  *   - cd_values[0], when present, is the compression level (default 3, clamped
  *     to [1, ZSTD_maxCLevel()]); decoding ignores cd_values.
  * Decoding is bound-checked: a frame without a content size, a content size
- * above HDF5's 4 GiB chunk limit, or a frame that does not decode to exactly
- * its declared size is refused (the filter returns 0, so HDF5 reports a read
+ * above HDF5's 4 GiB chunk limit or other than the dataset's chunk size (when the
+ * reader says it), or a frame that does not decode to exactly its declared size is
+ * refused (the filter returns 0, so HDF5 reports a read
  * error instead of allocating or writing out of bounds). */
 #ifndef EHRTUNE_ZSTD_FILTER_H
 #define EHRTUNE_ZSTD_FILTER_H
@@ -34,6 +35,13 @@ int et_zstd_filter_register(et_error *err);
  * untouched. */
 size_t et_zstd_filter(unsigned flags, size_t cd_nelmts, const unsigned cd_values[],
                       size_t nbytes, size_t *buf_size, void **buf);
+
+/* Readers: the chunk size in bytes of the dataset about to be read on this thread
+ * (0 after the read: unknown). While set, a frame that does not decode to exactly this
+ * size is refused — HDF5 would copy a whole chunk out of a shorter one, and a longer
+ * one is a decompression bomb. Only meaningful when zstd's input on write was the raw
+ * chunk (no size-changing filter before it in the pipeline). */
+void et_zstd_filter_expect(size_t chunk_bytes);
 
 /* Why the last call of et_zstd_filter on this thread failed (a static string,
  * never data), or "" if it did not. HDF5 only reports "filter failed"; readers

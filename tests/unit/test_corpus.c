@@ -411,6 +411,32 @@ static void reader_reports_corrupt_zstd_chunk(void **state) {
     expect_open_error(path, "reading dataset /tokens failed (HDF5: zstd chunk is not a zstd frame");
 }
 
+/* A valid zstd frame of the wrong size in place of a chunk: HDF5 would copy a whole
+ * chunk out of the shorter buffer (found 2026-11-26 under ASan: a heap over-read), and
+ * a longer one is a decompression bomb; the reader tells the filter the chunk size. */
+static void reader_refuses_chunk_of_wrong_size(void **state) {
+    (void)state;
+    for (int longer = 0; longer < 2; longer++) {
+        char path[300];
+        tmp_path(path, sizeof path, longer ? "bomb.h5" : "shortchunk.h5");
+        et_error err = {{0}};
+        assert_int_equal(write_rt_corpus(path, 1, &err), 0);
+        hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+        hid_t ds = H5Dopen2(f, "tokens", H5P_DEFAULT);
+        /* chunks of 7 int32 tokens = 28 bytes: a frame of 16 bytes, or of 1 MiB */
+        const size_t decoded = longer ? (size_t)1 << 20 : 16;
+        char *raw = calloc(decoded, 1), frame[4096];
+        const size_t n = ZSTD_compress(frame, sizeof frame, raw, decoded, 3);
+        assert_false(ZSTD_isError(n));
+        hsize_t origin = 0;
+        assert_true(H5Dwrite_chunk(ds, H5P_DEFAULT, 0, &origin, n, frame) >= 0);
+        free(raw);
+        H5Dclose(ds);
+        H5Fclose(f);
+        expect_open_error(path, "zstd chunk decodes to another size than the dataset's chunks");
+    }
+}
+
 /* A corpus written by h5py + hdf5plugin.Zstd (the reference filter). */
 static void reads_hdf5plugin_fixture(void **state) {
     (void)state;
@@ -636,6 +662,7 @@ int main(void) {
         cmocka_unit_test(writer_rejects_bad_token_and_leaves_nothing),
         cmocka_unit_test(reader_names_file_and_dataset_on_damage),
         cmocka_unit_test(reader_reports_corrupt_zstd_chunk),
+        cmocka_unit_test(reader_refuses_chunk_of_wrong_size),
         cmocka_unit_test(reads_hdf5plugin_fixture),
         cmocka_unit_test(rows_chunk_pad_and_shift_targets),
         cmocka_unit_test(rows_never_cross_documents),

@@ -303,6 +303,15 @@ static void rejects_bad_configs(void **state) {
     char text[1024];
     snprintf(text, sizeof text, "{\"architectures\":[\"LlamaForCausalLM\"],%s", good_tail);
     load_fails(text, "missing required field 'hidden_size'", NULL);
+    {   /* 5000 keys: refused quickly instead of a quadratic duplicate check */
+        size_t cap = 5000 * 16 + 256, at = 0;
+        char *big = malloc(cap);
+        at += (size_t)snprintf(big + at, cap - at, "{\"architectures\":[\"LlamaForCausalLM\"]");
+        for (int i = 0; i < 5000; i++) at += (size_t)snprintf(big + at, cap - at, ",\"k%d\":1", i);
+        snprintf(big + at, cap - at, "}");
+        load_fails(big, "the top-level object has over 4096 keys", NULL);
+        free(big);
+    }
     snprintf(text, sizeof text, "{\"architectures\":[\"GPT2LMHeadModel\"],\"hidden_size\":64,%s", good_tail);
     load_fails(text, "'GPT2LMHeadModel'", "LlamaForCausalLM");
     snprintf(text, sizeof text, "{\"model_type\":\"gemma\",\"hidden_size\":64,%s", good_tail);

@@ -258,6 +258,42 @@ static void walk_covers_every_string(void **state) {
     cJSON_Delete(o);
 }
 
+/* "structured" is scanned as the text ingest renders from it (found 2026-11-26: numbers
+ * and key/value pairs were scanned apart, so "age": 95 or {"Dr": "Smith"} passed). */
+static void structured_is_scanned_as_rendered(void **state) {
+    (void)state;
+    static const struct {
+        const char *json;
+        int kind;
+    } cases[] = {
+        {"{\"patient_id\": 1, \"text\": \"Routine visit.\", \"structured\": {\"age\": 95}}",
+         ET_PHI_AGE_OVER_89},
+        {"{\"patient_id\": 1, \"text\": \"ok\", \"structured\": {\"vitals\": {\"age\": 101}}}",
+         ET_PHI_AGE_OVER_89},
+        {"{\"patient_id\": 1, \"text\": \"ok\", \"structured\": {\"labs\": {\"Dr\": \"Smith\"}}}",
+         ET_PHI_NAME_AFTER_TITLE},
+        {"{\"patient_id\": 1, \"text\": \"ok\", \"structured\": {\"ssn\": {\"123-45\": \"6789\"}}}",
+         ET_PHI_SSN},
+        {"{\"patient_id\": 1, \"text\": \"ok\", \"structured\": {\"visit\": {\"March\": \"15, 2023\"}}}",
+         ET_PHI_DATE},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        cJSON *o = cJSON_Parse(cases[i].json);
+        assert_non_null(o);
+        et_phi_report r;
+        et_phi_report_init(&r);
+        if (et_phi_scan_record(&r, o, 1) < 1 || r.counts[cases[i].kind] < 1)
+            fail_msg("case %zu: no %s finding", i, et_phi_kind_name(cases[i].kind));
+        cJSON_Delete(o);
+    }
+    /* a string inside "structured" is counted once, not once raw and once rendered */
+    cJSON *o = cJSON_Parse("{\"patient_id\": 1, \"structured\": {\"medications\": [\"call 617-555-0142\"]}}");
+    et_phi_report r;
+    et_phi_report_init(&r);
+    assert_int_equal(et_phi_scan_record(&r, o, 1), 1);
+    cJSON_Delete(o);
+}
+
 static char *write_tmp(const char *content) {
     char *path = strdup("/tmp/test_phi_scan_XXXXXX");
     int fd = mkstemp(path);
@@ -364,6 +400,20 @@ static void file_scan_errors_name_the_line(void **state) {
     assert_non_null(strstr(err.msg, "\\u0000"));
     unlink(path);
     free(path);
+    /* and a raw NUL byte the same (found 2026-11-26: only the escape was refused) */
+    {
+        static const char raw[] = "{\"text\": \"ok\0 SSN 123-45-6789\"}\n";
+        char *p2 = strdup("/tmp/test_phi_scan_XXXXXX");
+        int fd = mkstemp(p2);
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, raw, sizeof raw - 1), (ssize_t)(sizeof raw - 1));
+        close(fd);
+        et_phi_report_init(&r);
+        assert_int_not_equal(et_phi_scan_jsonl(p2, &r, &err), 0);
+        assert_non_null(strstr(err.msg, "line 1: contains a NUL byte"));
+        unlink(p2);
+        free(p2);
+    }
     const char *escaped_backslash = "{\"text\": \"a\\\\u0000\"}"; /* backslash, then "u0000" */
     assert_int_equal(et_phi_json_has_nul_escape(escaped_backslash, strlen(escaped_backslash)), 0);
     const char *nul = "{\"text\": \"\\u0000\"}";
@@ -411,6 +461,7 @@ int main(void) {
         cmocka_unit_test(names),
         cmocka_unit_test(clinical_look_alikes_stay_clean),
         cmocka_unit_test(walk_covers_every_string),
+        cmocka_unit_test(structured_is_scanned_as_rendered),
         cmocka_unit_test(file_scan_counts_and_lines),
         cmocka_unit_test(file_scan_errors_name_the_line),
         cmocka_unit_test(line_list_is_capped_counts_are_not),

@@ -242,6 +242,20 @@ static void unknown_keys_name_the_line_and_suggest(void **state) {
 
 static void bad_values_are_refused_with_the_line(void **state) {
     (void)state;
+    {   /* deep flow nesting: refused before libyaml, whose scanner is quadratic in it */
+        char *deep = malloc(200000);
+        int at = snprintf(deep, 200000, "%s", MINIMAL "lora:\n  r: ");
+        for (int i = 0; i < 60000; i++) deep[at++] = '[';
+        for (int i = 0; i < 60000; i++) deep[at++] = ']';
+        snprintf(deep + at, 200000 - (size_t)at, "\n");
+        load_fails_with(deep, "recipes/x.yaml:6: brackets nest deeper than 32 levels; a recipe needs a few");
+        free(deep);
+        /* brackets inside quotes and comments are text, not nesting */
+        et_recipe r;
+        load_ok(&r, MINIMAL "# [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\n"
+                            "run:\n  out: \"runs/[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[x\"\n");
+        et_recipe_free(&r);
+    }
     load_fails_with(MINIMAL "lora:\n  r: 0\n", "recipes/x.yaml:6: lora.r must be an integer >= 1; got '0'");
     load_fails_with(MINIMAL "lora:\n  r: 8.5\n", "recipes/x.yaml:6: lora.r must be an integer >= 1; got '8.5'");
     load_fails_with(MINIMAL "lora:\n  r: [1, 2]\n", "recipes/x.yaml:6: lora.r must be an integer >= 1; got a list");

@@ -593,6 +593,18 @@ static void rejects_malformed_files(void **state) {
     write_raw(p, -1, "{\"__metadata__\":{\"k\":\"1\",\"k\":\"2\"}," T_F32_2("a", 0, 8) "}", 8);
     expect_open_fails(p, "key 'k' twice", NULL);
 
+    {   /* 5000 metadata keys: refused quickly instead of a quadratic duplicate check */
+        size_t cap = 5000 * 24 + 256, at = 0;
+        char *big = malloc(cap);
+        at += (size_t)snprintf(big + at, cap - at, "{\"__metadata__\":{");
+        for (int i = 0; i < 5000; i++)
+            at += (size_t)snprintf(big + at, cap - at, "%s\"k%d\":\"v\"", i ? "," : "", i);
+        snprintf(big + at, cap - at, "}," T_F32_2("a", 0, 8) "}");
+        write_raw(p, -1, big, 8);
+        free(big);
+        expect_open_fails(p, "__metadata__", "5000 entries, over the 4096");
+    }
+
     write_raw(p, -1, "{\"a\":[1,2]}", 0);
     expect_open_fails(p, "tensor 'a'", "expected an object");
 
