@@ -8,6 +8,7 @@
 
 #include "kernels/ops.h"
 #include "trainer/lora.h"
+#include "trainer/model.h"
 #include "trainer/model_cuda.h"
 #include "trainer/model_cuda_dp.h"
 
@@ -136,7 +137,7 @@ static int bench_dp(const et_cuda_bench_config *b, et_cuda_bench_result *r, et_c
         double t0 = now_s(), loss;
         int64_t nv;
         if (et_cuda_model_zero_grads(cm, err) ||
-            et_cuda_dp_step(cm, dp, &batch, 1.0f, 1, (uint64_t)s * 65536u, &loss, &nv, err) ||
+            et_cuda_dp_step(cm, dp, &batch, 1.0f, et_dropout_seed(1, s), 0, &loss, &nv, err) ||
             et_cuda_dp_clip_accumulate(cm, dp, first, b->batch, 1.0, norms, err) ||
             et_cuda_dp_noise(cm, 1.0, key, (uint64_t)s, 1.0f / (float)b->batch, err) ||
             et_cuda_model_adamw(cm, 1e-4, 0.9, 0.999, 1e-8, 0.0, b->warmup + b->steps + s + 1, err))

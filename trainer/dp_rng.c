@@ -62,11 +62,17 @@ int et_dp_rng_init(et_dp_rng *r, int secure, uint64_t seed, et_error *err) {
     return 0;
 }
 
-/* Words [2*index, 2*index+1] of the stream (purpose, step) as a 53-bit uniform. */
+/* Words [2*index, 2*index+1] of the stream (purpose, step) as a 53-bit uniform. The
+ * block number index/8 is 56 bits: the low 32 are ChaCha20's counter, the high 24 ride
+ * in the nonce word above the purpose (zero for every block below 2^32, so those
+ * streams are RFC 8439's plain counter; before 2026-11-26 the high bits were dropped
+ * and the row-subset draws of units 2048 apart repeated). */
 double et_dp_uniform(const et_dp_rng *r, uint32_t purpose, uint64_t step, uint64_t index) {
-    uint32_t nonce[3] = {purpose, (uint32_t)step, (uint32_t)(step >> 32)};
+    const uint64_t blk = index / 8;
+    uint32_t nonce[3] = {purpose | (uint32_t)((blk >> 32) & 0xFFFFFFu) << 8, (uint32_t)step,
+                         (uint32_t)(step >> 32)};
     uint32_t block[16];
-    et_chacha20_block(block, r->key, (uint32_t)(index / 8), nonce);
+    et_chacha20_block(block, r->key, (uint32_t)blk, nonce);
     int w = (int)(index % 8) * 2;
     uint64_t bits = ((uint64_t)block[w] << 21) ^ (block[w + 1] >> 11);
     return (double)(bits & ((1ull << 53) - 1)) * 0x1.0p-53;

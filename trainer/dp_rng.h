@@ -28,7 +28,8 @@ int et_dp_rng_init(et_dp_rng *r, int secure, uint64_t seed, et_error *err);
 void et_chacha20_block(uint32_t out[16], const uint32_t key[8], uint32_t counter,
                        const uint32_t nonce[3]);
 
-/* Uniform in [0, 1) with 53 random bits: draw `index` of stream (purpose, step). */
+/* Uniform in [0, 1) with 53 random bits: draw `index` (< 2^59) of stream (purpose,
+ * step); purpose < 256. */
 double et_dp_uniform(const et_dp_rng *r, uint32_t purpose, uint64_t step, uint64_t index);
 
 /* out[i] += N(0, std²) for i < n, for optimizer step `step`. Each value is the sum of

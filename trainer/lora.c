@@ -98,8 +98,9 @@ void et_lora_init_weights(et_lora *l, et_lora_init init, uint64_t seed) {
             if (!s->a) continue;
             int64_t na = (int64_t)l->r * s->in;
             if (init == ET_LORA_INIT_GAUSSIAN) {
-                /* N(0, 1/r) by Box-Muller on the counter-based uniform. */
-                float sd = 1.0f / sqrtf((float)l->r);
+                /* std 1/r, as PEFT's nn.init.normal_(lora_A, std=1/r), by Box-Muller on
+                 * the counter-based uniform */
+                float sd = 1.0f / (float)l->r;
                 for (int64_t i = 0; i < na; i++) {
                     double u1 = et_uniform(seed, counter++), u2 = et_uniform(seed, counter++);
                     if (u1 < 1e-300) u1 = 1e-300;

@@ -60,7 +60,7 @@ static inline et_lora_slot *et_lora_slot_at(const et_lora *l, int layer, et_proj
 }
 
 /* PEFT default init: A ~ kaiming_uniform(a=sqrt(5)) = U(-1/sqrt(in), 1/sqrt(in)), B = 0.
- * gaussian: A ~ N(0, 1/r), B = 0. Deterministic in seed. */
+ * gaussian: A normal with std 1/r (PEFT's), B = 0. Deterministic in seed. */
 typedef enum { ET_LORA_INIT_DEFAULT = 0, ET_LORA_INIT_GAUSSIAN = 1 } et_lora_init;
 void et_lora_init_weights(et_lora *l, et_lora_init init, uint64_t seed);
 

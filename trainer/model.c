@@ -168,7 +168,9 @@ int et_model_forward(const et_model *m, const et_lora *l, et_acts *a, const et_b
         proj_forward(&ctx, layer, ET_PROJ_DOWN, s.xout, s.act, s.xa[ET_PROJ_DOWN]);
         et_add_forward(s.xout, s.xout, s.h, (int64_t)n * C);
     }
-    float *xl = a->x + (size_t)c->num_layers * n * C;
+    /* the last layer's output: its slot is laid out for the planned batch (slice), which
+     * a partial micro-batch (n < a->b · a->t) must not shift */
+    const float *xl = slice(a, c, c->num_layers - 1).xout;
     et_rmsnorm_forward(a->lnf, a->rstdf, xl, m->final_norm, n, C, c->rms_norm_eps);
     et_linear_forward(a->logits, a->lnf, m->lm_head, NULL, n, C, c->vocab_size);
     et_cross_entropy_forward(a->losses, a->lse_ce, a->logits, batch->targets, n, c->vocab_size);
@@ -203,7 +205,7 @@ static void backward(const et_model *m, et_lora *l, et_acts *a, const et_batch *
     memset(a->dln, 0, sizeof(float) * (size_t)n * C);
     et_linear_backward(a->dln, NULL, NULL, a->dlogits, a->lnf, m->lm_head, n, C, c->vocab_size);
     memset(a->dres, 0, sizeof(float) * (size_t)n * C);
-    float *xl = a->x + (size_t)c->num_layers * n * C;
+    const float *xl = slice(a, c, c->num_layers - 1).xout; /* as in the forward */
     et_rmsnorm_backward(a->dres, NULL, a->dln, xl, m->final_norm, a->rstdf, n, C);
 
     for (int layer = c->num_layers - 1; layer >= 0; layer--) {

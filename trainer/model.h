@@ -81,10 +81,26 @@ typedef struct {
 /* Forward pass. Writes per-token losses inside acts and returns, through *loss_sum
  * and *n_valid, the summed loss and the number of positions with a target.
  * dropout_seed/dropout_step select the LoRA dropout masks (dropout is skipped when
- * `train` is 0). keep_logits: leave logits [b*t, V] readable via et_acts_logits(). */
+ * `train` is 0): the masks sit in one Philox stream per seed at counter offsets
+ * ((dropout_step·layers + layer)·7 + projection) << 36, so dropout_step must stay small
+ * (below 2^28 / (7·layers)); the trainer passes et_dropout_seed(run seed, optimizer
+ * step) and the micro-batch's index within the step. keep_logits: leave logits
+ * [b*t, V] readable via et_acts_logits(). */
 int et_model_forward(const et_model *m, const et_lora *l, et_acts *a, const et_batch *batch,
                      int train, uint64_t dropout_seed, uint64_t dropout_step,
                      double *loss_sum, int64_t *n_valid, et_error *err);
+
+/* The LoRA-dropout seed of optimizer step `step` of a run seeded `seed` (splitmix64 of
+ * both): each step draws from its own Philox key, so no step's masks repeat another's
+ * however long the run. (Until 2026-11-26 DP packed step·65536 + micro-batch into
+ * dropout_step, which wrapped the counter: a 32-layer model's masks repeated every 128
+ * steps.) CPU and CUDA trainers alike. */
+static inline uint64_t et_dropout_seed(uint64_t seed, int64_t step) {
+    uint64_t z = seed ^ (0x9e3779b97f4a7c15ull * ((uint64_t)step + 1u));
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
 
 /* Backward pass after et_model_forward on the same batch: accumulates
  * d(loss_scale · loss_sum)/d(LoRA) into l->grads (+=). Use loss_scale = 1/n_valid

@@ -98,8 +98,8 @@ static int plain_step(train_state *s, int64_t step, step_report *rep, et_error *
         et_batch batch = {s->batch_ids, s->batch_targets, mb, r->data.seq_len, NULL};
         double ls;
         int64_t nv;
-        if (et_model_forward(&s->model, &s->lora, s->acts, &batch, 1, r->run.seed,
-                             (uint64_t)(step * accum + a), &ls, &nv, err))
+        if (et_model_forward(&s->model, &s->lora, s->acts, &batch, 1,
+                             et_dropout_seed(r->run.seed, step), (uint64_t)a, &ls, &nv, err))
             return -1;
         et_model_backward(&s->model, &s->lora, s->acts, &batch, 1.0f / (float)rep->targets);
         loss_sum += ls;
@@ -371,7 +371,7 @@ int et_train(const et_recipe *r, const et_train_options *o, et_train_result *res
     if (s.use_cuda && train_cuda_setup(&s, err)) goto done;
     int64_t total = et_train_total_steps(r, s.rows.n_rows);
     if (r->privacy.enabled) {
-        if (dp_plan(&s, resume_json, err)) goto done;
+        if (dp_plan(&s, resume_json, start, err)) goto done;
         total = s.dp.steps;
         if (o->progress)
             fprintf(o->progress,
@@ -395,6 +395,8 @@ int et_train(const et_recipe *r, const et_train_options *o, et_train_result *res
 
     size_t np = (size_t)s.lora.n_params;
     double t_start = now_s(), tokens_total = 0, eps_spent = 0;
+    res->steps_done = start; /* even when the budget stops the first step */
+    int64_t saved_step = start; /* the newest checkpoint on disk */
     for (int64_t step = start; step < total; step++) {
         if (s.dp.enabled && s.dp.target_epsilon > 0) {
             /* Never take a step that would exceed the budget. */
@@ -444,6 +446,7 @@ int et_train(const et_recipe *r, const et_train_options *o, et_train_result *res
             int bad = et_checkpoint_save(run_dir, &s.lora, &ck, err);
             free(extra);
             if (bad) goto done;
+            saved_step = done_steps;
         }
         res->steps_done = done_steps;
         if (stopping && done_steps < total) {
@@ -461,8 +464,12 @@ int et_train(const et_recipe *r, const et_train_options *o, et_train_result *res
         rc = 0; /* the final adapter comes when the run completes (--resume) */
         goto done;
     }
-    if (res->budget_exhausted && res->steps_done > start) {
-        /* The last step before the budget ran out has no checkpoint yet. */
+    /* On CUDA the weights live on the device: the adapter below (and the budget's
+     * checkpoint) need the last step's, which only a checkpoint step has copied back. */
+    if (s.use_cuda && res->steps_done > saved_step && train_cuda_sync_host(&s, err)) goto done;
+    if (res->budget_exhausted && res->steps_done > saved_step) {
+        /* The last step before the budget ran out has no checkpoint yet (re-saving a step
+         * already saved would replace the folder `latest` points to). */
         char *extra = dp_checkpoint_json(&s);
         et_checkpoint_out ck = {res->steps_done, s.adam_m, s.adam_v, extra};
         int bad = et_checkpoint_save(run_dir, &s.lora, &ck, err);
@@ -481,6 +488,8 @@ int et_train(const et_recipe *r, const et_train_options *o, et_train_result *res
     et_manifest_set_num(s.manifest, "run.steps_completed", (double)res->steps_done);
     et_manifest_set_num(s.manifest, "run.final_loss", res->last_loss);
     et_manifest_set_num(s.manifest, "run.tokens_per_s", res->tokens_per_s);
+    if (s.use_cuda) /* the attention note grows if the run left cuDNN for a batch size */
+        et_manifest_set_str(s.manifest, "run.cuda_attention", et_cuda_model_attention_path(s.cuda));
     manifest_privacy(&s, eps_spent, res->steps_done);
     utc_now(path, sizeof path);
     et_manifest_set_str(s.manifest, "run.finished_utc", path);

@@ -60,8 +60,8 @@ int train_cuda_step(train_state *s, int64_t step, double lr, step_report *rep, e
         et_batch batch = {s->batch_ids, s->batch_targets, mb, r->data.seq_len, NULL};
         double ls;
         int64_t nv;
-        if (et_cuda_model_step(s->cuda, &batch, 1.0f / (float)rep->targets, r->run.seed,
-                               (uint64_t)(step * accum + a), &ls, &nv, err))
+        if (et_cuda_model_step(s->cuda, &batch, 1.0f / (float)rep->targets,
+                               et_dropout_seed(r->run.seed, step), (uint64_t)a, &ls, &nv, err))
             return -1;
         loss_sum += ls;
     }

@@ -18,8 +18,8 @@ int train_cuda_dp_microbatch(train_state *s, const et_batch *batch, int64_t step
     if (n_units > 4096) return et_fail(err, "CUDA DP: %d units in one micro-batch", n_units);
     for (int u = 0; u <= n_units; u++) first[u] = b->unit_first[u0 + u] - b->unit_first[u0];
     /* the same dropout stream as the CPU's microbatch() */
-    if (et_cuda_dp_step(s->cuda, s->cuda_dp, batch, 1.0f, s->r->run.seed,
-                        (uint64_t)step * 65536u + (uint64_t)mb_index, &ls, &nv, err) ||
+    if (et_cuda_dp_step(s->cuda, s->cuda_dp, batch, 1.0f, et_dropout_seed(s->r->run.seed, step),
+                        (uint64_t)mb_index, &ls, &nv, err) ||
         et_cuda_dp_clip_accumulate(s->cuda, s->cuda_dp, first, n_units, d->clip, d->norms + u0,
                                    err))
         return -1;

@@ -21,7 +21,7 @@ void dp_free(dp_state *d) {
 
 static const char *src(const et_recipe *r) { return r->source ? r->source : "recipe"; }
 
-int dp_plan(train_state *s, const char *resume_json, et_error *err) {
+int dp_plan(train_state *s, const char *resume_json, int64_t start, et_error *err) {
     const et_recipe *r = s->r;
     const et_recipe_privacy *p = &r->privacy;
     dp_state *d = &s->dp;
@@ -89,17 +89,35 @@ int dp_plan(train_state *s, const char *resume_json, et_error *err) {
     } else {
         d->sigma = p->noise_multiplier;
     }
-    if (resume_json) {
-        cJSON *j = cJSON_Parse(resume_json);
+    if (start > 0) {
+        /* A resumed run's guarantee covers every step it took: the checkpoint must carry
+         * the accountant of all `start` of them (a run that began without privacy has
+         * none, and its steps cannot be made private afterwards). */
+        cJSON *j = resume_json ? cJSON_Parse(resume_json) : NULL;
         const cJSON *a = j ? cJSON_GetObjectItemCaseSensitive(j, "accountant") : NULL;
+        if (!a) {
+            cJSON_Delete(j);
+            return et_fail(err, "%s: its checkpoint at step %lld was trained without privacy "
+                                "(no accountant in it); privacy.enabled cannot cover steps that "
+                                "were not private: start a new run (a new run.out) with privacy "
+                                "on, or resume with privacy.enabled: false",
+                           r->run.out, (long long)start);
+        }
         et_accountant_free(&d->acc);
-        int bad = !a || et_accountant_from_json(a, &d->acc, err);
+        int bad = et_accountant_from_json(a, &d->acc, err);
         cJSON_Delete(j);
         if (bad)
             return et_wrap(err, "%s: checkpoint accountant state", r->run.out);
         if (d->acc.kind != kind)
             return et_fail(err, "%s: the run was accounted with %s; the recipe says %s", r->run.out,
                            et_accountant_kind_name(d->acc.kind), et_accountant_kind_name(kind));
+        int64_t accounted = 0;
+        for (int i = 0; i < d->acc.n_phases; i++) accounted += d->acc.phases[i].steps;
+        if (accounted != start)
+            return et_fail(err, "%s: the checkpoint is at step %lld but its accountant holds %lld "
+                                "private steps: some steps were taken without privacy; start a "
+                                "new run (a new run.out)",
+                           r->run.out, (long long)start, (long long)accounted);
     }
     if (et_dp_rng_init(&d->rng, p->secure_rng, r->run.seed, err)) return -1;
     size_t np = (size_t)s->lora.n_params, mb = (size_t)r->run.micro_batch;
@@ -169,8 +187,8 @@ static int microbatch(train_state *s, int64_t step, int mb_index, int64_t u0, in
         return train_cuda_dp_microbatch(s, &batch, step, mb_index, u0, u1, loss_sum, n_clipped, err);
     double ls;
     int64_t nv;
-    if (et_model_forward(&s->model, &s->lora, s->acts, &batch, 1, s->r->run.seed,
-                         (uint64_t)step * 65536u + (uint64_t)mb_index, &ls, &nv, err))
+    if (et_model_forward(&s->model, &s->lora, s->acts, &batch, 1,
+                         et_dropout_seed(s->r->run.seed, step), (uint64_t)mb_index, &ls, &nv, err))
         return -1;
     *loss_sum += ls;
     memset(d->pe_grads, 0, sizeof(float) * np * (size_t)n);

@@ -72,7 +72,7 @@ int64_t train_order_row(train_state *s, int64_t g);
 
 /* DP (trainer/train_dp.c). dp_plan fixes q, δ, σ and the step count before step 1;
  * resume_json (may be NULL) is the accountant state from a checkpoint. */
-int dp_plan(train_state *s, const char *resume_json, et_error *err);
+int dp_plan(train_state *s, const char *resume_json, int64_t start, et_error *err);
 /* One DP-SGD step: sample, per-unit clip, noise, AdamW input in s->lora.grads. */
 int dp_step(train_state *s, int64_t step, step_report *rep, et_error *err);
 /* ε after `extra_steps` more steps at the planned (σ, q). */

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Patient-level DP-SGD end to end: the epsilon in metrics equals `ehrtune privacy
 # epsilon` for the steps taken; the budget is never exceeded; resume equals an
-# uninterrupted run (deterministic noise); secure mode draws fresh noise; bad
-# privacy settings are refused before any training.
+# uninterrupted run (deterministic noise); a non-private run cannot be resumed as a
+# private one; a budget reached right after a resume keeps the step count; secure mode
+# draws fresh noise; bad privacy settings are refused before any training.
 set -euo pipefail
 bin=$1; src=$2
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
@@ -46,6 +47,22 @@ test "$(json a/manifest.json "d['run']['status']")" = completed
 cmp full/adapter/adapter_model.safetensors part/adapter/adapter_model.safetensors
 strip() { sed 's/"tokens_per_s":[0-9.]*,//' "$1"; }
 diff <(strip full/metrics.jsonl) <(strip part/metrics.jsonl)
+
+# A run begun without privacy cannot become private on resume: its first steps were not.
+"$bin" train "$r" "${base[@]}" privacy.enabled=false optim.steps=8 run.out=mix --stop-after 3 > /dev/null
+if "$bin" train "$r" "${base[@]}" privacy.target_epsilon=3 optim.steps=8 run.out=mix --resume \
+    > mix.log 2> mix.err; then echo "resumed a non-private run as a private one"; exit 1; fi
+grep -q "trained without privacy" mix.err || { cat mix.err; exit 1; }
+test ! -e mix/adapter
+
+# The budget reached at the first step after a resume: the manifest counts the steps
+# taken before it (not 0), and the statement says so.
+"$bin" train "$r" "${base[@]}" privacy.target_epsilon=3 optim.steps=10 run.out=bud --stop-after 6 > /dev/null
+"$bin" train "$r" "${base[@]}" privacy.target_epsilon=1 optim.steps=10 run.out=bud --resume > /dev/null
+test "$(json bud/manifest.json "d['run']['steps_completed']")" = 6
+test "$(json bud/manifest.json "d['privacy']['steps']")" = 6
+json bud/manifest.json "d['privacy']['statement']" | grep -q " 6 steps"
+test "$(json bud/manifest.json "d['run']['status']")" = "completed (privacy budget reached)"
 
 # Secure mode (the default; the demo recipe turns it off) draws its noise from the OS generator: two runs differ.
 sec=(model.path=demo/model data.train=demo/corpus.h5 privacy.enabled=true privacy.secure_rng=true

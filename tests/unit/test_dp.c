@@ -1,7 +1,8 @@
 /* DP-SGD building blocks: per-example gradients against the naive one-example-at-a-
- * time path, clipping on a toy problem with a known answer, the noise's standard
- * deviation, units (a patient with five documents is one unit), Poisson sampling,
- * and the ChaCha20 generator against RFC 8439. */
+ * time path, a partial micro-batch against a plan of its own size, clipping on a toy
+ * problem with a known answer, the noise's standard deviation, units (a patient with
+ * five documents is one unit), Poisson sampling, and the ChaCha20 generator against
+ * RFC 8439. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -92,6 +93,55 @@ static void per_example_matches_naive(void **state) {
     et_model_free(&m);
 }
 
+/* DP's micro-batches hold as many rows as the sampled units have (Poisson sampling),
+ * mostly fewer than the activations were planned for: a batch of b rows in a plan for
+ * B > b must give the loss and gradients of a plan for exactly b (found 2026-11-26:
+ * the final norm read the last layer's output at an offset computed from b, not B). */
+static void partial_microbatch_matches_exact_plan(void **state) {
+    (void)state;
+    char mdir[1100], adir[1100];
+    snprintf(mdir, sizeof mdir, "%s/tests/fixtures/llama_gqa_llama3/model", EHRTUNE_SOURCE_DIR);
+    snprintf(adir, sizeof adir, "%s/tests/fixtures/llama_gqa_llama3/adapter", EHRTUNE_SOURCE_DIR);
+    et_error err;
+    et_model m;
+    et_lora l;
+    assert_int_equal(et_model_load(&m, mdir, &err), 0);
+    assert_int_equal(et_lora_load_peft(&l, &m.cfg, adir, &err), 0);
+    enum { B = 3, b = 2, T = 9 };
+    int32_t ids[B * T], tg[B * T];
+    for (int i = 0; i < B * T; i++) ids[i] = (i * 53 + 7) % m.cfg.vocab_size;
+    for (int i = 0; i < B * T; i++) tg[i] = (i % T == T - 1 || i % 4 == 1) ? -1 : ids[i + 1];
+    const int64_t P = l.n_params;
+    float *g_exact = malloc(sizeof(float) * (size_t)P);
+    et_acts *big, *exact;
+    assert_int_equal(et_acts_create(&big, &m.cfg, &l, B, T, &err), 0);
+    assert_int_equal(et_acts_create(&exact, &m.cfg, &l, b, T, &err), 0);
+    et_batch batch = {ids, tg, b, T, NULL};
+    double ls_big, ls_exact;
+    int64_t nv_big, nv_exact;
+    /* the big plan first runs a full batch, so its slots hold other rows' values */
+    et_batch full = {ids, tg, B, T, NULL};
+    assert_int_equal(et_model_forward(&m, &l, big, &full, 1, 3, 1, &ls_big, &nv_big, &err), 0);
+    memset(l.grads, 0, sizeof(float) * (size_t)P);
+    assert_int_equal(et_model_forward(&m, &l, exact, &batch, 1, 3, 1, &ls_exact, &nv_exact, &err), 0);
+    et_model_backward(&m, &l, exact, &batch, 1.0f / (float)nv_exact);
+    memcpy(g_exact, l.grads, sizeof(float) * (size_t)P);
+    memset(l.grads, 0, sizeof(float) * (size_t)P);
+    assert_int_equal(et_model_forward(&m, &l, big, &batch, 1, 3, 1, &ls_big, &nv_big, &err), 0);
+    et_model_backward(&m, &l, big, &batch, 1.0f / (float)nv_big);
+    assert_int_equal(nv_big, nv_exact);
+    if (!(fabs(ls_big - ls_exact) <= 1e-6 * fabs(ls_exact)))
+        fail_msg("loss of %d rows: %.9g in a plan for %d, %.9g in a plan for %d", b, ls_big, B,
+                 ls_exact, b);
+    double g_rel = rel_err(l.grads, g_exact, P);
+    if (!(g_rel < 1e-6)) fail_msg("LoRA gradients: relative error %.3g", g_rel);
+    free(g_exact);
+    et_acts_free(big);
+    et_acts_free(exact);
+    et_lora_free(&l);
+    et_model_free(&m);
+}
+
 /* Toy problem: three unit gradients with norms 5, 0.5 and 13 clipped at C = 1. */
 static void clipped_sum_is_exact(void **state) {
     (void)state;
@@ -149,6 +199,67 @@ static void noise_std_matches(void **state) {
 }
 
 /* RFC 8439 §2.3.2 test vector for the ChaCha20 block function. */
+/* Each sampled unit's row subset has its own draws: the ChaCha20 block number of
+ * index (unit << 24) + j is 56 bits wide (found 2026-11-26: its top bits were dropped,
+ * so units 2048 apart drew the same subset positions). */
+static void subset_draws_differ_across_units(void **state) {
+    (void)state;
+    et_dp_rng r;
+    et_error err;
+    assert_int_equal(et_dp_rng_init(&r, 0, 42, &err), 0);
+    for (uint64_t k = 0; k < 4; k++)
+        for (uint64_t j = 0; j < 8; j++) {
+            const double a = et_dp_uniform(&r, ET_DP_PURPOSE_SUBSET, 3, ((5 + k) << 24) + j);
+            const double b = et_dp_uniform(&r, ET_DP_PURPOSE_SUBSET, 3, ((5 + k + 2048) << 24) + j);
+            const double c = et_dp_uniform(&r, ET_DP_PURPOSE_SUBSET, 3, ((5 + k + 4096 * 7) << 24) + j);
+            if (a == b || a == c) fail_msg("unit %d draw %d repeats 2048 units on", (int)(5 + k), (int)j);
+        }
+    /* below 2^32 blocks the stream is RFC 8439's plain counter: unchanged */
+    const double low = et_dp_uniform(&r, ET_DP_PURPOSE_SAMPLE, 9, 17);
+    uint32_t block[16], nonce[3] = {ET_DP_PURPOSE_SAMPLE, 9, 0};
+    et_chacha20_block(block, r.key, 17 / 8, nonce);
+    const int w = (17 % 8) * 2;
+    const uint64_t bits = (((uint64_t)block[w] << 21) ^ (block[w + 1] >> 11)) & ((1ull << 53) - 1);
+    assert_true(low == (double)bits * 0x1.0p-53);
+}
+
+/* LoRA dropout under DP draws each optimizer step's masks from its own key
+ * (et_dropout_seed): steps whose old packed counter (step·65536 + micro-batch) wrapped
+ * onto each other's now differ (found 2026-11-26: a 2-layer model's masks repeated
+ * every 2048 steps, a 32-layer model's every 128). */
+static void dropout_masks_differ_across_steps(void **state) {
+    (void)state;
+    char mdir[1100], adir[1100];
+    snprintf(mdir, sizeof mdir, "%s/tests/fixtures/llama_gqa_llama3/model", EHRTUNE_SOURCE_DIR);
+    snprintf(adir, sizeof adir, "%s/tests/fixtures/llama_gqa_llama3/adapter", EHRTUNE_SOURCE_DIR);
+    et_error err;
+    et_model m;
+    et_lora l;
+    assert_int_equal(et_model_load(&m, mdir, &err), 0);
+    assert_int_equal(et_lora_load_peft(&l, &m.cfg, adir, &err), 0);
+    l.dropout = 0.3f;
+    enum { B = 2, T = 9 };
+    int32_t ids[B * T], tg[B * T];
+    for (int i = 0; i < B * T; i++) ids[i] = (i * 29 + 3) % m.cfg.vocab_size;
+    for (int i = 0; i < B * T; i++) tg[i] = i % T == T - 1 ? -1 : ids[i + 1];
+    et_acts *a;
+    assert_int_equal(et_acts_create(&a, &m.cfg, &l, B, T, &err), 0);
+    et_batch batch = {ids, tg, B, T, NULL};
+    const int64_t steps[3] = {3, 3 + 2048, 3 + 128};
+    double loss[3], again;
+    int64_t nv;
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(et_model_forward(&m, &l, a, &batch, 1, et_dropout_seed(7, steps[i]), 0,
+                                          &loss[i], &nv, &err), 0);
+    assert_int_equal(et_model_forward(&m, &l, a, &batch, 1, et_dropout_seed(7, 3), 0, &again, &nv, &err), 0);
+    assert_true(again == loss[0]); /* a step's masks are a pure function of (seed, step) */
+    if (loss[1] == loss[0] || loss[2] == loss[0])
+        fail_msg("dropout masks repeat across steps: %.9g %.9g %.9g", loss[0], loss[1], loss[2]);
+    et_acts_free(a);
+    et_lora_free(&l);
+    et_model_free(&m);
+}
+
 static void chacha20_rfc8439(void **state) {
     (void)state;
     uint32_t key[8], out[16];
@@ -238,10 +349,13 @@ static void five_documents_one_unit(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(per_example_matches_naive),
+        cmocka_unit_test(partial_microbatch_matches_exact_plan),
         cmocka_unit_test(clipped_sum_is_exact),
         cmocka_unit_test(noise_std_matches),
         cmocka_unit_test(chacha20_rfc8439),
         cmocka_unit_test(five_documents_one_unit),
+        cmocka_unit_test(subset_draws_differ_across_units),
+        cmocka_unit_test(dropout_masks_differ_across_steps),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,5 +1,5 @@
 /* LoRA parameters: the flat layout, PEFT's initialisation (A ~ kaiming_uniform(a=√5) =
- * U(−1/√in, 1/√in), B = 0; "gaussian": A ~ N(0, 1/r)), scaling (alpha/r, rsLoRA
+ * U(−1/√in, 1/√in), B = 0; "gaussian": A normal with std 1/r), scaling (alpha/r, rsLoRA
  * alpha/√r) and PEFT key names. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -87,12 +87,12 @@ static void peft_initialisation(void **state) {
     assert_true(l.params[0] == first);
     et_lora_init_weights(&l, ET_LORA_INIT_DEFAULT, 6);
     assert_true(l.params[0] != first);
-    /* gaussian: N(0, 1/r). */
+    /* gaussian: std 1/r, PEFT's nn.init.normal_(lora_A, std=1/r) (r = 8 here) */
     et_lora_init_weights(&l, ET_LORA_INIT_GAUSSIAN, 1);
     et_lora_slot *s = et_lora_slot_at(&l, 0, ET_PROJ_DOWN);
     double sq = 0;
     for (int i = 0; i < 8 * s->in; i++) sq += (double)s->a[i] * s->a[i];
-    assert_true(fabs(sq / (8 * s->in) * 8 - 1) < 0.15);
+    assert_true(fabs(sq / (8 * s->in) * (double)(l.r * l.r) - 1) < 0.15);
     char key[256];
     et_lora_key(key, sizeof key, 1, ET_PROJ_GATE, 1);
     assert_string_equal(key, "base_model.model.model.layers.1.mlp.gate_proj.lora_B.weight");
