@@ -38,7 +38,7 @@ typedef struct {
     double loss_first, loss_last;
     int64_t n_lora, n_frozen;
     char device[128];
-    char attention[200];
+    char attention[448];
     int lora_kext; /* the K-extended LoRA layout ran (EHRTUNE_CUDA_LORA_KEXT=1) */
     int dropout_fused; /* LoRA dropout ran the fused kernels (EHRTUNE_CUDA_LORA_DROPOUT_FUSED) */
     /* with dp: the DP step's median and min, its ratio to step_s_median, and the

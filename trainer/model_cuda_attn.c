@@ -2,8 +2,9 @@
  * creation against the fp32 kernel on this model's head shape — a pair of forward and
  * backward kernels at a time, in order of preference (cuda_attention_select); if every
  * pair fails (or the head dim is unsupported) every layer runs the fp32 kernel through
- * casts. One pair is cuDNN's fused attention (kernels/cuda/attention_cudnn.h), taken
- * only when asked for and when this machine has cuDNN 9. */
+ * casts. One pair is cuDNN's fused attention (kernels/cuda/attention_cudnn.h), first
+ * in the default order where this machine has cuDNN 9 and it runs the model's shapes
+ * deterministically; our best pair stays checked as its fallback. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,11 +43,12 @@ static void *carve(char *base, size_t *at, size_t bytes) {
     return p;
 }
 
-/* One bf16-vs-fp32 comparison of forward and backward (our kernels as selected, or
- * cuDNN's); *err_out = the worst relative error, or NaN. Returns non-zero only when
- * the CUDA runtime failed. */
-static int self_check(const et_hf_config *c, int window, int cudnn, double *err_out) {
-    const int t = CHECK_T, hq = c->num_heads, hkv = c->num_kv_heads, d = c->head_dim;
+/* One bf16-vs-fp32 comparison of forward and backward at sequence length t (our
+ * kernels as selected, or cuDNN's: strict asks for its deterministic backward); *err_out
+ * = the worst relative error, or NaN. Returns non-zero only when the CUDA runtime failed. */
+static int self_check(const et_hf_config *c, int t, int window, int cudnn, int strict,
+                      double *err_out) {
+    const int hq = c->num_heads, hkv = c->num_kv_heads, d = c->head_dim;
     const size_t nq = (size_t)t * hq * d, nk = (size_t)t * hkv * d, nl = (size_t)hq * t;
     /* bf16: q k v g o dq dk dv; fp32: the same eight; lse, lse32, delta (each
      * 16-byte aligned) */
@@ -78,7 +80,8 @@ static int self_check(const et_hf_config *c, int window, int cudnn, double *err_
               etc_attention_backward(dq32, dk32, dv32, g32, q32, k32, v32, o32, lse32, 1, t, hq,
                                      hkv, d, window);
         kernel_bad =
-            cudnn ? etc_attention_cudnn_forward(o, lse, q, k, v, 1, t, hq, hkv, d, window) ||
+            cudnn ? etc_attention_cudnn_prepare(1, t, hq, hkv, d, window, strict) ||
+                        etc_attention_cudnn_forward(o, lse, q, k, v, 1, t, hq, hkv, d, window) ||
                         etc_attention_cudnn_backward(dq, dk, dv, g, q, k, v, o, lse, 1, t, hq, hkv,
                                                      d, window)
                   : etc_attention_forward_bf16(o, lse, q, k, v, 1, t, hq, hkv, d, window) ||
@@ -86,9 +89,10 @@ static int self_check(const et_hf_config *c, int window, int cudnn, double *err_
                                                     hq, hkv, d, window);
         bad = bad || etc_synchronize();
     }
-    float *h = bad ? NULL : malloc((nq * 4 + nk * 4) * sizeof(float) * 2);
+    /* o, dq, dk, dv of the kernel under test (a) and of the fp32 reference (r) */
+    float *h = bad ? NULL : malloc((2 * nq + 2 * nk) * sizeof(float) * 2);
     if (!bad && h) {
-        float *a = h, *r = h + nq * 4 + nk * 4;
+        float *a = h, *r = h + 2 * nq + 2 * nk;
         /* bf16 results cast to fp32 in the (now free) bf16 inputs' fp32 twins */
         bad = etc_cast_bf16_to_f32(q32, o, (int64_t)nq) || etc_cast_bf16_to_f32(k32, dk, (int64_t)nk) ||
               etc_cast_bf16_to_f32(v32, dv, (int64_t)nk) || etc_cast_bf16_to_f32(g32, dq, (int64_t)nq) ||
@@ -114,9 +118,97 @@ static int self_check(const et_hf_config *c, int window, int cudnn, double *err_
     return bad ? -1 : 0;
 }
 
+/* Kernel pairs in order of preference by default: cuDNN's fused attention where
+ * etc_attention_cudnn_preferred says so (libcudnn 9.15.1 or later, sm_90 or sm_100: the
+ * gate PyTorch's SDPA uses before it prefers cuDNN) and cuDNN runs this model's shapes
+ * with its deterministic backward (wgmma/TMA engines on Hopper; our kernels are
+ * mma.sync); then our 16-row forward with the chained dK/dV backward (measured fastest
+ * of ours on an H200, docs/perf.md); then the split backward.
+ * EHRTUNE_CUDA_ATTENTION=chain|split|wide|cudnn puts one pair first (wide: the
+ * 32-rows-a-warp kernels, head dims <= 64; cudnn asked for by name may run its
+ * non-deterministic backward where cuDNN offers no other). */
+enum { N_PAIRS = 4, CUDNN_PAIR = 3 };
+static const struct {
+    const char *key, *name;
+    int fwd, bwd;
+} pairs[N_PAIRS] = {
+    {"chain", "chained dK/dV backward", ETC_ATTN_FWD_NARROW, ETC_ATTN_BWD_CHAIN},
+    {"split", "split dK/dV backward", ETC_ATTN_FWD_NARROW, ETC_ATTN_BWD_SPLIT},
+    {"wide", "wide (32 rows a warp) forward and backward", ETC_ATTN_FWD_WIDE, ETC_ATTN_BWD_WIDE},
+    {"cudnn", "cuDNN fused flash attention", -1, -1},
+};
+
+/* Elements of q above which cuDNN's check at the model's own sequence length is cut
+ * short: its device scratch stays under ~260 MB and the host copies under ~170 MB
+ * (before the model's own allocations exist). */
+#define CHECK_LONG_ELEMS ((size_t)1 << 23)
+
+/* Worst self-check error of pair p over the model's windows (cuDNN: also at the model's
+ * sequence length, where its engines may run other tile schedules than at CHECK_T); NaN
+ * when a kernel failed. Non-zero only when the CUDA runtime failed. */
+static int check_pair(const et_cuda_model *cm, int p, const int *windows, int nw, double *worst) {
+    const et_hf_config *c = &cm->cfg;
+    const int cudnn = p == CUDNN_PAIR;
+    if (!cudnn) {
+        etc_attention_bf16_forward_variant(pairs[p].fwd);
+        etc_attention_bf16_backward_variant(pairs[p].bwd);
+    }
+    *worst = 0;
+    for (int i = 0; i < nw && !isnan(*worst); i++) {
+        double e = NAN;
+        if (self_check(c, CHECK_T, windows[i], cudnn, cm->attn_cudnn_strict, &e)) return -1;
+        if (isnan(e) || e > *worst) *worst = e;
+    }
+    if (cudnn && !isnan(*worst)) {
+        const size_t row = (size_t)c->num_heads * c->head_dim;
+        int t = cm->opt.t;
+        if ((size_t)t * row > CHECK_LONG_ELEMS) t = (int)(CHECK_LONG_ELEMS / row);
+        if (t > CHECK_T) {
+            int window = 0; /* the model's first window, if it has one */
+            for (int l = 0; l < c->num_layers && !window; l++) window = et_hf_layer_window(c, l);
+            double e = NAN;
+            if (self_check(c, t, window, 1, cm->attn_cudnn_strict, &e)) return -1;
+            if (isnan(e) || e > *worst) *worst = e;
+        }
+    }
+    return 0;
+}
+
+/* Builds cuDNN's graphs of micro-batch size b for every window this model's layers use,
+ * before a step runs any of them; -1 (etc_last_error says why) when cuDNN refuses one. */
+static int cudnn_prepare(et_cuda_model *cm, int b) {
+    const et_hf_config *c = &cm->cfg;
+    for (int l = 0; l < c->num_layers; l++)
+        if (etc_attention_cudnn_prepare(b, cm->opt.t, c->num_heads, c->num_kv_heads, c->head_dim,
+                                        et_hf_layer_window(c, l), cm->attn_cudnn_strict))
+            return -1;
+    cm->attn_cudnn_b = b;
+    return 0;
+}
+
+/* cuDNN refused micro-batch size b (a partial last batch, an evaluation batch): this
+ * micro-batch and every later one run our pair that passed its self-check at creation.
+ * Called at layer 0's forward, before any layer of this micro-batch ran, so no backward
+ * of ours ever reads statistics that cuDNN's forward wrote. */
+static int leave_cudnn(et_cuda_model *cm, int b) {
+    /* none of ours passed at start: the step fails with cuDNN's refusal as the error */
+    if (cm->attn_fallback < 0) return -1;
+    const char *why = etc_last_error();
+    const int p = cm->attn_fallback;
+    etc_attention_bf16_forward_variant(pairs[p].fwd);
+    etc_attention_bf16_backward_variant(pairs[p].bwd);
+    cm->attn_cudnn = 0;
+    const size_t used = strlen(cm->attn_note);
+    snprintf(cm->attn_note + used, sizeof cm->attn_note - used,
+             "; from a micro-batch of %d on: %s (cuDNN refused it: %.120s)", b, pairs[p].name, why);
+    plain_text(cm->attn_note);
+    return 0;
+}
+
 int cuda_attention_select(et_cuda_model *cm, et_error *err) {
     const et_hf_config *c = &cm->cfg;
-    cm->attn_fp32 = 0, cm->attn_cudnn = 0;
+    cm->attn_fp32 = 0, cm->attn_cudnn = 0, cm->attn_cudnn_b = 0, cm->attn_fallback = -1;
+    cm->attn_cudnn_strict = 1;
     if (getenv("EHRTUNE_CUDA_ATTENTION_FP32")) {
         cm->attn_fp32 = 1;
         snprintf(cm->attn_note, sizeof cm->attn_note, "fp32 kernel (EHRTUNE_CUDA_ATTENTION_FP32 set)");
@@ -136,78 +228,75 @@ int cuda_attention_select(et_cuda_model *cm, et_error *err) {
             windows[nw++] = et_hf_layer_window(c, l) < CHECK_T ? et_hf_layer_window(c, l) : CHECK_T / 3;
             break;
         }
-    /* Kernel pairs in order of preference: the 16-row forward with the chained dK/dV
-     * backward (measured fastest on an H200 so far, docs/perf.md), then the split
-     * backward. EHRTUNE_CUDA_ATTENTION=chain|split|wide|cudnn puts one pair first (wide:
-     * the 32-rows-a-warp kernels, head dims <= 64; cudnn: cuDNN's fused attention, where
-     * libcudnn 9 loads; both for benchmarks until a GPU run has measured them,
-     * docs/cuda.md). Each pair must pass the self-check to be used; the note says why
-     * a pair asked for was not. */
-    enum { N_PAIRS = 4, CUDNN_PAIR = 3 };
-    static const struct {
-        const char *key, *name;
-        int fwd, bwd;
-    } pairs[N_PAIRS] = {
-        {"chain", "chained dK/dV backward", ETC_ATTN_FWD_NARROW, ETC_ATTN_BWD_CHAIN},
-        {"split", "split dK/dV backward", ETC_ATTN_FWD_NARROW, ETC_ATTN_BWD_SPLIT},
-        {"wide", "wide (32 rows a warp) forward and backward", ETC_ATTN_FWD_WIDE, ETC_ATTN_BWD_WIDE},
-        {"cudnn", "cuDNN fused flash attention", -1, -1},
-    };
-    int order[N_PAIRS] = {0, 1, -1, -1}, n_order = 2;
-    char refused[200] = ""; /* why the pair asked for is not the one used */
-    const char *want = getenv("EHRTUNE_CUDA_ATTENTION");
-    if (want && *want) {
-        int w = -1;
+    int want = -1;
+    const char *want_env = getenv("EHRTUNE_CUDA_ATTENTION");
+    if (want_env && *want_env) {
         for (int i = 0; i < N_PAIRS; i++)
-            if (!strcmp(want, pairs[i].key)) w = i;
-        if (w < 0)
+            if (!strcmp(want_env, pairs[i].key)) want = i;
+        if (want < 0)
             return et_fail(err, "EHRTUNE_CUDA_ATTENTION=%s: unknown kernel choice (use chain, split, "
-                                "wide or cudnn, or unset it)", want);
-        if (w == 2 && !etc_attention_bf16_wide_supported(c->head_dim))
+                                "wide or cudnn, or unset it)", want_env);
+        if (want == 2 && !etc_attention_bf16_wide_supported(c->head_dim))
             return et_fail(err, "EHRTUNE_CUDA_ATTENTION=wide: head dim %d is over the wide kernels' "
                                 "64 (use chain or split, or unset it)", c->head_dim);
-        char why[160];
-        if (w == CUDNN_PAIR && !etc_attention_cudnn_available(why, sizeof why)) {
-            /* the default order stands; the note says why */
-            snprintf(refused, sizeof refused, "; cudnn asked for, unavailable: %.150s", why);
-        } else {
-            /* the chosen pair, then the default ones as fallbacks */
-            n_order = 0;
-            order[n_order++] = w;
-            for (int i = 0; i < 2; i++)
-                if (i != w) order[n_order++] = i;
-        }
+    }
+    cm->attn_cudnn_strict = want != CUDNN_PAIR;
+    int order[N_PAIRS], n_order = 0;
+    char refused[240] = ""; /* why cuDNN is not the pair used */
+    if (want >= 0 && want != CUDNN_PAIR) {
+        /* the chosen pair, then our default ones as fallbacks; cuDNN not tried */
+        order[n_order++] = want;
+        for (int i = 0; i < 2; i++)
+            if (i != want) order[n_order++] = i;
+    } else {
+        char why[200];
+        if (want == CUDNN_PAIR ? etc_attention_cudnn_available(why, sizeof why)
+                               : etc_attention_cudnn_preferred(why, sizeof why))
+            order[n_order++] = CUDNN_PAIR;
+        else
+            snprintf(refused, sizeof refused, "; %s: %.170s",
+                     want == CUDNN_PAIR ? "cudnn asked for, unavailable" : "cuDNN not used", why);
+        order[n_order++] = 0;
+        order[n_order++] = 1;
     }
     double worst = NAN;
     for (int v = 0; v < n_order; v++) {
-        const int cudnn = order[v] == CUDNN_PAIR;
-        if (!cudnn) {
-            etc_attention_bf16_forward_variant(pairs[order[v]].fwd);
-            etc_attention_bf16_backward_variant(pairs[order[v]].bwd);
+        const int p = order[v];
+        if (check_pair(cm, p, windows, nw, &worst)) return cuda_fail(err, "attention self-check");
+        const int passed = !isnan(worst) && worst <= CHECK_LIMIT;
+        if (p == CUDNN_PAIR && passed && cudnn_prepare(cm, cm->opt.b)) {
+            snprintf(refused, sizeof refused, "; cuDNN refused this run's shape: %.150s",
+                     etc_last_error());
+            continue;
         }
-        worst = 0;
-        for (int i = 0; i < nw; i++) {
-            double e = NAN;
-            if (self_check(c, windows[i], cudnn, &e)) return cuda_fail(err, "attention self-check");
-            if (isnan(e) || e > worst) worst = e;
-            if (isnan(worst)) break;
-        }
-        if (!isnan(worst) && worst <= CHECK_LIMIT) {
-            cm->attn_cudnn = cudnn;
-            if (cudnn)
-                snprintf(cm->attn_note, sizeof cm->attn_note,
-                         "%s, %s (self-check relative error %.2e)", pairs[order[v]].name,
-                         etc_attention_cudnn_note(), worst);
-            else
-                snprintf(cm->attn_note, sizeof cm->attn_note,
-                         "bf16 tensor-core kernel, %s (self-check relative error %.2e)%s",
-                         pairs[order[v]].name, worst, refused);
-            plain_text(cm->attn_note);
-            return 0;
-        }
-        if (cudnn) /* a cuDNN error (graph not supported...) reads as a NaN error */
-            snprintf(refused, sizeof refused, "; cudnn asked for, failed its self-check: %.140s",
+        if (p == CUDNN_PAIR && !passed) {
+            /* a cuDNN error (graph not supported, no deterministic backward...) reads as NaN */
+            snprintf(refused, sizeof refused, "; %s failed its self-check: %.140s",
+                     want == CUDNN_PAIR ? "cudnn asked for," : "cuDNN",
                      isnan(worst) ? etc_last_error() : "relative error over the limit");
+            continue;
+        }
+        if (!passed) continue;
+        if (p == CUDNN_PAIR) {
+            /* our first pair that passes, for a later micro-batch size cuDNN refuses */
+            const double cudnn_worst = worst;
+            for (int f = 0; f < 2 && cm->attn_fallback < 0; f++) {
+                double e = NAN;
+                if (check_pair(cm, f, windows, nw, &e)) return cuda_fail(err, "attention self-check");
+                if (!isnan(e) && e <= CHECK_LIMIT) cm->attn_fallback = f;
+            }
+            cm->attn_cudnn = 1;
+            snprintf(cm->attn_note, sizeof cm->attn_note,
+                     "%s, %s (self-check relative error %.2e; fallback: %s)", pairs[p].name,
+                     etc_attention_cudnn_note(), cudnn_worst,
+                     cm->attn_fallback >= 0 ? pairs[cm->attn_fallback].name : "none passed");
+        } else {
+            snprintf(cm->attn_note, sizeof cm->attn_note,
+                     "bf16 tensor-core kernel, %s (self-check relative error %.2e)%s",
+                     pairs[p].name, worst, refused);
+        }
+        plain_text(cm->attn_note);
+        return 0;
     }
     cm->attn_fp32 = 1;
     snprintf(cm->attn_note, sizeof cm->attn_note,
@@ -220,6 +309,9 @@ int cuda_attention_select(et_cuda_model *cm, et_error *err) {
 int cuda_attention_forward(et_cuda_model *cm, const cuda_slot *s, int b, int t, int window) {
     const et_hf_config *c = &cm->cfg;
     const int hq = c->num_heads, hkv = c->num_kv_heads, d = c->head_dim;
+    /* a micro-batch size met for the first time: cuDNN's graphs for it before layer 0 */
+    if (cm->attn_cudnn && b != cm->attn_cudnn_b && cudnn_prepare(cm, b) && leave_cudnn(cm, b))
+        return -1;
     if (cm->attn_cudnn)
         return etc_attention_cudnn_forward(s->att, s->lse, s->q, s->k, s->v, b, t, hq, hkv, d, window);
     if (!cm->attn_fp32)

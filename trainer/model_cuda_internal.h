@@ -70,10 +70,14 @@ struct et_cuda_model {
     etc_bf16 *dres, *dln, *datt, *dq, *dk, *dv, *dact, *dxa;
     float *delta;
     etc_bf16 *xdrop, *dxdrop; /* LoRA dropout (NULL when dropout is 0) */
+    size_t xdrop_bytes;       /* xdrop's size: the planned batch's, not the pass's */
     /* fp32 attention fallback buffers (NULL unless the fallback is in use) */
     int attn_fp32;
-    int attn_cudnn; /* cuDNN's fused attention (EHRTUNE_CUDA_ATTENTION=cudnn, self-checked) */
-    char attn_note[320];
+    int attn_cudnn; /* cuDNN's fused attention (self-checked; model_cuda_attn.c) */
+    int attn_cudnn_strict;      /* cuDNN only with its deterministic backward (the default) */
+    int attn_cudnn_b;           /* the micro-batch size whose cuDNN graphs are built */
+    int attn_fallback;          /* our pair to leave cuDNN for (self-checked), or -1 */
+    char attn_note[448];
     float *f_q, *f_k, *f_v, *f_o, *f_g, *f_dq, *f_dk, *f_dv;
 
     /* host staging for one micro-batch */

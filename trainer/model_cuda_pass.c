@@ -319,7 +319,8 @@ static int group_backward_dropout(pass *ps, int layer, const cuda_slot *s, proj_
     et_proj_shape(&cm->cfg, (et_proj)g.first, &in, &out);
     /* dA of every member from x in one kernel (masks drawn while x is in shared
      * memory; the masked-copy buffer, unused then, holds its partial sums) */
-    const int da_fused = etc_lora_dropout_da_supported(in, k, r);
+    const int da_fused = etc_lora_dropout_da_supported(in, k, r) &&
+                         cm->xdrop_bytes >= (size_t)k * r * in * sizeof(float); /* one split */
     for (int j = 0, m = 0; j < g.count; j++) {
         const int p = g.first + j;
         const int64_t oa = cm->off_a[layer * ET_PROJ_COUNT + p], ob = cm->off_b[layer * ET_PROJ_COUNT + p];
@@ -343,7 +344,7 @@ static int group_backward_dropout(pass *ps, int layer, const cuda_slot *s, proj_
     if (da_fused)
         OP(LORA_GEMM, etc_lora_dropout_da_bf16(cm->grads + cm->off_a[layer * ET_PROJ_COUNT + first],
                                                cm->dxa, (int64_t)k * r, x, n, in, k, r, cm->dropout,
-                                               cm->seed, offs, cm->xdrop, (size_t)n * in * 2));
+                                               cm->seed, offs, cm->xdrop, cm->xdrop_bytes));
     for (int j = 0; j < g.count; j++) {
         OP(FROZEN_GEMM, base_backward(ps, layer, g.first + j, dx, dys[j], overwrite));
         overwrite = 0;

@@ -186,6 +186,9 @@ static int cuda_specs(cuda_spec *s, void *cm_, slot_bases *sb, const plan_shape 
              n, max_in);
         SPEC(DST(dxdrop), n * max_in, 2, GROUP_ACTS, "scratch.lora_dropout_grad",
              "[%zu, %zu] bf16", n, max_in);
+#ifdef EHRTUNE_HAVE_CUDA
+        if (cm) cm->xdrop_bytes = n * max_in * 2; /* the fused dA kernel's scratch */
+#endif
     }
     if (ps->attn_fp32) {
         SPEC(DST(f_q), n * QD, 4, GROUP_ACTS, "scratch.attn_fp32_q", "[%zu, %zu] fp32", n, QD);

@@ -60,6 +60,7 @@ struct cached_graph {
     graph_key key;
     std::shared_ptr<fe::graph::Graph> graph;
     int64_t workspace;
+    bool deterministic;  // backward: cuDNN's deterministic algorithm
 };
 
 struct cudnn_state {
@@ -240,20 +241,32 @@ std::shared_ptr<fe::graph::Graph> build_graph(cudnn_state &s, const graph_key &k
     return g;
 }
 
-// The cached graph of `key`, built on first use; nullptr after etc_fail.
-const cached_graph *graph_for(const graph_key &key) {
+// The cached graph of `key`, built on first use; nullptr after etc_fail. A backward
+// asks for cuDNN's deterministic algorithm first; where cuDNN refuses it for the shape,
+// deterministic_only makes that a failure, otherwise the other algorithm is built and
+// the note says so. A backward cached earlier without it also fails deterministic_only.
+const cached_graph *graph_for(const graph_key &key, bool deterministic_only) {
     cudnn_state &s = *state();
     if (!s.usable) {
         etc_fail("cuDNN attention unavailable: %s", s.why);
         return nullptr;
     }
-    for (const cached_graph &c : s.graphs)
-        if (c.key == key) return &c;
     const char *what = key.backward ? "backward" : "forward";
+    for (const cached_graph &c : s.graphs)
+        if (c.key == key) {
+            if (key.backward && deterministic_only && !c.deterministic) break;
+            return &c;
+        }
     try {
         std::string error;
         bool deterministic = key.backward != 0;
         auto g = build_graph(s, key, deterministic, &error);
+        if (!g && key.backward && deterministic_only) {
+            etc_fail("cuDNN attention backward (b=%d t=%d hq=%d hkv=%d d=%d window=%d): no "
+                     "deterministic algorithm for this shape: %s",
+                     key.b, key.t, key.hq, key.hkv, key.d, key.window, error.c_str());
+            return nullptr;
+        }
         if (!g && key.backward) {  // cuDNN may refuse the deterministic algorithm
             std::string first = error;
             deterministic = false;
@@ -275,7 +288,12 @@ const cached_graph *graph_for(const graph_key &key) {
             etc_fail("cuDNN attention %s: workspace size: %s", what, e.get_message().c_str());
             return nullptr;
         }
-        s.graphs.push_back({key, g, ws});
+        for (cached_graph &c : s.graphs)  // a non-deterministic backward replaced
+            if (c.key == key) {
+                c = {key, g, ws, deterministic};
+                return &c;
+            }
+        s.graphs.push_back({key, g, ws, deterministic});
         return &s.graphs.back();
     } catch (const std::exception &ex) {
         etc_fail("cuDNN attention %s (b=%d t=%d hq=%d hkv=%d d=%d): %s", what, key.b, key.t,
@@ -284,14 +302,19 @@ const cached_graph *graph_for(const graph_key &key) {
     }
 }
 
+// Grows the one workspace to `bytes` (the device is idle when cudaFree returns).
+int reserve_workspace(cudnn_state &s, size_t bytes) {
+    if (bytes <= s.workspace_bytes) return 0;
+    if (s.workspace) etc_free(s.workspace);
+    s.workspace = nullptr, s.workspace_bytes = 0;
+    if (etc_malloc(&s.workspace, bytes)) return -1;
+    s.workspace_bytes = bytes;
+    return 0;
+}
+
 int run_graph(const cached_graph *c, std::unordered_map<int64_t, void *> &pack, const char *what) {
     cudnn_state &s = *state();
-    if ((size_t)c->workspace > s.workspace_bytes) {
-        if (s.workspace) etc_free(s.workspace);
-        s.workspace = nullptr, s.workspace_bytes = 0;
-        if (etc_malloc(&s.workspace, (size_t)c->workspace)) return -1;
-        s.workspace_bytes = (size_t)c->workspace;
-    }
+    if (reserve_workspace(s, (size_t)c->workspace)) return -1;
     try {
         cudnnStatus_t st = fe::detail::set_stream(s.handle, etc_stream());
         if (st != CUDNN_STATUS_SUCCESS)
@@ -321,11 +344,42 @@ extern "C" int etc_attention_cudnn_available(char *why, size_t why_len) {
     return s.usable;
 }
 
+extern "C" int etc_attention_cudnn_preferred(char *why, size_t why_len) {
+    if (!etc_attention_cudnn_available(why, why_len)) return 0;
+    const cudnn_state &s = *g_cudnn;
+    if (s.version < ETC_CUDNN_PREFERRED_VERSION) {
+        if (why && why_len)
+            snprintf(why, why_len,
+                     "cuDNN %zu predates 9.15.1 (fused-attention shape fixes), so it runs only "
+                     "when asked for by name",
+                     s.version);
+        return 0;
+    }
+    int dev = 0, major = 0, minor = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) != cudaSuccess) {
+        cudaGetLastError();
+        if (why && why_len) snprintf(why, why_len, "the device's compute capability is unknown");
+        return 0;
+    }
+    const int cc = major * 10 + minor;
+    if (cc != 90 && cc != 100 && cc != 103) {
+        if (why && why_len)
+            snprintf(why, why_len,
+                     "sm_%d: cuDNN's fused attention leads only on sm_90 and sm_100/103, where "
+                     "it is most tested; it runs here only when asked for by name",
+                     cc);
+        return 0;
+    }
+    return 1;
+}
+
 extern "C" int etc_attention_cudnn_forward(etc_bf16 *out, float *lse, const etc_bf16 *q,
                                            const etc_bf16 *k, const etc_bf16 *v, int b, int t,
                                            int hq, int hkv, int d, int window) {
     if (check_shape(b, t, hq, hkv, d)) return -1;
-    const cached_graph *c = graph_for({0, b, t, hq, hkv, d, window > 0 ? window : 0});
+    const cached_graph *c = graph_for({0, b, t, hq, hkv, d, window > 0 ? window : 0}, false);
     if (!c) return -1;
     std::unordered_map<int64_t, void *> pack = {
         {UID_Q, (void *)q}, {UID_K, (void *)k}, {UID_V, (void *)v}, {UID_O, out}, {UID_STATS, lse}};
@@ -338,13 +392,26 @@ extern "C" int etc_attention_cudnn_backward(etc_bf16 *dq, etc_bf16 *dk, etc_bf16
                                             const etc_bf16 *out, const float *lse, int b, int t,
                                             int hq, int hkv, int d, int window) {
     if (check_shape(b, t, hq, hkv, d)) return -1;
-    const cached_graph *c = graph_for({1, b, t, hq, hkv, d, window > 0 ? window : 0});
+    const cached_graph *c = graph_for({1, b, t, hq, hkv, d, window > 0 ? window : 0}, false);
     if (!c) return -1;
     std::unordered_map<int64_t, void *> pack = {
         {UID_Q, (void *)q},    {UID_K, (void *)k},       {UID_V, (void *)v},
         {UID_O, (void *)out},  {UID_DO, (void *)dout},   {UID_STATS, (void *)lse},
         {UID_DQ, dq},          {UID_DK, dk},             {UID_DV, dv}};
     return run_graph(c, pack, "backward");
+}
+
+extern "C" int etc_attention_cudnn_prepare(int b, int t, int hq, int hkv, int d, int window,
+                                           int deterministic_only) {
+    if (check_shape(b, t, hq, hkv, d)) return -1;
+    const int w = window > 0 ? window : 0;
+    const cached_graph *f = graph_for({0, b, t, hq, hkv, d, w}, false);
+    if (!f) return -1;
+    const size_t forward_ws = (size_t)f->workspace;  // f may move when the cache grows
+    const cached_graph *g = graph_for({1, b, t, hq, hkv, d, w}, deterministic_only != 0);
+    if (!g) return -1;
+    const size_t ws = forward_ws > (size_t)g->workspace ? forward_ws : (size_t)g->workspace;
+    return reserve_workspace(*state(), ws);
 }
 
 extern "C" const char *etc_attention_cudnn_note(void) { return g_cudnn ? g_cudnn->note : ""; }
@@ -411,6 +478,10 @@ extern "C" int etc_attention_cudnn_available(char *why, size_t why_len) {
     return 0;
 }
 
+extern "C" int etc_attention_cudnn_preferred(char *why, size_t why_len) {
+    return etc_attention_cudnn_available(why, why_len);
+}
+
 extern "C" int etc_attention_cudnn_forward(etc_bf16 *, float *, const etc_bf16 *,
                                            const etc_bf16 *, const etc_bf16 *, int, int, int, int,
                                            int, int) {
@@ -430,6 +501,11 @@ extern "C" int etc_attention_cudnn_check_graphs(int, int, int, int, int, int, ch
                                                 size_t msg_len) {
     etc_attention_cudnn_available(msg, msg_len);
     return 0;
+}
+
+extern "C" int etc_attention_cudnn_prepare(int, int, int, int, int, int, int) {
+    return etc_fail("cuDNN attention: this build has no cuDNN frontend (see "
+                    "etc_attention_cudnn_available)");
 }
 
 extern "C" const char *etc_attention_cudnn_note(void) { return ""; }

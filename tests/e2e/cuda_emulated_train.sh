@@ -3,7 +3,7 @@
 # docs/cuda.md): 20 steps of three tiny models on the CPU reference and on the
 # emulated CUDA backend, plus 12 DP-SGD steps, every step's loss within 2e-2
 # (tests/gpu/bench_train.c --parity, as tests/gpu/check.sh runs it on a GPU), with
-# the default attention kernels (every variant has its own rows in
+# the default choice of attention kernels (every variant of ours has its own rows in
 # e2e_cuda_emulated_parity); then tests/unit/test_cuda_timeline.c (the step
 # profile's marks per op class). Checks the model's op list
 # (trainer/model_cuda_pass.c), activation checkpointing and the DP path on every
@@ -16,18 +16,26 @@ src=$2
 for tool in g++ python3; do
     command -v "$tool" >/dev/null || { echo "skipped: $tool is missing (the CUDA emulation needs it)"; exit 77; }
 done
+# cuDNN's attention is a stand-in here (tests/gpu/emu/mock/attention_cudnn.cu: our
+# kernels behind cuDNN's interface). The default run has it available and refusing
+# micro-batches of one sequence: the model must take it first, then leave it for our
+# kernels at the partial batches train_parity.h makes every fifth step, and say so.
 # EMU_TRAIN_KEXT=1 (cuda_emulated_train_kext.sh): the same parity with the opt-in
 # K-extended LoRA layout, in its own folder (ctest may run both at once); that run
-# also asks for cuDNN's attention, which the emulation does not have (the model must
-# fall back to our kernels and say why), and runs LoRA dropout through masked copies
-# and GEMMs instead of the fused kernels (EHRTUNE_CUDA_LORA_DROPOUT_FUSED=0): the
-# other opt-in paths, under the same parity.
+# has a cuDNN that offers only a non-deterministic backward (the default must refuse
+# it and say why), and runs LoRA dropout through masked copies and GEMMs instead of
+# the fused kernels (EHRTUNE_CUDA_LORA_DROPOUT_FUSED=0): the other opt-in paths,
+# under the same parity. Then tiny benches: cuDNN asked for by name, unavailable (the
+# fallback's note) and non-deterministic only (taken, and said); and a cuDNN older
+# than 9.15.1, which the default must not put first.
 kext=${EMU_TRAIN_KEXT:-0}
 out=$build/emu-train
 label="default layout"
+export EHRTUNE_EMU_CUDNN=1 EHRTUNE_EMU_CUDNN_REFUSE=1x64 # the cases' partial batches
 if [ "$kext" = 1 ]; then
     out=$build/emu-train-kext label="K-extended LoRA, unfused dropout"
-    export EHRTUNE_CUDA_LORA_KEXT=1 EHRTUNE_CUDA_ATTENTION=cudnn EHRTUNE_CUDA_LORA_DROPOUT_FUSED=0
+    export EHRTUNE_CUDA_LORA_KEXT=1 EHRTUNE_CUDA_LORA_DROPOUT_FUSED=0 EHRTUNE_EMU_CUDNN=nondet
+    unset EHRTUNE_EMU_CUDNN_REFUSE
 fi
 mkdir -p "$out"
 cd "$src" || exit 1
@@ -44,11 +52,27 @@ rm -f "$out/parity.jsonl"
 rc=$?
 grep '"kind": "train_parity"' "$out/parity.jsonl" 2>/dev/null | cut -c1-200
 [ $rc -eq 0 ] || { tail -30 "$out/parity.txt"; echo "FAIL: CPU and emulated CUDA training disagree ($label, rc=$rc)"; exit 1; }
+rows() { grep '"kind": "train_parity"' "$out/parity.jsonl" | grep -c "$1"; }
 if [ "$kext" = 1 ]; then # the step profile is checked by the default run
-    n=$(grep '"kind": "train_parity"' "$out/parity.jsonl" | grep -c 'chained dK/dV backward.*cudnn asked for, unavailable')
-    [ "$n" -ge 3 ] || { echo "FAIL: EHRTUNE_CUDA_ATTENTION=cudnn without cuDNN did not fall back with a note ($n rows)"; exit 1; }
+    n=$(rows 'chained dK/dV backward.*cuDNN failed its self-check: .*no deterministic algorithm')
+    [ "$n" -ge 4 ] || { echo "FAIL: the default took a cuDNN without a deterministic backward, or said nothing ($n rows)"; exit 1; }
+    tiny=(--bench --batch 2 --seq 64 --layers 1 --hidden 64 --heads 4 --kv-heads 2 --ffn 128
+          --vocab 256 --warmup 1 --steps 1 --json "$out/tiny.jsonl")
+    rm -f "$out/tiny.jsonl"
+    EHRTUNE_EMU_CUDNN=0 EHRTUNE_CUDA_ATTENTION=cudnn "$out/bench_train_emu" "${tiny[@]}" >"$out/tiny.txt" 2>&1 &&
+        EHRTUNE_CUDA_ATTENTION=cudnn "$out/bench_train_emu" "${tiny[@]}" >>"$out/tiny.txt" 2>&1 &&
+        EHRTUNE_EMU_CUDNN=1 EHRTUNE_EMU_CUDNN_VERSION=91500 "$out/bench_train_emu" "${tiny[@]}" >>"$out/tiny.txt" 2>&1 ||
+        { cat "$out/tiny.txt"; echo "FAIL: tiny bench with EHRTUNE_CUDA_ATTENTION=cudnn"; exit 1; }
+    grep -q '"attention": "bf16 tensor-core kernel, chained dK/dV backward.*cudnn asked for, unavailable' "$out/tiny.jsonl" ||
+        { cat "$out/tiny.jsonl"; echo "FAIL: cudnn asked for without cuDNN: no fallback note"; exit 1; }
+    grep -q '"attention": "cuDNN fused flash attention, emulated cuDNN, backward not deterministic' "$out/tiny.jsonl" ||
+        { cat "$out/tiny.jsonl"; echo "FAIL: cudnn asked for by name was not taken with its non-deterministic backward"; exit 1; }
+    grep -q '"attention": "bf16 tensor-core kernel, chained dK/dV backward.*cuDNN not used: cuDNN 91500 predates 9.15.1' "$out/tiny.jsonl" ||
+        { cat "$out/tiny.jsonl"; echo "FAIL: a cuDNN older than 9.15.1 led the default order"; exit 1; }
     echo "PASS"; exit 0
 fi
+n=$(rows '"attention": "cuDNN fused flash attention, emulated cuDNN, deterministic backward.*from a micro-batch of 1 on: chained dK/dV backward')
+[ "$n" -ge 3 ] || { echo "FAIL: the model did not take cuDNN first and leave it at a refused batch size with a note ($n rows)"; exit 1; }
 cd "$src" || exit 1
 # shellcheck disable=SC2086
 EMU_OBJ=$out/obj EMU_LIBS="-lcmocka -lcjson" bash tests/gpu/emu/build.sh "$out/timeline_emu" \

@@ -372,15 +372,18 @@ cuda_bench() {
     # "wide:" runs pin the 32-rows-a-warp attention kernels (EHRTUNE_CUDA_ATTENTION=wide),
     # "kext:" the K-extended LoRA layout (EHRTUNE_CUDA_LORA_KEXT=1), "both:" the two,
     # beside the defaults, end to end on the same card
-    # "cudnn:" cuDNN's fused attention (EHRTUNE_CUDA_ATTENTION=cudnn); "unfused:" LoRA
-    # dropout through masked copies and GEMMs instead of the fused kernels
-    # (EHRTUNE_CUDA_LORA_DROPOUT_FUSED=0), beside the fused default's dropout row
-    for spec in "--batch 1" "--batch 4" "--batch 4 --ckpt" "--batch 4 --dp" "wide:--batch 4" \
-        "cudnn:--batch 4" "--batch 4 --dropout 0.05" "unfused:--batch 4 --dropout 0.05" \
-        "kext:--batch 4" "both:--batch 4"; do
+    # "cudnn:" cuDNN's fused attention by name (EHRTUNE_CUDA_ATTENTION=cudnn: its
+    # non-deterministic backward too, where cuDNN offers no deterministic one; the
+    # default takes cuDNN only with a deterministic backward); "chain:" our best pair
+    # (the default's fallback) beside it; "unfused:" LoRA dropout through masked copies
+    # and GEMMs instead of the fused kernels (EHRTUNE_CUDA_LORA_DROPOUT_FUSED=0), beside
+    # the fused default's dropout row
+    for spec in "--batch 1" "--batch 4" "--batch 4 --ckpt" "--batch 4 --dp" "chain:--batch 4" \
+        "wide:--batch 4" "cudnn:--batch 4" "--batch 4 --dropout 0.05" \
+        "unfused:--batch 4 --dropout 0.05" "kext:--batch 4" "both:--batch 4"; do
         args=${spec#*:}
         attn=; kext=; fused=
-        case "$spec" in wide:*) attn=wide ;; cudnn:*) attn=cudnn ;; kext:*) kext=1 ;;
+        case "$spec" in chain:*) attn=chain ;; wide:*) attn=wide ;; cudnn:*) attn=cudnn ;; kext:*) kext=1 ;;
         both:*) attn=wide kext=1 ;; unfused:*) fused=0 ;; esac
         EHRTUNE_CUDA_ATTENTION=$attn EHRTUNE_CUDA_LORA_KEXT=$kext EHRTUNE_CUDA_LORA_DROPOUT_FUSED=$fused \
             LD_LIBRARY_PATH="${lib:+$lib:}${LD_LIBRARY_PATH:-}" \
@@ -508,33 +511,37 @@ for r in tp:
 hf_ok = {(r["batch"], r.get("lora_dropout") or 0): r for r in summary["hf_bench"] if r.get("status") == "ok"}
 if eb:
     print("ehrtune CUDA vs HF+PEFT (Llama-3.2-1B shape, seq 2048, LoRA r=16 on 7 projections):")
-    print(f"  {'run':<14} {'tok/s':>9} {'HF tok/s':>9} {'x HF':>6}  {'MFU':>6} {'HF MFU':>6}  "
+    print(f"  {'run':<26} {'tok/s':>9} {'HF tok/s':>9} {'x HF':>6}  {'MFU':>6} {'HF MFU':>6}  "
           f"{'peak GiB':>8} {'HF GiB':>7} {'x HF':>5}  attention")
 for r in eb:
+    att = r.get("attention", "")  # which attention pair ran, by its note
+    kern = ("cudnn" if att.startswith("cuDNN") else "wide" if "wide (" in att else
+            "split" if "split dK" in att else "chain" if "chained dK" in att else
+            "fp32" if att.startswith("fp32") else "?")
     name = (f"b={r['batch']}" + (" ckpt" if r.get("activation_checkpointing") else "")
-            + (" dp" if r.get("dp") else "") + (" wide" if "wide (" in r.get("attention", "") else "")
-            + (" cudnn" if r.get("attention", "").startswith("cuDNN") else "")
+            + (" dp" if r.get("dp") else "") + f" {kern}"
+            + (" nondet" if "not deterministic" in att else "")
             + (f" drop{r['lora_dropout']:g}" if r.get("lora_dropout") else "")
             + (" unfused" if r.get("lora_dropout") and r.get("lora_dropout_fused") is False else "")
             + (" kext" if r.get("lora_kext") else "")
             if "batch" in r else str(r.get("args", "?")).replace("--batch ", "b="))
     if r.get("status") != "ok":
-        print(f"  {name:<14} {r.get('status')}: {str(r.get('error', r.get('args', '')))[:200]}")
+        print(f"  {name:<26} {r.get('status')}: {str(r.get('error', r.get('args', '')))[:200]}")
         continue
     h = hf_ok.get((r["batch"], r.get("lora_dropout") or 0), {})
     ratio = lambda a, b: f"{a / b:.2f}" if a and b else "-"
     f = lambda v, spec: format(v, spec) if isinstance(v, (int, float)) else "-"
-    print(f"  {name:<14} {r['tokens_per_s']:>9.0f} {f(h.get('tokens_per_s'), '9.0f'):>9} "
+    print(f"  {name:<26} {r['tokens_per_s']:>9.0f} {f(h.get('tokens_per_s'), '9.0f'):>9} "
           f"{ratio(r['tokens_per_s'], h.get('tokens_per_s')):>6}  {f(r.get('mfu'), '6.3f'):>6} "
           f"{f(h.get('mfu'), '6.3f'):>6}  {r['peak_mem_gib']:>8.2f} {f(h.get('peak_mem_gib'), '7.2f'):>7} "
           f"{ratio(r['peak_mem_gib'], h.get('peak_mem_gib')):>5}  {r.get('attention', '')[:40]}")
     if r.get("dp"):  # the same run's DP step against its plain step (target <= 1.15)
-        print(f"  {'  dp step':<14} {r['dp_step_s_median']*1e3:.1f} ms vs plain {r['step_s_median']*1e3:.1f} ms: "
+        print(f"  {'  dp step':<26} {r['dp_step_s_median']*1e3:.1f} ms vs plain {r['step_s_median']*1e3:.1f} ms: "
               f"x{r['dp_ratio']:.3f} (target <= 1.15), +{r['dp_extra_mib']:.1f} MiB device memory")
 # Where the b=4 step's time goes: one extra, untimed step with CUDA events between op
 # classes (trainer/bench_cuda.c); three categories a line, biggest first.
-# (each batch-4 run without checkpointing or DP: the default attention kernels, then
-# the wide ones)
+# (each batch-4 run without checkpointing or DP, in the order the bench ran them; the
+# line names the attention pair)
 for b4 in [r for r in eb if r.get("status") == "ok" and r.get("batch") == 4 and r.get("profile")
            and not r.get("activation_checkpointing") and not r.get("dp")]:
     tot = b4.get("profile_step_ms") or 0

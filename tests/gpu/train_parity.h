@@ -4,7 +4,8 @@
  * model_cuda*.c); the two loss curves must agree within 2e-2 relative at every
  * step, and the first step's LoRA gradients within 5e-2 (relative L2). The base
  * weights are rounded to bf16 first, so the curves differ only by
- * arithmetic precision, not by the weights.
+ * arithmetic precision, not by the weights. Every fifth step trains on one
+ * sequence fewer (a partial batch, on both sides).
  *
  * Header-only (static functions): shared by tests/gpu/bench_train.c (built by
  * tests/gpu/check.sh without CMake) and tests/unit/test_cuda_train.c (ctest). */
@@ -51,7 +52,7 @@ typedef struct {
     double worst;      /* max over steps of |gpu − cpu| / |cpu| */
     int worst_step;
     double grad_err0;  /* ‖g_gpu − g_cpu‖ / ‖g_cpu‖ of the first step's LoRA gradient */
-    char attention[200];
+    char attention[448];
 } train_parity_result;
 
 static inline int train_parity_ok(const train_parity_result *r) {
@@ -218,6 +219,9 @@ static int train_parity_run(const train_parity_case *tc, train_parity_result *re
     for (int step = 0; step < res->steps; step++) {
         double ls_c, ls_g, norm_c, norm_g;
         int64_t nv_c, nv_g;
+        /* every fifth step a partial batch (one sequence fewer), as a data loader's
+         * last one: a micro-batch size the CUDA model meets mid-run */
+        batch.b = step % 5 == 4 && tc->batch > 1 ? tc->batch - 1 : tc->batch;
         memset(lc.grads, 0, sizeof(float) * (size_t)lc.n_params);
         if (et_model_forward(&m, &lc, acts, &batch, 1, 3, (uint64_t)step, &ls_c, &nv_c, err)) goto done;
         et_model_backward(&m, &lc, acts, &batch, 1.0f / (float)nv_c);
@@ -249,6 +253,8 @@ static int train_parity_run(const train_parity_case *tc, train_parity_result *re
                         step + 1);
         if (et_cuda_model_adamw(cm, tc->lr, 0.9, 0.999, 1e-8, 0.01, step + 1, err)) goto done;
     }
+    /* again: the note says if the model changed attention kernels mid-run */
+    snprintf(res->attention, sizeof res->attention, "%s", et_cuda_model_attention_path(cm));
     rc = 0;
 done:
     et_cuda_model_free(cm);
@@ -328,12 +334,13 @@ static inline int train_parity_run_dp(const train_parity_case *tc, double clip, 
     for (int step = 0; step < res->steps; step++) {
         double ls_c, ls_g, norms_c[TRAIN_PARITY_MAX_STEPS], norms_g[TRAIN_PARITY_MAX_STEPS];
         int64_t nv_c, nv_g;
-        const uint64_t dstep = (uint64_t)step * 65536u; /* train_dp.c's dropout stream, mb 0 */
+        /* train_dp.c's dropout stream: the step's seed, micro-batch 0 */
+        const uint64_t dseed = et_dropout_seed(3, step), dstep = 0;
         const float inv_units = (float)(1.0 / n_units);
         /* CPU: trainer/train_dp.c's microbatch() and dp_step() */
         memset(lc.grads, 0, sizeof(float) * np);
         memset(pe, 0, sizeof(float) * np * (size_t)tc->batch);
-        if (et_model_forward(&m, &lc, acts, &batch, 1, 3, dstep, &ls_c, &nv_c, err)) goto done;
+        if (et_model_forward(&m, &lc, acts, &batch, 1, dseed, dstep, &ls_c, &nv_c, err)) goto done;
         et_model_backward_per_example(&m, &lc, acts, &batch, 1.0f, pe);
         for (int u = 0; u < n_units; u++) {
             float *g = pe + (size_t)first[u] * np;
@@ -345,7 +352,7 @@ static inline int train_parity_run_dp(const train_parity_case *tc, double clip, 
         et_scale(lc.grads, inv_units, (int64_t)np);
         /* CUDA */
         if (et_cuda_model_zero_grads(cm, err) ||
-            et_cuda_dp_step(cm, dp, &batch, 1.0f, 3, dstep, &ls_g, &nv_g, err) ||
+            et_cuda_dp_step(cm, dp, &batch, 1.0f, dseed, dstep, &ls_g, &nv_g, err) ||
             et_cuda_dp_clip_accumulate(cm, dp, first, n_units, clip, norms_g, err))
             goto done;
         if (step == 0) {
