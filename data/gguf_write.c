@@ -222,7 +222,11 @@ int et_gguf_write(const et_gguf_writer *w, const char *path, int flags, et_error
         off += align_up(t->bytes, alignment);
     }
 
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, (flags & ET_GGUF_WRITE_PRIVATE) ? 0600 : 0666);
+    /* a fresh file only: a leftover (or a planted link) of this name is removed, and
+     * O_EXCL refuses one that reappears */
+    unlink(tmp);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+              (flags & ET_GGUF_WRITE_PRIVATE) ? 0600 : 0666);
     if (fd < 0) {
         et_fail(err, "%s: cannot create (%s)", tmp, strerror(errno));
         goto done;

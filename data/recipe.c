@@ -950,7 +950,8 @@ int et_recipe_write_yaml(const et_recipe *r, const char *path, et_error *err) {
     char tmp[4096];
     if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp)
         return et_fail(err, "%s: path too long", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    unlink(tmp); /* a fresh file only: a leftover or a planted link goes first */
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0) return et_fail(err, "%s: cannot create: %s", tmp, strerror(errno));
     FILE *f = fdopen(fd, "w");
     if (!f) {
@@ -958,9 +959,16 @@ int et_recipe_write_yaml(const et_recipe *r, const char *path, et_error *err) {
         unlink(tmp);
         return et_fail(err, "%s: cannot open for writing: %s", tmp, strerror(errno));
     }
+    /* the source path in a comment line: a newline in it would end the comment */
+    char source[1024] = "";
+    if (r->source) {
+        snprintf(source, sizeof source, "%s", r->source);
+        for (char *c = source; *c; c++)
+            if ((unsigned char)*c < 0x20 || *c == 0x7f) *c = '?';
+    }
     fprintf(f, "# Resolved ehrtune recipe: every key, defaults included%s%s.\n"
                "# Relative paths are relative to the working directory of the run.\n",
-            r->source ? ", from " : "", r->source ? r->source : "");
+            r->source ? ", from " : "", source);
     for (int s = 0; s < N_SECTIONS; s++) {
         fprintf(f, "%s%s:\n", s ? "\n" : "", SECTIONS[s]);
         for (int i = 0; i < N_KEYS; i++) {
