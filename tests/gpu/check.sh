@@ -107,16 +107,23 @@ cublas_dir() {
 }
 export -f cublas_dir
 
-# The folder holding libcudnn.so.9 (cuDNN's fused attention, opened at run time):
-# the system's, or pip's cuDNN wheel that torch uses.
+# The folder holding libcudnn.so.9 (cuDNN's fused attention, opened at run time): of
+# the system's and pip's cuDNN wheel that torch uses, the newest (cudnnGetVersion via
+# ctypes: no GPU needed) — the model prefers cuDNN only from 9.15.1 on, and torch's
+# SDPA peer runs its own wheel's.
 cudnn_lib_dir() {
-    local d sp dirs=(/usr/lib/x86_64-linux-gnu /usr/local/cuda/lib64 /usr/local/cuda/lib /usr/lib64)
+    local d sp v best="" best_v=0 dirs=(/usr/lib/x86_64-linux-gnu /usr/local/cuda/lib64 /usr/local/cuda/lib /usr/lib64)
     for sp in $(python3 -c 'import site; print(" ".join(site.getsitepackages()))' 2>/dev/null); do
         [ -d "$sp/nvidia/cudnn/lib" ] && dirs+=("$sp/nvidia/cudnn/lib")
     done
     for d in "${dirs[@]}"; do
-        [ -e "$d/libcudnn.so.9" ] && { echo "$d"; return 0; }
+        [ -e "$d/libcudnn.so.9" ] || continue
+        v=$(python3 -c 'import ctypes, sys; print(ctypes.CDLL(sys.argv[1]).cudnnGetVersion())' \
+            "$d/libcudnn.so.9" 2>/dev/null) || v=1
+        case "$v" in ''|*[!0-9]*) v=1 ;; esac
+        [ "$v" -gt "$best_v" ] && best=$d best_v=$v
     done
+    [ -n "$best" ] && { echo "$best"; return 0; }
     return 1
 }
 export -f cudnn_lib_dir
@@ -159,7 +166,11 @@ build() {
     for fe in "$ROOT/.carry/cudnn_frontend/include" "$ROOT/build/deps/cudnn_frontend/include"; do
         [ -e "$fe/cudnn_frontend.h" ] && break
     done
-    if [ -e "$fe/cudnn_frontend.h" ] && cudnn_inc=$(cudnn_header_dir "$inc" "$cuda/include"); then
+    # the chosen library's own headers first (a wheel's lib/ has include/ beside it)
+    local lib_inc=""
+    [ -n "${EHRTUNE_CUDNN_LIB:-}" ] && lib_inc=$(dirname "$(dirname "$EHRTUNE_CUDNN_LIB")")/include
+    if [ -e "$fe/cudnn_frontend.h" ] &&
+        cudnn_inc=$(cudnn_header_dir ${lib_inc:+"$lib_inc"} "$inc" "$cuda/include"); then
         cudnn_flags="-DETC_HAVE_CUDNN_FRONTEND -I$fe -I$cudnn_inc -diag-suppress=128,2810"
         echo "   cuDNN attention: frontend $fe, cudnn.h in $cudnn_inc, library ${EHRTUNE_CUDNN_LIB:-not found}"
     else
