@@ -4,6 +4,7 @@
  * the same arguments, so both can be run side by side (docs/perf.md). With
  * --device cuda the steps run on the CUDA backend (trainer/bench_cuda.h; the peer
  * there is tests/gpu/bench_hf_peft.py, same MFU formula). */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -137,7 +138,17 @@ int cmd_bench(int argc, char **argv) {
         size_t k = 0;
         for (; k < sizeof opts / sizeof *opts; k++)
             if (!strcmp(argv[i], opts[k].flag) && i + 1 < argc) {
-                *opts[k].dst = atoi(argv[++i]);
+                /* whole numbers only ("4xyz" is a typo, not 4); --warmup may be 0 */
+                char *end;
+                errno = 0;
+                const long v = strtol(argv[++i], &end, 10);
+                const long min = !strcmp(opts[k].flag, "--warmup") ? 0 : 1;
+                if (end == argv[i] || *end || errno || v < min || v > 1L << 30) {
+                    fprintf(stderr, "ehrtune bench: %s wants a whole number >= %ld, not '%s'\n",
+                            opts[k].flag, min, argv[i]);
+                    return 2;
+                }
+                *opts[k].dst = (int)v;
                 break;
             }
         if (k == sizeof opts / sizeof *opts) {

@@ -67,10 +67,21 @@ static int copy_file(const char *from, const char *to, et_error *err) {
     return bad ? et_fail(err, "%s: copy failed", to) : 0;
 }
 
+/* mkdir -p with mode 0700: the folder and any missing parents, nothing else (the demo
+ * used to create ./runs whatever --dir said). */
 static int mkdir_private(const char *path, et_error *err) {
-    if (mkdir(path, 0700) != 0 && errno != EEXIST)
-        return et_fail(err, "%s: cannot create directory (%s)", path, strerror(errno));
-    return 0;
+    char p[4096];
+    if (snprintf(p, sizeof p, "%s", path) >= (int)sizeof p)
+        return et_fail(err, "%s: path too long", path);
+    for (char *s = p + 1;; s++) {
+        const char c = *s;
+        if (c != '/' && c) continue;
+        *s = 0;
+        if (mkdir(p, 0700) != 0 && errno != EEXIST)
+            return et_fail(err, "%s: cannot create directory (%s)", p, strerror(errno));
+        if (!c) return 0;
+        *s = '/';
+    }
 }
 
 /* Prints the per-step losses of metrics.jsonl as a compact curve. */
@@ -133,7 +144,7 @@ int cmd_demo(int argc, char **argv) {
         et_wrap(&err, "run `ehrtune demo` from the repository root, or pass --tokenizer");
         goto done;
     }
-    if (mkdir_private("runs", &err) || mkdir_private(dir, &err)) goto done;
+    if (mkdir_private(dir, &err)) goto done;
 
     /* 1. Synthetic notes, 2. the corpus (PHI-scanned, tokenized), by the real commands. */
     char *synth_argv[] = {"synth", "--patients", DEMO_PATIENTS, "--seed", "7", "--instructions",

@@ -1,4 +1,4 @@
-/* ehrtune train RECIPE.yaml [key=value ...] [--resume] [--init-adapter DIR] */
+/* ehrtune train RECIPE.yaml [key=value ...] [--resume] [--init-adapter DIR [--init-adapter-public]] */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,12 +12,16 @@
 static void usage(FILE *f) {
     fprintf(f,
             "usage: ehrtune train RECIPE.yaml [section.key=value ...] [--resume]\n"
-            "                     [--init-adapter PEFT_DIR]\n"
+            "                     [--init-adapter PEFT_DIR [--init-adapter-public]]\n"
             "\n"
             "Fine-tunes LoRA weights as the recipe says (docs/recipes.md lists every key).\n"
             "  section.key=value  override one recipe key, e.g. lora.r=32 optim.lr=1e-4\n"
             "  --resume           continue the run in run.out from its latest checkpoint\n"
             "  --init-adapter DIR start from a PEFT adapter instead of a fresh LoRA init\n"
+            "                     (its sha256 goes into the manifest)\n"
+            "  --init-adapter-public  with privacy.enabled: declare that adapter free of\n"
+            "                     this run's patients' data (or privately trained): the DP\n"
+            "                     guarantee holds only then; the manifest records the claim\n"
             "  --stop-after N     checkpoint and stop after N steps (resume later), e.g. to\n"
             "                     fit a scheduler's time slot\n"
             "Writes into run.out: config.resolved.yaml, metrics.jsonl, checkpoints/,\n"
@@ -28,45 +32,60 @@ int cmd_train(int argc, char **argv) {
     const char *recipe_path = NULL;
     et_train_options o = {0};
     o.version = EHRTUNE_VERSION;
+    /* key=value overrides, in order; option values (which may hold '=') are not */
+    const char **overrides = calloc((size_t)argc, sizeof *overrides);
+    int n_overrides = 0;
+    if (!overrides) {
+        fprintf(stderr, "ehrtune train: out of memory\n");
+        return 1;
+    }
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
+            free(overrides);
             return 0;
         }
         if (!strcmp(argv[i], "--resume")) o.resume = 1;
+        else if (!strcmp(argv[i], "--init-adapter-public")) o.init_adapter_public = 1;
         else if (!strcmp(argv[i], "--init-adapter") && i + 1 < argc) o.init_adapter = argv[++i];
         else if (!strcmp(argv[i], "--stop-after") && i + 1 < argc) {
             char *end;
             o.stop_after = strtoll(argv[++i], &end, 10);
             if (*end || o.stop_after < 1) {
                 fprintf(stderr, "ehrtune train: --stop-after needs a positive step count\n");
+                free(overrides);
                 return 2;
             }
         }
         else if (argv[i][0] == '-') {
             fprintf(stderr, "ehrtune train: unknown option '%s'\n", argv[i]);
             usage(stderr);
+            free(overrides);
             return 2;
-        } else if (!strchr(argv[i], '=')) {
+        } else if (strchr(argv[i], '=')) {
+            overrides[n_overrides++] = argv[i];
+        } else {
             if (recipe_path) {
                 fprintf(stderr, "ehrtune train: two recipes given ('%s', '%s')\n", recipe_path,
                         argv[i]);
+                free(overrides);
                 return 2;
             }
             recipe_path = argv[i];
         }
     }
-    if (!recipe_path) {
-        usage(stderr);
+    if (!recipe_path || (o.init_adapter_public && !o.init_adapter)) {
+        if (recipe_path) fprintf(stderr, "ehrtune train: --init-adapter-public needs --init-adapter\n");
+        else usage(stderr);
+        free(overrides);
         return 2;
     }
     et_recipe r;
     et_error err = {{0}};
     et_recipe_init(&r);
     if (et_recipe_load(&r, recipe_path, &err)) goto fail;
-    for (int i = 1; i < argc; i++)
-        if (argv[i][0] != '-' && strchr(argv[i], '=') && et_recipe_override(&r, argv[i], &err))
-            goto fail;
+    for (int i = 0; i < n_overrides; i++)
+        if (et_recipe_override(&r, overrides[i], &err)) goto fail;
     if (et_recipe_validate(&r, &err)) goto fail;
     /* Everything the run writes derives from patient data: owner-only. */
     umask(077);
@@ -84,14 +103,17 @@ int cmd_train(int argc, char **argv) {
         printf("stopped after step %lld as asked; continue with: ehrtune train %s --resume\n",
                (long long)res.steps_done, recipe_path);
         et_recipe_free(&r);
+        free(overrides);
         return 0;
     }
     printf("adapter: %s/adapter (PEFT)   metrics: %s/metrics.jsonl\n", res.run_dir, res.run_dir);
     et_recipe_free(&r);
+    free(overrides);
     return 0;
 fail:
     if (o.progress && o.progress_is_tty) fputc('\n', stdout);
     fprintf(stderr, "ehrtune train: %s\n", err.msg);
     et_recipe_free(&r);
+    free(overrides);
     return 1;
 }

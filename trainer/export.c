@@ -83,11 +83,23 @@ static int is_export_dir(const char *dir) {
     snprintf(path, sizeof path, "%s/export.json", dir);
     FILE *f = fopen(path, "rb");
     if (!f) return 0;
-    char buf[4096];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    /* the whole file (it names the run's path, so it has no fixed size; found
+     * 2026-11-26: a 4 KiB buffer cut a long one and --force refused our own export) */
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    for (size_t got; buf && (got = fread(buf + n, 1, cap - 1 - n, f)) > 0;) {
+        n += got;
+        if (n + 1 == cap && cap < ((size_t)16 << 20)) {
+            char *nb = realloc(buf, cap *= 2);
+            if (!nb) free(buf);
+            buf = nb;
+        }
+    }
     fclose(f);
+    if (!buf) return 0;
     buf[n] = 0;
     cJSON *j = cJSON_Parse(buf);
+    free(buf);
     const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(j, "format");
     int ok = cJSON_IsString(fmt) && !strcmp(fmt->valuestring, "ehrtune-export");
     cJSON_Delete(j);

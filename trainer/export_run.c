@@ -159,6 +159,32 @@ static int resolve_base(et_export_run *r, const char *override, et_error *err) {
     return 0;
 }
 
+/* The adapter weights are the ones the manifest recorded at the end of training: the
+ * card and the privacy statement describe those weights, not whatever the folder holds
+ * now (found 2026-11-26: replaced weights exported with the run's statement). */
+static int check_adapter_digest(const et_export_run *r, const char *run_dir, et_error *err) {
+    const cJSON *files = cJSON_GetObjectItemCaseSensitive(r->manifest, "files"), *f;
+    cJSON_ArrayForEach(f, files) {
+        const cJSON *role = cJSON_GetObjectItemCaseSensitive(f, "role");
+        const cJSON *sha = cJSON_GetObjectItemCaseSensitive(f, "sha256");
+        if (!cJSON_IsString(role) || strcmp(role->valuestring, "output/adapter_model.safetensors"))
+            continue;
+        char path[4200], hex[65];
+        snprintf(path, sizeof path, "%s/adapter/adapter_model.safetensors", run_dir);
+        if (!cJSON_IsString(sha))
+            return et_fail(err, "%s/manifest.json: the adapter's entry has no sha256", run_dir);
+        if (et_sha256_file(path, hex, err)) return -1;
+        if (strcmp(hex, sha->valuestring))
+            return et_fail(err, "%s: sha256 %s differs from the run's manifest (%s): the adapter "
+                                "changed after training; export the run's own adapter",
+                           path, hex, sha->valuestring);
+        return 0;
+    }
+    return et_fail(err, "%s/manifest.json: no entry for output/adapter_model.safetensors (the run "
+                        "did not finish, or the manifest was edited)",
+                   run_dir);
+}
+
 /* Each base file the manifest lists must be there with the recorded size;
  * config.json (and with verify, every file) must have the recorded sha256. */
 static int check_base_identity(const et_export_run *r, int verify, et_error *err) {
@@ -288,6 +314,7 @@ int et_export_run_open(et_export_run *r, const char *run_dir, const char *base_o
         et_fail(err, "%s: no adapter/ folder — the run did not finish", run_dir);
         goto fail;
     }
+    if (check_adapter_digest(r, run_dir, err)) goto fail;
     if (et_lora_load_peft(&r->lora, &r->cfg, path, err)) goto fail; /* frees itself on failure */
     if (check_adapter_matches_recipe(r, err) || check_base_identity(r, verify_base, err)) goto fail;
     read_privacy(&r->privacy, r->manifest);

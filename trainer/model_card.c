@@ -164,8 +164,8 @@ static void section_privacy(FILE *o, const et_export_run *r) {
     const char *tier = p->epsilon <= 1 ? "strong" : p->epsilon <= 10 ? "reasonable" : "weak";
     fprintf(o,
             "This model was trained with differentially private SGD. **In plain words:** "
-            "nothing that can be observed about training — these weights, any checkpoint, "
-            "the logged metrics — can raise anyone's odds that a given %s was in the "
+            "nothing in these weights or any checkpoint of the run can raise anyone's odds "
+            "that a given %s was in the "
             "training data by more than a factor e^ε = %.4g (except with the small "
             "probability δ = %.3g that the bound fails). Someone who thought it a 50-50 "
             "chance could end at most %.4g%% sure; someone who started at 1%% at most "
@@ -199,8 +199,10 @@ static void section_privacy(FILE *o, const et_export_run *r) {
             "search or evaluation done on the same patients' data (unless accounted for "
             "separately); facts shared by many patients (a guarantee about one patient does not "
             "hide what is true of a group); the PHI scan at ingest, which is a heuristic filter "
-            "with no formal guarantee. The trust model is central DP: whoever ran training saw "
-            "the de-identified notes.\n\n");
+            "with no formal guarantee; the run's training log (metrics.jsonl: each step's loss, "
+            "token and unit counts and gradient-norm statistics, computed from the data without "
+            "noise — keep it with the patient data; this card leaves those figures out). The "
+            "trust model is central DP: whoever ran training saw the de-identified notes.\n\n");
 }
 
 static void section_base(FILE *o, const et_export_run *r) {
@@ -252,7 +254,8 @@ static void section_data(FILE *o, const et_export_run *r, const corpus_meta *cm)
         if (cm->source_sha256[0]) fprintf(o, "| ingested source file sha256 | `%s` |\n", cm->source_sha256);
         if (cm->created[0]) fprintf(o, "| corpus created | %s |\n", cm->created);
     }
-    if (r->metrics.steps_logged > 0 && r->metrics.tokens > 0)
+    /* under DP these are data statistics without noise: outside the guarantee */
+    if (!r->privacy.dp && r->metrics.steps_logged > 0 && r->metrics.tokens > 0)
         fprintf(o, "| tokens processed in training (logged steps) | %.0f (%.0f loss targets) |\n",
                 r->metrics.tokens, r->metrics.targets);
     fprintf(o, "\n");
@@ -342,7 +345,7 @@ static void section_outcome(FILE *o, const et_export_run *r) {
     fprintf(o, "| status | %s |\n", jstr(m, "run.status", "?"));
     double steps = jnum(m, "run.steps_completed");
     if (isfinite(steps)) fprintf(o, "| optimizer steps | %.0f |\n", steps);
-    if (r->metrics.steps_logged > 0)
+    if (!r->privacy.dp && r->metrics.steps_logged > 0)
         fprintf(o, "| training loss | %.4f (first logged step) → %.4f (step %lld) |\n",
                 r->metrics.first_loss, r->metrics.last_loss, (long long)r->metrics.last_step);
     fprintf(o, "| started / finished (UTC) | %s / %s |\n", jstr(m, "run.started_utc", "?"),

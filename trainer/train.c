@@ -8,6 +8,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
+#include "data/sha256.h"
 #include "kernels/ops.h"
 #include "trainer/checkpoint.h"
 #include "trainer/schedule.h"
@@ -184,7 +187,7 @@ static int check_supported(const et_recipe *r, et_error *err) {
         return et_fail(err, "%s: model.quantize: nf4 (QLoRA) is not available in this version; "
                             "set model.quantize: none",
                        src(r));
-    if (r->run.micro_batch * r->optim.grad_accum > 4096)
+    if ((int64_t)r->run.micro_batch * r->optim.grad_accum > 4096) /* int would wrap */
         return et_fail(err, "%s: run.micro_batch x optim.grad_accum must be <= 4096", src(r));
     return 0;
 }
@@ -202,28 +205,66 @@ static void manifest_privacy(train_state *s, double eps_spent, int64_t steps_don
     }
     const char *unit = et_recipe_unit_names[p->unit];
     et_manifest_set_str(m, "privacy.unit", unit);
+    et_manifest_set_str(m, "privacy.adjacency", "add/remove"); /* what dp.c's units mean */
+    et_manifest_set_str(m, "privacy.sampling", "poisson");     /* dp.c's sampler */
     et_manifest_set_str(m, "privacy.accountant", et_accountant_kind_name(d->acc.kind));
     et_manifest_set_num(m, "privacy.epsilon", eps_spent);
     et_manifest_set_num(m, "privacy.delta", d->delta);
     if (d->target_epsilon > 0) et_manifest_set_num(m, "privacy.target_epsilon", d->target_epsilon);
     et_manifest_set_num(m, "privacy.noise_multiplier", d->sigma);
     et_manifest_set_num(m, "privacy.sample_rate", d->q);
-    et_manifest_set_num(m, "privacy.units", (double)d->units.n_units);
+    et_manifest_set_num(m, "privacy.n_units", (double)d->units.n_units);
     et_manifest_set_num(m, "privacy.steps", (double)steps_done);
     et_manifest_set_num(m, "privacy.steps_planned", (double)d->steps);
     et_manifest_set_num(m, "privacy.max_grad_norm", d->clip);
     et_manifest_set_num(m, "privacy.max_sequences_per_unit", p->max_sequences_per_unit);
     et_manifest_set_bool(m, "privacy.secure_rng", p->secure_rng);
-    char text[512];
+    /* the noise and sampling actually used: one phase, or (after a resume that changed
+     * σ or q) each phase the accountant composed */
+    char how[320];
+    if (d->acc.n_phases <= 1) {
+        snprintf(how, sizeof how, "q=%.4g, sigma=%.4g, %lld steps", d->q, d->sigma,
+                 (long long)steps_done);
+    } else {
+        size_t at = (size_t)snprintf(how, sizeof how, "%d phases:", d->acc.n_phases);
+        for (int i = 0; i < d->acc.n_phases && at < sizeof how; i++)
+            at += (size_t)snprintf(how + at, sizeof how - at, "%s q=%.4g, sigma=%.4g for %lld steps",
+                                   i ? ";" : "", d->acc.phases[i].sample_rate,
+                                   d->acc.phases[i].noise_multiplier,
+                                   (long long)d->acc.phases[i].steps);
+    }
+    cJSON *phases = cJSON_CreateArray();
+    for (int i = 0; phases && i < d->acc.n_phases; i++) {
+        const double row[3] = {d->acc.phases[i].noise_multiplier, d->acc.phases[i].sample_rate,
+                               (double)d->acc.phases[i].steps};
+        cJSON_AddItemToArray(phases, cJSON_CreateDoubleArray(row, 3));
+    }
+    et_manifest_set_json(m, "privacy.phases", phases); /* [[sigma, q, steps], ...] */
+    char init[200] = "";
+    if (s->init_sha256[0])
+        snprintf(init, sizeof init, " Training started from an adapter (sha256 %.16s...) that the "
+                                    "user declared free of this run's patients' data; the "
+                                    "guarantee assumes it.", s->init_sha256);
+    char text[1024];
     snprintf(text, sizeof text,
              "(%.4g, %.3g)-differential privacy at the %s level (%s accountant, Poisson-"
-             "subsampled Gaussian DP-SGD: q=%.4g, sigma=%.4g, %lld steps, clip %.3g): adding or "
+             "subsampled Gaussian DP-SGD: %s, clip %.3g): adding or "
              "removing all training data of any one %s changes the probability of any outcome "
-             "of training by at most a factor e^epsilon, except with probability delta.%s",
-             eps_spent, d->delta, unit, et_accountant_kind_name(d->acc.kind), d->q, d->sigma,
-             (long long)steps_done, d->clip, unit,
-             p->secure_rng ? "" : " WARNING: secure_rng was off (reproducible noise): for tests only.");
+             "of training by at most a factor e^epsilon, except with probability delta.%s%s",
+             eps_spent, d->delta, unit, et_accountant_kind_name(d->acc.kind), how, d->clip, unit,
+             init, p->secure_rng ? "" : " WARNING: secure_rng was off (reproducible noise): for tests only.");
     et_manifest_set_str(m, "privacy.statement", text);
+    cJSON *outside = cJSON_CreateArray();
+    static const char *const not_covered[] = {
+        "the base model's pre-training data and any public data",
+        "hyperparameter search or evaluation done on the same patients' data",
+        "facts shared by many patients",
+        "the PHI scan at ingest (a heuristic, no formal guarantee)",
+        "the training log metrics.jsonl (loss, counts, gradient-norm statistics without noise)",
+    };
+    for (size_t i = 0; outside && i < sizeof not_covered / sizeof *not_covered; i++)
+        cJSON_AddItemToArray(outside, cJSON_CreateString(not_covered[i]));
+    et_manifest_set_json(m, "privacy.outside_guarantee", outside);
 }
 
 /* The audit record: exact inputs (sha256), code, host, recipe. Written at the start
@@ -247,6 +288,11 @@ static int manifest_begin(train_state *s, const et_train_options *o, int64_t sta
     et_manifest_set_str(m, "run.started_utc", now);
     et_manifest_set_str(m, "run.status", "running");
     et_manifest_set_str(m, "run.device", s->use_cuda ? "cuda" : "cpu");
+    if (s->init_sha256[0]) {
+        et_manifest_set_str(m, "run.init_adapter.path", s->init_path);
+        et_manifest_set_str(m, "run.init_adapter.sha256", s->init_sha256);
+        et_manifest_set_bool(m, "run.init_adapter.declared_public", s->init_public);
+    }
     /* kernel variants round differently: a rerun that means to repeat this one needs it */
     if (s->use_cuda) {
         et_manifest_set_str(m, "run.cuda_attention", et_cuda_model_attention_path(s->cuda));
@@ -315,6 +361,43 @@ static int init_lora(train_state *s, const et_train_options *o, et_error *err) {
     return 0;
 }
 
+/* The adapter a run started from (--init-adapter, or the checkpoint's record of it on
+ * --resume): its weights' sha256 for the manifest, and — with privacy on — the user's
+ * declaration that it holds nothing of this run's patients' data without privacy: an
+ * adapter trained on them without DP would void the guarantee, and the run cannot tell
+ * (found 2026-11-26: such runs were labelled (ε, δ)-DP with no trace of the adapter). */
+static int init_adapter_identity(train_state *s, const et_train_options *o,
+                                 const char *resume_json, et_error *err) {
+    const et_recipe *r = s->r;
+    if (o->init_adapter) {
+        char path[4200];
+        snprintf(path, sizeof path, "%s/adapter_model.safetensors", o->init_adapter);
+        if (et_sha256_file(path, s->init_sha256, err))
+            return et_wrap(err, "--init-adapter %s", o->init_adapter);
+        snprintf(s->init_path, sizeof s->init_path, "%s", o->init_adapter);
+        s->init_public = o->init_adapter_public;
+    } else if (resume_json) {
+        cJSON *j = cJSON_Parse(resume_json);
+        const cJSON *a = j ? cJSON_GetObjectItemCaseSensitive(j, "init_adapter") : NULL;
+        const cJSON *sha = a ? cJSON_GetObjectItemCaseSensitive(a, "sha256") : NULL;
+        const cJSON *pth = a ? cJSON_GetObjectItemCaseSensitive(a, "path") : NULL;
+        if (cJSON_IsString(sha) && strlen(sha->valuestring) == 64) {
+            snprintf(s->init_sha256, sizeof s->init_sha256, "%s", sha->valuestring);
+            snprintf(s->init_path, sizeof s->init_path, "%s",
+                     cJSON_IsString(pth) ? pth->valuestring : "");
+            s->init_public = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(a, "declared_public"));
+        }
+        cJSON_Delete(j);
+    }
+    if (r->privacy.enabled && s->init_sha256[0] && !s->init_public)
+        return et_fail(err, "%s: privacy.enabled with a run that starts from an adapter (%s): the "
+                            "guarantee holds only if that adapter was not trained on these "
+                            "patients without privacy; if so, say it with --init-adapter-public "
+                            "(recorded in the manifest), or train from a fresh initialisation",
+                       src(r), s->init_path[0] ? s->init_path : "recorded in the checkpoint");
+    return 0;
+}
+
 static int alloc_buffers(train_state *s, et_error *err) {
     const et_recipe *r = s->r;
     int mb = r->run.micro_batch, T = r->data.seq_len;
@@ -368,6 +451,7 @@ int et_train(const et_recipe *r, const et_train_options *o, et_train_result *res
             goto done;
         }
     }
+    if (init_adapter_identity(&s, o, resume_json, err)) goto done;
     if (s.use_cuda && train_cuda_setup(&s, err)) goto done;
     int64_t total = et_train_total_steps(r, s.rows.n_rows);
     if (r->privacy.enabled) {

@@ -19,6 +19,8 @@
 typedef struct {
     int resume;              /* continue from RUN/checkpoints/latest */
     const char *init_adapter;/* PEFT adapter directory to start from (NULL = fresh init) */
+    int init_adapter_public; /* the user declares init_adapter free of this run's data (or
+                                privately trained): required with privacy.enabled */
     FILE *progress;          /* progress lines (stdout); NULL = silent */
     int progress_is_tty;     /* rewrite one line with \r instead of printing lines */
     const char *version;     /* code version for the manifest */

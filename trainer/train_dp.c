@@ -1,6 +1,7 @@
 /* DP-SGD inside the training loop: planning (q, δ, σ, steps) and one step. */
 #include <cjson/cJSON.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -103,6 +104,44 @@ int dp_plan(train_state *s, const char *resume_json, int64_t start, et_error *er
                                 "on, or resume with privacy.enabled: false",
                            r->run.out, (long long)start);
         }
+        /* the settings that say what the guarantee protects and how: fixed for a run
+         * (σ and q may change: the accountant composes the phases, the statement lists
+         * them). Keys an older checkpoint lacks are not checked. */
+        char changed[200] = "";
+        const cJSON *v;
+        if ((v = cJSON_GetObjectItemCaseSensitive(j, "unit")) && cJSON_IsString(v) &&
+            strcmp(v->valuestring, et_recipe_unit_names[p->unit]))
+            snprintf(changed, sizeof changed, "privacy.unit (%s, now %s)", v->valuestring,
+                     et_recipe_unit_names[p->unit]);
+        else if ((v = cJSON_GetObjectItemCaseSensitive(j, "delta")) && cJSON_IsNumber(v) &&
+                 v->valuedouble != d->delta)
+            snprintf(changed, sizeof changed, "privacy.delta (%g, now %g)", v->valuedouble, d->delta);
+        else if ((v = cJSON_GetObjectItemCaseSensitive(j, "max_grad_norm")) && cJSON_IsNumber(v) &&
+                 v->valuedouble != d->clip)
+            snprintf(changed, sizeof changed, "privacy.max_grad_norm (%g, now %g)", v->valuedouble,
+                     d->clip);
+        else if ((v = cJSON_GetObjectItemCaseSensitive(j, "max_sequences_per_unit")) &&
+                 cJSON_IsNumber(v) && v->valuedouble != (double)p->max_sequences_per_unit)
+            snprintf(changed, sizeof changed, "privacy.max_sequences_per_unit (%g, now %d)",
+                     v->valuedouble, p->max_sequences_per_unit);
+        else if ((v = cJSON_GetObjectItemCaseSensitive(j, "corpus")) && cJSON_IsObject(v)) {
+            const cJSON *sha = cJSON_GetObjectItemCaseSensitive(v, "source_sha256");
+            const cJSON *nd = cJSON_GetObjectItemCaseSensitive(v, "n_docs");
+            const cJSON *nt = cJSON_GetObjectItemCaseSensitive(v, "n_tokens");
+            const char *now = s->corpus.source_sha256 ? s->corpus.source_sha256 : "";
+            if ((cJSON_IsString(sha) && strcmp(sha->valuestring, now)) ||
+                (cJSON_IsNumber(nd) && nd->valuedouble != (double)s->corpus.n_docs) ||
+                (cJSON_IsNumber(nt) && nt->valuedouble != (double)s->corpus.n_tokens))
+                snprintf(changed, sizeof changed, "the corpus (data.train: another file than the "
+                                                  "run began with)");
+        }
+        if (changed[0]) {
+            cJSON_Delete(j);
+            return et_fail(err, "%s: resuming with another %s: one guarantee cannot cover two "
+                                "settings; resume with the run's own, or start a new run (a new "
+                                "run.out)",
+                           r->run.out, changed);
+        }
         et_accountant_free(&d->acc);
         int bad = et_accountant_from_json(a, &d->acc, err);
         cJSON_Delete(j);
@@ -146,12 +185,29 @@ int dp_epsilon_after(const train_state *s, int64_t extra, double *eps, et_error 
 }
 
 char *dp_checkpoint_json(const train_state *s) {
-    if (!s->dp.enabled) return NULL;
+    if (!s->dp.enabled && !s->init_sha256[0]) return NULL;
     cJSON *j = cJSON_CreateObject();
-    cJSON_AddItemToObject(j, "accountant", et_accountant_to_json(&s->dp.acc));
-    cJSON_AddNumberToObject(j, "noise_multiplier", s->dp.sigma);
-    cJSON_AddNumberToObject(j, "sample_rate", s->dp.q);
-    cJSON_AddNumberToObject(j, "delta", s->dp.delta);
+    if (s->dp.enabled) {
+        const et_recipe_privacy *p = &s->r->privacy;
+        cJSON_AddItemToObject(j, "accountant", et_accountant_to_json(&s->dp.acc));
+        cJSON_AddNumberToObject(j, "noise_multiplier", s->dp.sigma);
+        cJSON_AddNumberToObject(j, "sample_rate", s->dp.q);
+        cJSON_AddNumberToObject(j, "delta", s->dp.delta);
+        /* what the guarantee means: a resume must not change it (dp_plan checks) */
+        cJSON_AddStringToObject(j, "unit", et_recipe_unit_names[p->unit]);
+        cJSON_AddNumberToObject(j, "max_grad_norm", s->dp.clip);
+        cJSON_AddNumberToObject(j, "max_sequences_per_unit", p->max_sequences_per_unit);
+        cJSON *c = cJSON_AddObjectToObject(j, "corpus");
+        cJSON_AddStringToObject(c, "source_sha256", s->corpus.source_sha256 ? s->corpus.source_sha256 : "");
+        cJSON_AddNumberToObject(c, "n_docs", (double)s->corpus.n_docs);
+        cJSON_AddNumberToObject(c, "n_tokens", (double)s->corpus.n_tokens);
+    }
+    if (s->init_sha256[0]) {
+        cJSON *a = cJSON_AddObjectToObject(j, "init_adapter");
+        cJSON_AddStringToObject(a, "sha256", s->init_sha256);
+        cJSON_AddStringToObject(a, "path", s->init_path);
+        cJSON_AddBoolToObject(a, "declared_public", s->init_public);
+    }
     char *out = cJSON_PrintUnformatted(j);
     cJSON_Delete(j);
     return out;

@@ -53,6 +53,11 @@ typedef struct {
     int use_cuda;              /* run.device resolved to CUDA (trainer/train_cuda.c) */
     struct et_cuda_model *cuda; /* the device model, or NULL */
     struct et_cuda_dp *cuda_dp; /* DP buffers on the device (trainer/train_cuda_dp.c), or NULL */
+    /* --init-adapter: its weights' sha256 ("" = none), path, and whether the user declared
+     * it free of this run's data; kept in every checkpoint so a resumed run says it too */
+    char init_sha256[65];
+    char init_path[1024];
+    int init_public;
 } train_state;
 
 /* What one optimizer step reports. */
@@ -78,6 +83,8 @@ int dp_step(train_state *s, int64_t step, step_report *rep, et_error *err);
 /* ε after `extra_steps` more steps at the planned (σ, q). */
 int dp_epsilon_after(const train_state *s, int64_t extra_steps, double *eps, et_error *err);
 /* Checkpoint JSON (malloc'd) of the accountant state, or NULL when DP is off. */
+/* The checkpoint's "extra" JSON: the DP state (accountant, σ, q, δ, unit, clip, sequences
+ * per unit, the corpus's identity) and the init adapter's identity; NULL when neither. */
 char *dp_checkpoint_json(const train_state *s);
 void dp_free(dp_state *d);
 

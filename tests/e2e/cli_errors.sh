@@ -65,4 +65,15 @@ grep -q "acts.logits" plan.txt
 "$bin" bench --hidden 32 --layers 1 --heads 2 --kv-heads 1 --ffn 48 --vocab 64 --seq 16 \
   --batch 2 --rank 2 --warmup 1 --steps 2 > bench.json
 grep -q '"tokens_per_s":' bench.json
+# bench: numbers are whole numbers in range, or a usage error (exit 2), not atoi's guess
+for bad in "--steps 2abc" "--rank 0" "--warmup -5" "--batch x"; do
+  # shellcheck disable=SC2086
+  if "$bin" bench --hidden 32 --layers 1 --heads 2 --kv-heads 1 --ffn 48 --vocab 64 --seq 16 $bad \
+      > out.log 2> err.log; then echo "bench accepted $bad"; exit 1; else rc=$?; fi
+  test "$rc" = 2 || { echo "bench $bad: exit $rc, expected 2"; exit 1; }
+  grep -q "wants a whole number" err.log || { cat err.log; exit 1; }
+done
+# train: a value given to --init-adapter may hold '=' (it is not a recipe override)
+if "$bin" train r.yaml --init-adapter no=such/dir > out.log 2> err.log; then echo "train ran"; exit 1; fi
+if grep -q "override 'no=such/dir'" err.log; then echo "--init-adapter's value read as an override"; exit 1; fi
 echo "cli errors ok"

@@ -111,6 +111,12 @@ cp -r demo/model m_flip
 printf '\x01' | dd of=m_flip/model.safetensors bs=1 seek=$(( $(stat -c %s m_flip/model.safetensors) - 3 )) conv=notrunc 2>/dev/null
 expect_error base_sha 1 "sha256" export "$run" --format peft --base m_flip --verify-base -o x7
 no_output x7
+# Adapter weights changed after training: the manifest's digest no longer holds.
+cp -r "$run" tampered
+printf '\x01' | dd of=tampered/adapter/adapter_model.safetensors bs=1 \
+  seek=$(( $(stat -c %s tampered/adapter/adapter_model.safetensors) - 2 )) conv=notrunc 2>/dev/null
+expect_error adapter_sha 1 "changed after training" export tampered --format peft -o x8
+no_output x8
 # An existing folder: refused without --force; with --force only if it is an export.
 expect_error exists 1 "already exists" export "$run" --format peft -o out
 [ -f out/peft/adapter_model.safetensors ] || fail "existing export damaged"

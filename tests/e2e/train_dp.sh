@@ -55,6 +55,30 @@ if "$bin" train "$r" "${base[@]}" privacy.target_epsilon=3 optim.steps=8 run.out
 grep -q "trained without privacy" mix.err || { cat mix.err; exit 1; }
 test ! -e mix/adapter
 
+# A private run resumed with another unit, clip, delta or corpus is refused: one
+# guarantee cannot cover two settings.
+"$bin" train "$r" "${base[@]}" privacy.target_epsilon= privacy.noise_multiplier=1.0 optim.steps=8 run.out=chg --stop-after 2 > /dev/null
+if "$bin" train "$r" "${base[@]}" privacy.target_epsilon= privacy.noise_multiplier=1.0 optim.steps=8 \
+    run.out=chg privacy.unit=sequence --resume > chg.log 2> chg.err; then echo "resumed with another unit"; exit 1; fi
+grep -q "resuming with another privacy.unit (patient, now sequence)" chg.err || { cat chg.err; exit 1; }
+if "$bin" train "$r" "${base[@]}" privacy.target_epsilon= privacy.noise_multiplier=1.0 optim.steps=8 \
+    run.out=chg privacy.max_grad_norm=0.5 --resume > chg.log 2> chg.err; then echo "resumed with another clip"; exit 1; fi
+grep -q "privacy.max_grad_norm" chg.err || { cat chg.err; exit 1; }
+
+# Starting from an adapter under DP needs the user's declaration (an adapter trained on
+# these patients without DP would void the guarantee); the manifest records its digest.
+# The adapter's folder name holds '=': an option's value, not a recipe override.
+mkdir -p "init=1" && cp -r a/adapter "init=1/"
+if "$bin" train "$r" "${base[@]}" privacy.target_epsilon=3 optim.steps=3 run.out=ia \
+    --init-adapter "init=1/adapter" > ia.log 2> ia.err; then echo "DP from an undeclared adapter"; exit 1; fi
+grep -q "init-adapter-public" ia.err || { cat ia.err; exit 1; }
+"$bin" train "$r" "${base[@]}" privacy.target_epsilon=3 optim.steps=3 run.out=ia \
+    --init-adapter "init=1/adapter" --init-adapter-public > /dev/null
+want=$(sha256sum "init=1/adapter/adapter_model.safetensors" | cut -d' ' -f1)
+test "$(json ia/manifest.json "d['run']['init_adapter']['sha256']")" = "$want"
+test "$(json ia/manifest.json "d['run']['init_adapter']['declared_public']")" = True
+json ia/manifest.json "d['privacy']['statement']" | grep -q "declared free of this run's patients' data"
+
 # The budget reached at the first step after a resume: the manifest counts the steps
 # taken before it (not 0), and the statement says so.
 "$bin" train "$r" "${base[@]}" privacy.target_epsilon=3 optim.steps=10 run.out=bud --stop-after 6 > /dev/null
