@@ -31,10 +31,14 @@ static void usage(FILE *f) {
             "                    manifest (reads the whole model once)\n");
 }
 
-/* "5GB", "500MB", "2.5GB", "123456": decimal units, as huggingface_hub. */
+/* "5GB", "500MB", "2.5GB", "123456": decimal units, as huggingface_hub. Plain digits
+ * and one dot only (strtod alone took " 5GB", "0x100" and "0.5" bytes). */
 static int parse_size(const char *s, uint64_t *out) {
+    if (!*s || strspn(s, "0123456789.") == 0 || *s == '.') return -1;
     char *end;
     double v = strtod(s, &end);
+    for (const char *c = s; c < end; c++)
+        if (!(*c >= '0' && *c <= '9') && *c != '.') return -1;
     double mul = 1;
     if (!strcmp(end, "KB") || !strcmp(end, "kB")) mul = 1e3;
     else if (!strcmp(end, "MB")) mul = 1e6;
@@ -42,6 +46,7 @@ static int parse_size(const char *s, uint64_t *out) {
     else if (!strcmp(end, "TB")) mul = 1e12;
     else if (*end) return -1;
     if (!(v > 0) || end == s || v * mul > 1e15) return -1;
+    if (mul == 1 && v != floor(v)) return -1; /* bytes are whole */
     *out = (uint64_t)llround(v * mul);
     return *out ? 0 : -1;
 }

@@ -24,7 +24,9 @@
 
 #define MANIFEST_FORMAT "ehrtune-manifest"
 #define MANIFEST_FORMAT_VERSION 1
-#define DEFAULT_MODEL_SUFFIXES ".json,.safetensors"
+/* the model's files and what a merged export copies beside them (tokenizer.model,
+ * merges.txt, chat_template.jinja), so every file shipped has a recorded digest */
+#define DEFAULT_MODEL_SUFFIXES ".json,.safetensors,.model,.txt,.jinja"
 
 struct et_manifest {
     cJSON *root;

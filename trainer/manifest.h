@@ -39,8 +39,9 @@ void et_manifest_free(et_manifest *m);
 int et_manifest_add_file(et_manifest *m, const char *role, const char *path, et_error *err);
 
 /* Every regular file directly in dir whose name ends with one of the suffixes in
- * suffix_filter (comma-separated, e.g. ".json,.safetensors"; NULL means exactly
- * that default: an HF model folder's config, index, tokenizer and weights), sorted
+ * suffix_filter (comma-separated, e.g. ".json,.safetensors"; NULL means
+ * ".json,.safetensors,.model,.txt,.jinja": an HF model folder's config, index,
+ * tokenizer (incl. tokenizer.model, merges.txt), chat template and weights), sorted
  * by name, added with role "<role>/<name>". Subfolders are not descended into.
  * Files are hashed in parallel. No matching file is an error (wrong folder). */
 int et_manifest_add_dir_files(et_manifest *m, const char *role, const char *dir,
