@@ -25,8 +25,9 @@ for run in 1 2; do
         >/dev/null || fail "synth run $run exited $?"
 done
 for f in n t c; do cmp -s ${f}1.jsonl ${f}2.jsonl || fail "$f: two runs with one seed differ"; done
-"$BIN" synth --patients 60 --seed 5 -o other.jsonl >/dev/null
-"$BIN" synth --patients 60 --seed 4 -o same-seed.jsonl >/dev/null
+"$BIN" synth --patients 60 --seed 5 -o other.jsonl >/dev/null || fail "synth seed 5"
+"$BIN" synth --patients 60 --seed 4 -o same-seed.jsonl >/dev/null || fail "synth seed 4"
+[ -s other.jsonl ] && [ -s same-seed.jsonl ] || fail "synth wrote nothing"
 cmp -s other.jsonl same-seed.jsonl && fail "seeds 4 and 5 gave the same notes"
 
 # --- clean notes: false-positive rate ----------------------------------------
