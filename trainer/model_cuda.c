@@ -221,7 +221,9 @@ void et_cuda_model_free(et_cuda_model *cm) {
 
 size_t et_cuda_model_bytes(const et_cuda_model *cm) { return cm->wbytes + cm->lbytes + cm->abytes; }
 const char *et_cuda_model_attention_path(const et_cuda_model *cm) { return cm->attn_note; }
-int et_cuda_model_lora_kext(const et_cuda_model *cm) { return cm->kext_cols[0] > 0; }
+int et_cuda_model_lora_kext(const et_cuda_model *cm) {
+    return cm->kext_cols[0] > 0 || cm->kext_cols[1] > 0; /* q/k/v or gate/up extended */
+}
 int et_cuda_model_dropout_fused(const et_cuda_model *cm) { return cm->dropout_fused; }
 
 int et_cuda_model_step(et_cuda_model *cm, const et_batch *batch, float loss_scale,

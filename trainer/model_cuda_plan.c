@@ -128,7 +128,7 @@ static int cuda_specs(cuda_spec *s, void *cm_, slot_bases *sb, const plan_shape 
     } while (0)
     SPEC(DST(wblock), weight_bytes(c, ps->kext_cols, NULL, NULL), 1, GROUP_WEIGHTS,
          "weights.base (frozen)", "bf16, %d layers%s%s", c->num_layers,
-         c->tie_word_embeddings ? ", tied head" : "", ps->kext_cols[0] ? ", K-extended" : "");
+         c->tie_word_embeddings ? ", tied head" : "", ps->kext_cols[0] || ps->kext_cols[1] ? ", K-extended" : "");
     const size_t C1 = C + (size_t)ps->kext_cols[0], C2 = C + (size_t)ps->kext_cols[1];
     SPEC(DST(params), NP, 4, GROUP_LORA, "lora.weights", "[%zu] fp32", NP);
     SPEC(DST(grads), NP, 4, GROUP_LORA, "lora.grads", "[%zu] fp32", NP);
@@ -228,9 +228,15 @@ void et_cuda_model_plan(et_plan *p, const et_hf_config *c, int r, unsigned targe
                         float lora_dropout, const et_cuda_options *o) {
     memset(p, 0, sizeof *p);
     const int n = o->b * o->t;
+    /* the fp32 attention's buffers where the model will plan them: a head dim the bf16
+     * kernels do not take (etc_attention_bf16_supported's rule: multiples of 16 up to
+     * 128), or the fp32 kernel forced; a bf16 self-check failing at start-up cannot be
+     * foreseen here */
+    const int attn_fp32 = c->head_dim % 16 != 0 || c->head_dim > 128 ||
+                          getenv("EHRTUNE_CUDA_ATTENTION_FP32") != NULL;
     plan_shape ps = {c, r, o->b, o->t, o->activation_checkpointing ? 1 : c->num_layers,
                      o->lm_chunk > 0 && o->lm_chunk < n ? o->lm_chunk : auto_lm_chunk(n, c->vocab_size),
-                     0, targets, lora_dropout, lora_params(c, r, targets), {0, 0}};
+                     attn_fp32, targets, lora_dropout, lora_params(c, r, targets), {0, 0}};
     et_cuda_kext_cols(r, targets, et_cuda_kext_requested(o), ps.kext_cols);
     static cuda_spec s[MAX_SPECS];
     int k = cuda_specs(s, NULL, NULL, &ps);
@@ -271,7 +277,7 @@ static int oom(et_error *err, const cuda_spec *s, int k, size_t total, size_t fr
  * per extended projection and layer. */
 static int kext_segments(et_cuda_model *cm, et_error *err) {
     const et_hf_config *c = &cm->cfg;
-    if (!cm->kext_cols[0]) return 0;
+    if (!cm->kext_cols[0] && !cm->kext_cols[1]) return 0; /* either group may be extended */
     etc_kext_seg *h = calloc((size_t)c->num_layers * ET_PROJ_COUNT, sizeof *h);
     if (!h) return et_fail(err, "out of memory");
     int k = 0;

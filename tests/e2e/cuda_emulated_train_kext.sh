@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# cuda_emulated_train.sh's CPU-vs-CUDA training parity (three models + DP-SGD) under
+# cuda_emulated_train.sh's CPU-vs-CUDA training parity (four models + DP-SGD) under
 # the CPU emulation of CUDA, with the opt-in paths on: the K-extended LoRA layout
 # (EHRTUNE_CUDA_LORA_KEXT=1, docs/cuda.md), unfused LoRA dropout
 # (EHRTUNE_CUDA_LORA_DROPOUT_FUSED=0), a cuDNN stand-in with only a non-deterministic

@@ -44,7 +44,7 @@ typedef struct {
     unsigned targets; /* LoRA'd projections (bit p = et_proj p) */
 } train_parity_case;
 
-#define TRAIN_PARITY_CASES 3
+#define TRAIN_PARITY_CASES 4
 
 typedef struct {
     int steps;
@@ -59,10 +59,12 @@ static inline int train_parity_ok(const train_parity_result *r) {
     return r->worst <= TRAIN_PARITY_LIMIT && r->grad_err0 <= TRAIN_PARITY_GRAD_LIMIT;
 }
 
-/* Three cases: a Llama-3-like GQA model with tied embeddings and LoRA dropout; a
+/* Four cases: a Llama-3-like GQA model with tied embeddings and LoRA dropout; a
  * Qwen2/Mistral-like one with q/k/v biases, an untied head, a sliding window and
- * activation checkpointing; and the first model without dropout, LoRA on q, v, gate
- * and down only (the CUDA step's grouped LoRA GEMMs with members left out). */
+ * activation checkpointing; the first model without dropout, LoRA on q, v, gate and
+ * down only (the CUDA step's grouped LoRA GEMMs with members left out); and LoRA on
+ * the MLP only (gate, up, down: under the K-extended layout only the gate/up group is
+ * extended — found 2026-11-26, its s·B columns were never written). */
 static int train_parity_cases(train_parity_case *out) {
     memset(out, 0, TRAIN_PARITY_CASES * sizeof *out);
     for (int i = 0; i < TRAIN_PARITY_CASES; i++) {
@@ -93,12 +95,14 @@ static int train_parity_cases(train_parity_case *out) {
         out[i].max_grad_norm = 1.0;
         out[i].dropout = i == 0 ? 0.1f : 0.0f;
         out[i].activation_checkpointing = qwen;
-        out[i].targets = i == 2 ? (1u << ET_PROJ_Q) | (1u << ET_PROJ_V) | (1u << ET_PROJ_GATE) |
-                                      (1u << ET_PROJ_DOWN)
-                                : (1u << ET_PROJ_COUNT) - 1;
+        out[i].targets = i == 2   ? (1u << ET_PROJ_Q) | (1u << ET_PROJ_V) | (1u << ET_PROJ_GATE) |
+                                        (1u << ET_PROJ_DOWN)
+                         : i == 3 ? (1u << ET_PROJ_GATE) | (1u << ET_PROJ_UP) | (1u << ET_PROJ_DOWN)
+                                  : (1u << ET_PROJ_COUNT) - 1;
         out[i].name = i == 0 ? "llama-gqa-tied-dropout"
                       : qwen ? "qwen2-bias-window-ckpt"
-                             : "llama-partial-targets";
+                      : i == 2 ? "llama-partial-targets"
+                               : "llama-mlp-only";
     }
     return TRAIN_PARITY_CASES;
 }

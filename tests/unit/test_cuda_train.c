@@ -65,8 +65,11 @@ int main(void) {
         cmocka_unit_test_prestate(loss_curves_agree, &cases[0]),
         cmocka_unit_test_prestate(loss_curves_agree, &cases[1]),
         cmocka_unit_test_prestate(loss_curves_agree, &cases[2]),
+        cmocka_unit_test_prestate(loss_curves_agree, &cases[3]),
         cmocka_unit_test_prestate(dp_curves_agree, &cases[0]),
     };
+    /* every case of train_parity.h, each once (a new case must be listed above) */
+    _Static_assert(TRAIN_PARITY_CASES == 4, "register every train_parity case");
     return cmocka_run_group_tests(tests, NULL, NULL);
 #endif
 }
