@@ -48,12 +48,19 @@ static int check_unsupported(const cJSON *cfg, const char *path, et_error *err) 
             return et_fail(err, "%s: \"%s\": true is not supported by ehrtune", path,
                            must_be_false[i]);
     }
-    static const char *const must_be_empty[] = {"rank_pattern", "alpha_pattern",
-                                                "layers_to_transform", "modules_to_save"};
+    /* LoRA variants that keep plain LoRA's tensor names and shapes but compute
+     * something else (found 2026-11-26: an aLoRA adapter, alora_invocation_tokens, loaded
+     * and ran as plain LoRA), and patterns ehrtune does not apply: refused when set */
+    static const char *const must_be_empty[] = {
+        "rank_pattern",       "alpha_pattern",     "layers_to_transform", "modules_to_save",
+        "alora_invocation_tokens", "use_qalora",   "use_bdlora",          "arrow_config",
+        "kasa_config",        "monteclora_config", "layer_replication",   "exclude_modules",
+        "trainable_token_indices", "target_parameters"};
     for (size_t i = 0; i < sizeof must_be_empty / sizeof *must_be_empty; i++) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(cfg, must_be_empty[i]);
-        if (v && !cJSON_IsNull(v) && !((cJSON_IsObject(v) || cJSON_IsArray(v)) &&
-                                       cJSON_GetArraySize(v) == 0))
+        if (v && !cJSON_IsNull(v) && !cJSON_IsFalse(v) &&
+            !((cJSON_IsObject(v) || cJSON_IsArray(v)) && cJSON_GetArraySize(v) == 0) &&
+            !(cJSON_IsString(v) && !v->valuestring[0]))
             return et_fail(err, "%s: \"%s\" is set; ehrtune supports uniform LoRA only "
                                 "(remove it or re-export the adapter without it)",
                            path, must_be_empty[i]);

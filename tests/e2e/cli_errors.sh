@@ -22,6 +22,17 @@ echo '{"input_ids": [[1, 2, 3], [1, 2]]}' > ragged.json
 expect_fail "row 1" "$bin" forward --model "$fix/model" --tokens ragged.json -o o.safetensors
 expect_fail "config.json" "$bin" forward --model nowhere --tokens ragged.json -o o.safetensors
 test ! -e o.safetensors
+# forward with a LoRA variant that keeps plain LoRA's tensors but computes otherwise
+# (aLoRA): refused, not run as plain LoRA.
+cp -r "$fix/adapter" alora
+python3 - alora/adapter_config.json <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1])); c["alora_invocation_tokens"] = [5, 6]
+json.dump(c, open(sys.argv[1], "w"))
+PY
+echo '{"input_ids": [[1, 2, 3, 4]]}' > ok4.json
+expect_fail "alora_invocation_tokens" "$bin" forward --model "$fix/model" --adapter alora --tokens ok4.json -o al.safetensors
+test ! -e al.safetensors
 # forward without an adapter still gives logits and loss.
 echo '{"input_ids": [[1, 2, 3, 4]]}' > ok.json
 "$bin" forward --model "$fix/model" --tokens ok.json -o ok.safetensors > /dev/null
