@@ -112,6 +112,48 @@ static int push_text(et_doc *d, const et_renderer *r, const char *text, size_t l
     return rc;
 }
 
+/* One stretch of text between two control tokens, encoded in ONE call as HF encodes
+ * the rendered template (a stretch is one segment of HF's input; encoding its pieces
+ * apart loses merges across them and, with SentencePiece normalizers, adds a ▁ to
+ * each piece — found 2026-11-26 in the Llama 2 template). `pre` gets mask 0 and
+ * `tgt` mask `target`: tokens of pre+tgt past the longest prefix they share with pre
+ * alone — tgt's, and a token merged across the boundary — are targets, as HF's
+ * assistant-token mask marks every token that overlaps the generated span (and as
+ * TRL finds a completion's tokens). cont: the stretch follows a control token
+ * (ET_TOK_CONTINUATION). */
+static int push_segment(et_doc *d, const et_renderer *r, const char *pre, size_t pre_len,
+                        const char *tgt, size_t tgt_len, int target, int cont, const char *field,
+                        et_error *err) {
+    const int flags = ET_TOK_SPLIT_SPECIAL | (cont ? ET_TOK_CONTINUATION : 0);
+    char *text = malloc(pre_len + tgt_len + 1);
+    if (!text) return et_fail(err, "out of memory");
+    memcpy(text, pre, pre_len);
+    memcpy(text + pre_len, tgt, tgt_len);
+    int32_t *ids = NULL, *pre_ids = NULL;
+    size_t n = 0, n_pre = 0, k = 0;
+    int rc = et_tokenizer_encode(r->tok, text, pre_len + tgt_len, flags, &ids, &n, err);
+    if (!rc && target && tgt_len && pre_len)
+        rc = et_tokenizer_encode(r->tok, pre, pre_len, flags, &pre_ids, &n_pre, err);
+    free(text);
+    if (rc) {
+        free(ids);
+        return et_wrap(err, "field \"%s\"", field);
+    }
+    if (!(target && tgt_len)) k = n;    /* all of it context */
+    else if (pre_len)
+        while (k < n && k < n_pre && ids[k] == pre_ids[k]) k++;
+    rc = doc_reserve(d, n, err);
+    if (!rc) {
+        memcpy(d->ids + d->n, ids, n * sizeof *ids);
+        memset(d->mask + d->n, 0, k);
+        memset(d->mask + d->n + k, target ? 1 : 0, n - k);
+        d->n += n;
+    }
+    free(ids);
+    free(pre_ids);
+    return rc;
+}
+
 /* ---- structured fields -------------------------------------------------------------- */
 
 typedef struct {
@@ -212,12 +254,37 @@ static const char *str_field(const cJSON *rec, const char *name) {
     return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
-/* Leading/trailing whitespace removed, as the HF chat templates do (`| trim`). */
-static void trimmed(const char *s, const char **start, size_t *len) {
-    size_t n = strlen(s);
-    while (n && isspace((unsigned char)*s)) s++, n--;
-    while (n && isspace((unsigned char)s[n - 1])) n--;
-    *start = s;
+/* Bytes of the whitespace character starting at s (0: none), in Python's str.isspace()
+ * sense, which Jinja's `| trim` and str.strip() use: ASCII \t\n\v\f\r, U+001C-001F,
+ * space, U+0085, U+00A0, U+1680, U+2000-200A, U+2028/2029, U+202F, U+205F, U+3000
+ * (found 2026-11-26: C's isspace left NBSP and U+001C-001F in place). */
+static size_t py_space_at(const unsigned char *s, size_t n) {
+    if (!n) return 0;
+    if ((s[0] >= 0x09 && s[0] <= 0x0D) || (s[0] >= 0x1C && s[0] <= 0x20)) return 1;
+    if (n >= 2 && s[0] == 0xC2 && (s[1] == 0x85 || s[1] == 0xA0)) return 2;
+    if (n < 3) return 0;
+    if (s[0] == 0xE1 && s[1] == 0x9A && s[2] == 0x80) return 3;
+    if (s[0] == 0xE2 && s[1] == 0x80 && (s[2] <= 0x8A || s[2] == 0xA8 || s[2] == 0xA9 || s[2] == 0xAF))
+        return s[2] >= 0x80 ? 3 : 0;
+    if (s[0] == 0xE2 && s[1] == 0x81 && s[2] == 0x9F) return 3;
+    if (s[0] == 0xE3 && s[1] == 0x80 && s[2] == 0x80) return 3;
+    return 0;
+}
+
+/* Leading/trailing whitespace removed as Python's str.strip() (the HF templates' `| trim`
+ * and `.strip()`). */
+static void trimmed(const char *s, size_t n, const char **start, size_t *len) {
+    const unsigned char *u = (const unsigned char *)s;
+    size_t k;
+    while ((k = py_space_at(u, n))) u += k, n -= k;
+    for (;;) { /* a trailing character: try each length that could end at n */
+        size_t drop = 0;
+        for (size_t w = 1; w <= 3 && w <= n && !drop; w++)
+            if (py_space_at(u + n - w, w) == w) drop = w;
+        if (!drop) break;
+        n -= drop;
+    }
+    *start = (const char *)u;
     *len = n;
 }
 
@@ -233,6 +300,157 @@ static int with_structured(char **out, const char *structured, const char *text,
     return 0;
 }
 
+/* A message's body: the structured block in front when asked (the first user message),
+ * then the content; trimmed (`| trim` / `.strip()`) unless raw. */
+typedef struct {
+    char *text; /* malloc'd */
+    const char *s;
+    size_t n;
+} body_t;
+
+static int make_body(body_t *b, const char *structured, const char *content, int trim,
+                     et_error *err) {
+    if (with_structured(&b->text, structured, content, strlen(content), err)) return -1;
+    b->s = b->text;
+    b->n = strlen(b->text);
+    if (trim) trimmed(b->text, b->n, &b->s, &b->n);
+    return 0;
+}
+
+/* Llama 3 Instruct: <|begin_of_text|> once, then per message
+ * <|start_header_id|>role<|end_header_id|> "\n\n" + trim(content) <|eot_id|>; an
+ * assistant's content and <|eot_id|> are targets. */
+static int render_llama3(et_doc *d, const et_renderer *r, const cJSON *msgs, const char *structured,
+                         et_error *err) {
+    int i = 0, first_user = 1;
+    if (push_id(d, r->ctl[0], 0, err)) return -1;
+    for (const cJSON *m = msgs->child; m; m = m->next, i++) {
+        const char *role = str_field(m, "role"), *content = str_field(m, "content");
+        const int is_user = !strcmp(role, "user"), is_asst = !strcmp(role, "assistant");
+        body_t b;
+        if (make_body(&b, is_user && first_user ? structured : NULL, content, 1, err)) return -1;
+        first_user &= !is_user;
+        char field[32];
+        snprintf(field, sizeof field, "messages[%d].content", i);
+        int rc = push_id(d, r->ctl[1], 0, err) ||
+                 push_segment(d, r, role, strlen(role), "", 0, 0, 1, "role", err) ||
+                 push_id(d, r->ctl[2], 0, err) ||
+                 push_segment(d, r, "\n\n", 2, b.s, b.n, is_asst, 1, field, err) ||
+                 push_id(d, r->ctl[3], is_asst, err);
+        free(b.text);
+        if (rc) return -1;
+    }
+    return 0;
+}
+
+/* ChatML (Qwen2): per message <|im_start|> role + "\n" + content <|im_end|> "\n", the
+ * content as it is (Qwen2's template does not trim); an assistant's content and
+ * <|im_end|> are targets. The default system prompt Qwen2's template inserts when a
+ * conversation has none is not added (docs/ingest.md). */
+static int render_chatml(et_doc *d, const et_renderer *r, const cJSON *msgs, const char *structured,
+                         et_error *err) {
+    int i = 0, first_user = 1;
+    for (const cJSON *m = msgs->child; m; m = m->next, i++) {
+        const char *role = str_field(m, "role"), *content = str_field(m, "content");
+        const int is_user = !strcmp(role, "user"), is_asst = !strcmp(role, "assistant");
+        body_t b;
+        if (make_body(&b, is_user && first_user ? structured : NULL, content, 0, err)) return -1;
+        first_user &= !is_user;
+        char field[32];
+        snprintf(field, sizeof field, "messages[%d].content", i);
+        const size_t rl = strlen(role);
+        char *head = malloc(rl + 2 + (is_asst ? 0 : b.n));
+        int rc = !head ? et_fail(err, "out of memory") : 0;
+        if (!rc) {
+            memcpy(head, role, rl);
+            head[rl] = '\n';
+            if (!is_asst) memcpy(head + rl + 1, b.s, b.n); /* all context: one stretch */
+            rc = push_id(d, r->ctl[0], 0, err) ||
+                 push_segment(d, r, head, rl + 1 + (is_asst ? 0 : b.n), is_asst ? b.s : "",
+                              is_asst ? b.n : 0, is_asst, 1, field, err) ||
+                 push_id(d, r->ctl[1], is_asst, err) ||
+                 push_segment(d, r, "\n", 1, "", 0, 0, 1, field, err);
+        }
+        free(head);
+        free(b.text);
+        if (rc) return -1;
+    }
+    return 0;
+}
+
+/* Llama 2 chat: an optional system message first, then user/assistant strictly
+ * alternating from a user (the official template refuses other orders); per turn
+ * <s> "[INST] " + strip(sys block + user) + " [/INST]" + " " + strip(reply) + " " </s>,
+ * the system block "<<SYS>>\n" + system + "\n<</SYS>>\n\n" in the first turn only. The
+ * prompt and the reply are one stretch of text: encoded together (push_segment). */
+static int render_llama2(et_doc *d, const et_renderer *r, const cJSON *msgs, const char *structured,
+                         et_error *err) {
+    const cJSON *m = msgs->child;
+    const char *system = NULL;
+    if (!strcmp(str_field(m, "role"), "system")) system = str_field(m, "content"), m = m->next;
+    int i = system ? 1 : 0, turn = 0;
+    for (const cJSON *x = m; x; x = x->next, turn++)
+        if (strcmp(str_field(x, "role"), turn % 2 ? "assistant" : "user"))
+            return et_fail(err, "messages[%d]: the llama2 template takes an optional system "
+                                "message first, then user and assistant turns alternating from "
+                                "a user (as the official template, which refuses other orders)",
+                           i + turn);
+    for (turn = 0; m; turn++) {
+        const cJSON *reply = m->next;
+        body_t u;
+        if (make_body(&u, turn == 0 ? structured : NULL, str_field(m, "content"), 0, err))
+            return -1;
+        /* the system block joins the first user content, and the two are stripped as one */
+        const char *sys_head = "<<SYS>>\n", *sys_tail = "\n<</SYS>>\n\n";
+        const size_t sl = turn == 0 && system ? strlen(sys_head) + strlen(system) + strlen(sys_tail) : 0;
+        char *content = malloc(sl + u.n + 1);
+        if (!content) {
+            free(u.text);
+            return et_fail(err, "out of memory");
+        }
+        if (sl) sprintf(content, "%s%s%s", sys_head, system, sys_tail);
+        memcpy(content + sl, u.s, u.n);
+        content[sl + u.n] = 0;
+        const char *cs;
+        size_t cn;
+        trimmed(content, sl + u.n, &cs, &cn);
+        char *prompt = malloc(cn + 16), *answer = NULL;
+        size_t an = 0;
+        int rc = !prompt ? et_fail(err, "out of memory") : 0;
+        if (!rc) {
+            memcpy(prompt, "[INST] ", 7);
+            memcpy(prompt + 7, cs, cn);
+            memcpy(prompt + 7 + cn, " [/INST]", 8);
+        }
+        if (!rc && reply) {
+            const char *as;
+            trimmed(str_field(reply, "content"), strlen(str_field(reply, "content")), &as, &an);
+            answer = malloc(an + 2);
+            if (!answer) rc = et_fail(err, "out of memory");
+            else {
+                answer[0] = ' ';
+                memcpy(answer + 1, as, an);
+                answer[an + 1] = ' ';
+                an += 2;
+            }
+        }
+        char field[32];
+        snprintf(field, sizeof field, "messages[%d].content", i + 2 * turn + (reply ? 1 : 0));
+        if (!rc)
+            rc = push_id(d, r->ctl[0], 0, err) ||
+                 push_segment(d, r, prompt, cn + 15, reply ? answer : "", reply ? an : 0,
+                              reply != NULL, 1, field, err) ||
+                 (reply && push_id(d, r->ctl[1], 1, err));
+        free(answer);
+        free(prompt);
+        free(content);
+        free(u.text);
+        if (rc) return -1;
+        m = reply ? reply->next : NULL;
+    }
+    return 0;
+}
+
 static int render_messages(et_doc *d, const et_renderer *r, const cJSON *msgs,
                            const char *structured, et_error *err) {
     if (r->chat == ET_CHAT_NONE)
@@ -240,76 +458,22 @@ static int render_messages(et_doc *d, const et_renderer *r, const cJSON *msgs,
                             "llama2 | chatml)");
     if (!cJSON_IsArray(msgs) || cJSON_GetArraySize(msgs) == 0)
         return et_fail(err, "field \"messages\" must be a non-empty array");
-    int n_assistant = 0, first_user = 1, i = 0;
-    const char *system = NULL;
-    size_t system_len = 0;
-    if (r->chat == ET_CHAT_LLAMA3 && push_id(d, r->ctl[0], 0, err)) return -1;
+    int n_assistant = 0, i = 0;
     for (const cJSON *m = msgs->child; m; m = m->next, i++) {
         const char *role = str_field(m, "role"), *content = str_field(m, "content");
         if (!role || !content)
             return et_fail(err, "messages[%d] needs string fields \"role\" and \"content\"", i);
-        int is_user = !strcmp(role, "user"), is_asst = !strcmp(role, "assistant"),
-            is_sys = !strcmp(role, "system");
-        if (!is_user && !is_asst && !is_sys)
+        if (strcmp(role, "user") && strcmp(role, "assistant") && strcmp(role, "system"))
             return et_fail(err, "messages[%d]: role must be system, user or assistant", i);
-        const char *c;
-        size_t cl;
-        trimmed(content, &c, &cl);
-        /* The structured block goes in front of the first user message. */
-        char *body = NULL;
-        if (with_structured(&body, is_user && first_user ? structured : NULL, c, cl, err))
-            return -1;
-        if (is_user) first_user = 0;
-        int target = is_asst, rc = 0;
-        char field[32];
-        snprintf(field, sizeof field, "messages[%d].content", i);
-        switch (r->chat) {
-        case ET_CHAT_LLAMA3:
-            rc = push_id(d, r->ctl[1], 0, err) || push_text(d, r, role, strlen(role), 0, "role", err) ||
-                 push_id(d, r->ctl[2], 0, err) || push_text(d, r, "\n\n", 2, 0, field, err) ||
-                 push_text(d, r, body, strlen(body), target, field, err) ||
-                 push_id(d, r->ctl[3], target, err);
-            break;
-        case ET_CHAT_CHATML:
-            rc = push_id(d, r->ctl[0], 0, err) || push_text(d, r, role, strlen(role), 0, "role", err) ||
-                 push_text(d, r, "\n", 1, 0, field, err) ||
-                 push_text(d, r, body, strlen(body), target, field, err) ||
-                 push_id(d, r->ctl[1], target, err) || push_text(d, r, "\n", 1, 0, field, err);
-            break;
-        default: /* Llama 2: system folds into the next user turn */
-            if (is_sys) {
-                system = c;
-                system_len = cl;
-            } else if (is_user) {
-                rc = push_id(d, r->ctl[0], 0, err) || push_text(d, r, "[INST] ", 7, 0, field, err);
-                if (!rc && system) {
-                    rc = push_text(d, r, "<<SYS>>\n", 8, 0, field, err) ||
-                         push_text(d, r, system, system_len, 0, "messages[system].content", err) ||
-                         push_text(d, r, "\n<</SYS>>\n\n", 11, 0, field, err);
-                    system = NULL;
-                }
-                if (!rc)
-                    rc = push_text(d, r, body, strlen(body), 0, field, err) ||
-                         push_text(d, r, " [/INST]", 8, 0, field, err);
-            } else {
-                char *spaced = malloc(strlen(body) + 3);
-                if (!spaced) rc = et_fail(err, "out of memory");
-                else {
-                    sprintf(spaced, " %s ", body);
-                    rc = push_text(d, r, spaced, strlen(spaced), 1, field, err) ||
-                         push_id(d, r->ctl[1], 1, err);
-                    free(spaced);
-                }
-            }
-            break;
-        }
-        free(body);
-        if (rc) return -1;
-        n_assistant += is_asst;
+        n_assistant += !strcmp(role, "assistant");
     }
     if (!n_assistant)
         return et_fail(err, "field \"messages\" has no assistant turn, so nothing to learn");
-    return 0;
+    switch (r->chat) {
+    case ET_CHAT_LLAMA3: return render_llama3(d, r, msgs, structured, err);
+    case ET_CHAT_CHATML: return render_chatml(d, r, msgs, structured, err);
+    default: return render_llama2(d, r, msgs, structured, err);
+    }
 }
 
 int et_render_record(et_doc *d, const et_renderer *r, const cJSON *rec, et_error *err) {
@@ -352,9 +516,11 @@ int et_render_record(et_doc *d, const et_renderer *r, const cJSON *rec, et_error
         if (with_structured(&body, structured, prompt->valuestring, strlen(prompt->valuestring),
                             err))
             goto done;
-        rc = push_text(d, r, body, strlen(body), 0, "prompt", err) ||
-             push_text(d, r, response->valuestring, strlen(response->valuestring), 1, "response",
-                       err) ||
+        /* prompt and response in one encoding, the response's tokens found past the
+         * prompt's (TRL's way): encoded apart, a SentencePiece tokenizer gave the
+         * response a leading ▁ that is not in the text */
+        rc = push_segment(d, r, body, strlen(body), response->valuestring,
+                          strlen(response->valuestring), 1, 0, "response", err) ||
              push_id(d, r->eos, 1, err);
         free(body);
     }

@@ -37,6 +37,10 @@ enum {
      * transformers split_special_tokens): a note that contains "<|eot_id|>" then cannot
      * inject a control token. Non-special added tokens still match. */
     ET_TOK_SPLIT_SPECIAL = 2,
+    /* The text continues an input right after a special token (a chat template's
+     * control token): HF encodes such a stretch as a later segment of the whole input,
+     * so a Metaspace pre-tokenizer with prepend_scheme "first" adds no leading ▁. */
+    ET_TOK_CONTINUATION = 4,
 };
 
 /* Reads tokenizer.json at path. Every field is checked; errors name the file, the JSON

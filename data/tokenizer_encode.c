@@ -298,7 +298,6 @@ static int on_normalized_piece(enc_ctx *c, const char *s, size_t a, size_t b, in
 }
 
 static int on_raw_piece(enc_ctx *c, const char *s, size_t a, size_t b, int32_t token, int first) {
-    (void)first;
     if (token >= 0) return emit_id(c, token);
     if (b == a) return 0;
     const char *norm;
@@ -308,7 +307,7 @@ static int on_raw_piece(enc_ctx *c, const char *s, size_t a, size_t b, int32_t t
     if (nn == 0) return 0;
     if (nn > UINT32_MAX - 16) /* spans are 32-bit */
         return et_fail(c->err, "encode: a piece of the text is over 4 GiB once normalized: split the text");
-    return split_added(c, &c->t->norm_trie, norm, nn, a == 0, on_normalized_piece);
+    return split_added(c, &c->t->norm_trie, norm, nn, first && a == 0, on_normalized_piece);
 }
 
 static void scratch_free(tok_scratch *s, size_t levels) {
@@ -375,7 +374,9 @@ int et_tokenizer_encode(const et_tokenizer *t, const char *text, size_t len, int
         et_fail(err, "out of memory");
         goto done;
     }
-    if (split_added(&c, &t->raw_trie, text ? text : "", len, 1, on_raw_piece)) goto done;
+    if (split_added(&c, &t->raw_trie, text ? text : "", len, !(flags & ET_TOK_CONTINUATION),
+                    on_raw_piece))
+        goto done;
     if ((flags & ET_TOK_ADD_SPECIAL) && post_process(&c)) goto done;
     if (!c.s.out && !(c.s.out = malloc(sizeof *c.s.out))) {
         et_fail(err, "out of memory");
