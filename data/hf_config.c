@@ -214,6 +214,9 @@ static int detect_arch(const src *s, et_arch *arch, et_error *err) {
  * v5: rope_parameters {"rope_type", "rope_theta", factor, ...}. */
 static int parse_rope(const src *top, et_hf_config *c, et_error *err) {
     const cJSON *rs = field(top, "rope_scaling"), *rp = field(top, "rope_parameters");
+    /* an empty rope_scaling is no scaling, as transformers v5 reads it (rope_scaling or
+     * rope_parameters) */
+    if (cJSON_IsObject(rs) && !rs->child) rs = NULL;
     if (present(rs) && present(rp))
         return et_fail(err, "%s: both 'rope_scaling' (transformers v4) and 'rope_parameters' (v5) are "
                        "given; keep one", top->path);

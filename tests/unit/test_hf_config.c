@@ -262,6 +262,10 @@ static void rope_forms(void **state) {
     load_ok(&c, text);
     assert_int_equal(c.rope.type, ET_ROPE_DEFAULT);
     assert_true(c.rope.theta == 7.0);
+    snprintf(text, sizeof text, "%s\"rope_theta\":20000,\"rope_scaling\":{}}", head);
+    load_ok(&c, text); /* empty = none, as transformers v5 reads it */
+    assert_int_equal(c.rope.type, ET_ROPE_DEFAULT);
+    assert_true(c.rope.theta == 20000.0 && c.rope.factor == 1.0);
     snprintf(text, sizeof text, "%s\"rope_scaling\":null}", head);
     load_ok(&c, text);
     assert_true(c.rope.theta == 10000.0); /* LlamaConfig default */
