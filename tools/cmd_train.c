@@ -11,7 +11,7 @@
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: ehrtune train RECIPE.yaml [section.key=value ...] [--resume]\n"
+            "usage: ehrtune train RECIPE.yaml [section.key=value ...] [--resume] [--stop-after N]\n"
             "                     [--init-adapter PEFT_DIR [--init-adapter-public]]\n"
             "\n"
             "Fine-tunes LoRA weights as the recipe says (docs/recipes.md lists every key).\n"
@@ -25,7 +25,7 @@ static void usage(FILE *f) {
             "  --stop-after N     checkpoint and stop after N steps (resume later), e.g. to\n"
             "                     fit a scheduler's time slot\n"
             "Writes into run.out: config.resolved.yaml, metrics.jsonl, checkpoints/,\n"
-            "adapter/ (PEFT format). The directory is 0700 and its files 0600.\n");
+            "adapter/ (PEFT format), manifest.json. The directory is 0700 and its files 0600.\n");
 }
 
 int cmd_train(int argc, char **argv) {

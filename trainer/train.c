@@ -295,6 +295,12 @@ static int manifest_begin(train_state *s, const et_train_options *o, int64_t sta
     }
     /* kernel variants round differently: a rerun that means to repeat this one needs it */
     if (s->use_cuda) {
+        char gpu[128] = "";
+        const int n_gpus = et_cuda_device_count(gpu, sizeof gpu);
+        if (n_gpus > 0) {
+            et_manifest_set_str(m, "host.gpu.name", gpu);
+            et_manifest_set_num(m, "host.gpu.count", n_gpus);
+        }
         et_manifest_set_str(m, "run.cuda_attention", et_cuda_model_attention_path(s->cuda));
         et_manifest_set_bool(m, "run.cuda_lora_kext", et_cuda_model_lora_kext(s->cuda));
         et_manifest_set_bool(m, "run.cuda_lora_dropout_fused", et_cuda_model_dropout_fused(s->cuda));
