@@ -71,3 +71,21 @@ int et_write_file_atomic(const char *path, const void *data, size_t len, int fla
                        path, strerror(errno), what);
     return 0;
 }
+
+int et_make_dirs(const char *path, int private_leaf, et_error *err) {
+    char tmp[PATH_MAX];
+    if (snprintf(tmp, sizeof tmp, "%s", path) >= (int)sizeof tmp)
+        return et_fail(err, "%s: path too long", path);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
+            return et_fail(err, "%s: cannot create directory (%s)", tmp, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
+        return et_fail(err, "%s: cannot create directory (%s)", tmp, strerror(errno));
+    if (private_leaf && chmod(tmp, 0700) != 0)
+        return et_fail(err, "%s: cannot set mode 0700 (%s)", tmp, strerror(errno));
+    return 0;
+}

@@ -18,4 +18,9 @@ enum {
 int et_write_file_atomic(const char *path, const void *data, size_t len, int flags,
                          const char *what, et_error *err);
 
+/* mkdir -p: path and every missing parent, created with mode 0700 (outputs derive from
+ * patient data); folders that exist are left as they are, except that private_leaf
+ * sets path itself to 0700 (a run directory). */
+int et_make_dirs(const char *path, int private_leaf, et_error *err);
+
 #endif

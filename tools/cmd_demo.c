@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "data/atomic_file.h"
 #include "data/hf_config.h"
 #include "data/recipe.h"
 #include "data/tokenizer.h"
@@ -65,23 +66,6 @@ static int copy_file(const char *from, const char *to, et_error *err) {
     fclose(in);
     bad |= fclose(out) != 0;
     return bad ? et_fail(err, "%s: copy failed", to) : 0;
-}
-
-/* mkdir -p with mode 0700: the folder and any missing parents, nothing else (the demo
- * used to create ./runs whatever --dir said). */
-static int mkdir_private(const char *path, et_error *err) {
-    char p[4096];
-    if (snprintf(p, sizeof p, "%s", path) >= (int)sizeof p)
-        return et_fail(err, "%s: path too long", path);
-    for (char *s = p + 1;; s++) {
-        const char c = *s;
-        if (c != '/' && c) continue;
-        *s = 0;
-        if (mkdir(p, 0700) != 0 && errno != EEXIST)
-            return et_fail(err, "%s: cannot create directory (%s)", p, strerror(errno));
-        if (!c) return 0;
-        *s = '/';
-    }
 }
 
 /* Prints the per-step losses of metrics.jsonl as a compact curve. */
@@ -144,7 +128,7 @@ int cmd_demo(int argc, char **argv) {
         et_wrap(&err, "run `ehrtune demo` from the repository root, or pass --tokenizer");
         goto done;
     }
-    if (mkdir_private(dir, &err)) goto done;
+    if (et_make_dirs(dir, 0, &err)) goto done; /* only --dir and its parents (not ./runs) */
 
     /* 1. Synthetic notes, 2. the corpus (PHI-scanned, tokenized), by the real commands. */
     char *synth_argv[] = {"synth", "--patients", DEMO_PATIENTS, "--seed", "7", "--instructions",

@@ -10,6 +10,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "data/atomic_file.h"
 #include "data/sha256.h"
 #include "kernels/ops.h"
 #include "trainer/checkpoint.h"
@@ -118,23 +119,6 @@ static int plain_step(train_state *s, int64_t step, step_report *rep, et_error *
 }
 
 /* ---- run directory ---------------------------------------------------------- */
-static int make_dirs(const char *path, et_error *err) {
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = 0;
-        if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
-            return et_fail(err, "%s: cannot create directory (%s)", tmp, strerror(errno));
-        *p = '/';
-    }
-    if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
-        return et_fail(err, "%s: cannot create directory (%s)", tmp, strerror(errno));
-    if (chmod(tmp, 0700) != 0)
-        return et_fail(err, "%s: cannot set mode 0700 (%s)", tmp, strerror(errno));
-    return 0;
-}
-
 static int file_exists(const char *path) {
     struct stat st;
     return stat(path, &st) == 0;
@@ -444,7 +428,7 @@ int et_train(const et_recipe *r, const et_train_options *o, et_train_result *res
                        run_dir);
     if (o->resume && o->init_adapter)
         return et_fail(err, "--resume and --init-adapter cannot be combined");
-    if (make_dirs(run_dir, err)) return -1;
+    if (et_make_dirs(run_dir, 1, err)) return -1;
     if (load_inputs(&s, err) || init_lora(&s, o, err) || alloc_buffers(&s, err)) goto done;
 
     int64_t start = 0;

@@ -29,21 +29,25 @@ static double rel_err(const float *x, const float *y, int64_t n) {
     return sqrt(num) / sqrt(den > 0 ? den : 1e-300);
 }
 
+/* The committed Llama fixture (GQA, llama3 RoPE) and its PEFT adapter. */
+static void load_fixture(et_model *m, et_lora *l) {
+    char mdir[1100], adir[1100];
+    snprintf(mdir, sizeof mdir, "%s/tests/fixtures/llama_gqa_llama3/model", EHRTUNE_SOURCE_DIR);
+    snprintf(adir, sizeof adir, "%s/tests/fixtures/llama_gqa_llama3/adapter", EHRTUNE_SOURCE_DIR);
+    et_error err;
+    if (et_model_load(m, mdir, &err) || et_lora_load_peft(l, &m->cfg, adir, &err))
+        fail_msg("%s", err.msg);
+}
+
 /* The batched per-example backward (one GEMM slice per example) must equal running
  * each example alone through the ordinary backward, with and without LoRA dropout,
  * and with per-row loss weights. */
 static void per_example_matches_naive(void **state) {
     (void)state;
-    char dir[1024];
-    snprintf(dir, sizeof dir, "%s/tests/fixtures/llama_gqa_llama3", EHRTUNE_SOURCE_DIR);
-    char mdir[1100], adir[1100];
-    snprintf(mdir, sizeof mdir, "%s/model", dir);
-    snprintf(adir, sizeof adir, "%s/adapter", dir);
     et_error err;
     et_model m;
     et_lora l;
-    assert_int_equal(et_model_load(&m, mdir, &err), 0);
-    assert_int_equal(et_lora_load_peft(&l, &m.cfg, adir, &err), 0);
+    load_fixture(&m, &l);
     enum { B = 3, T = 9 };
     int32_t ids[B * T], tg[B * T];
     for (int i = 0; i < B * T; i++) ids[i] = (i * 37 + 11) % m.cfg.vocab_size;
@@ -99,14 +103,10 @@ static void per_example_matches_naive(void **state) {
  * the final norm read the last layer's output at an offset computed from b, not B). */
 static void partial_microbatch_matches_exact_plan(void **state) {
     (void)state;
-    char mdir[1100], adir[1100];
-    snprintf(mdir, sizeof mdir, "%s/tests/fixtures/llama_gqa_llama3/model", EHRTUNE_SOURCE_DIR);
-    snprintf(adir, sizeof adir, "%s/tests/fixtures/llama_gqa_llama3/adapter", EHRTUNE_SOURCE_DIR);
     et_error err;
     et_model m;
     et_lora l;
-    assert_int_equal(et_model_load(&m, mdir, &err), 0);
-    assert_int_equal(et_lora_load_peft(&l, &m.cfg, adir, &err), 0);
+    load_fixture(&m, &l);
     enum { B = 3, b = 2, T = 9 };
     int32_t ids[B * T], tg[B * T];
     for (int i = 0; i < B * T; i++) ids[i] = (i * 53 + 7) % m.cfg.vocab_size;
@@ -229,14 +229,10 @@ static void subset_draws_differ_across_units(void **state) {
  * every 2048 steps, a 32-layer model's every 128). */
 static void dropout_masks_differ_across_steps(void **state) {
     (void)state;
-    char mdir[1100], adir[1100];
-    snprintf(mdir, sizeof mdir, "%s/tests/fixtures/llama_gqa_llama3/model", EHRTUNE_SOURCE_DIR);
-    snprintf(adir, sizeof adir, "%s/tests/fixtures/llama_gqa_llama3/adapter", EHRTUNE_SOURCE_DIR);
     et_error err;
     et_model m;
     et_lora l;
-    assert_int_equal(et_model_load(&m, mdir, &err), 0);
-    assert_int_equal(et_lora_load_peft(&l, &m.cfg, adir, &err), 0);
+    load_fixture(&m, &l);
     l.dropout = 0.3f;
     enum { B = 2, T = 9 };
     int32_t ids[B * T], tg[B * T];
