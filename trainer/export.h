@@ -79,6 +79,10 @@ int et_export_run_open(et_export_run *r, const char *run_dir, const char *base_o
                        int verify_base, const char *export_version, et_error *err);
 void et_export_run_close(et_export_run *r);
 
+/* The run manifest's files[] entry with this role (e.g. "corpus",
+ * "output/adapter_model.safetensors"), or NULL. */
+const cJSON *et_export_manifest_file(const cJSON *manifest, const char *role);
+
 /* The format writers: each fills an existing folder (weights and format files;
  * the card and manifest are added by et_export). bf16: adapter weights stored as
  * BF16 instead of F32. */

@@ -163,26 +163,31 @@ static int resolve_base(et_export_run *r, const char *override, et_error *err) {
  * card and the privacy statement describe those weights, not whatever the folder holds
  * now (found 2026-11-26: replaced weights exported with the run's statement). */
 static int check_adapter_digest(const et_export_run *r, const char *run_dir, et_error *err) {
-    const cJSON *files = cJSON_GetObjectItemCaseSensitive(r->manifest, "files"), *f;
-    cJSON_ArrayForEach(f, files) {
-        const cJSON *role = cJSON_GetObjectItemCaseSensitive(f, "role");
-        const cJSON *sha = cJSON_GetObjectItemCaseSensitive(f, "sha256");
-        if (!cJSON_IsString(role) || strcmp(role->valuestring, "output/adapter_model.safetensors"))
-            continue;
-        char path[4200], hex[65];
-        snprintf(path, sizeof path, "%s/adapter/adapter_model.safetensors", run_dir);
-        if (!cJSON_IsString(sha))
-            return et_fail(err, "%s/manifest.json: the adapter's entry has no sha256", run_dir);
-        if (et_sha256_file(path, hex, err)) return -1;
-        if (strcmp(hex, sha->valuestring))
-            return et_fail(err, "%s: sha256 %s differs from the run's manifest (%s): the adapter "
-                                "changed after training; export the run's own adapter",
-                           path, hex, sha->valuestring);
-        return 0;
+    const cJSON *f = et_export_manifest_file(r->manifest, "output/adapter_model.safetensors");
+    if (!f)
+        return et_fail(err, "%s/manifest.json: no entry for output/adapter_model.safetensors (the "
+                            "run did not finish, or the manifest was edited)",
+                       run_dir);
+    const cJSON *sha = cJSON_GetObjectItemCaseSensitive(f, "sha256");
+    if (!cJSON_IsString(sha))
+        return et_fail(err, "%s/manifest.json: the adapter's entry has no sha256", run_dir);
+    char path[4200], hex[65];
+    snprintf(path, sizeof path, "%s/adapter/adapter_model.safetensors", run_dir);
+    if (et_sha256_file(path, hex, err)) return -1;
+    if (strcmp(hex, sha->valuestring))
+        return et_fail(err, "%s: sha256 %s differs from the run's manifest (%s): the adapter "
+                            "changed after training; export the run's own adapter",
+                       path, hex, sha->valuestring);
+    return 0;
+}
+
+const cJSON *et_export_manifest_file(const cJSON *manifest, const char *role) {
+    const cJSON *f;
+    cJSON_ArrayForEach(f, cJSON_GetObjectItemCaseSensitive(manifest, "files")) {
+        const cJSON *rl = cJSON_GetObjectItemCaseSensitive(f, "role");
+        if (cJSON_IsString(rl) && !strcmp(rl->valuestring, role)) return f;
     }
-    return et_fail(err, "%s/manifest.json: no entry for output/adapter_model.safetensors (the run "
-                        "did not finish, or the manifest was edited)",
-                   run_dir);
+    return NULL;
 }
 
 /* Each base file the manifest lists must be there with the recorded size;

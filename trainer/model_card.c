@@ -36,16 +36,6 @@ static double jnum(const cJSON *root, const char *dotted) {
     return cJSON_IsNumber(v) ? v->valuedouble : NAN;
 }
 
-/* The manifest's files[] entry with this role, or NULL. */
-static const cJSON *manifest_file(const cJSON *m, const char *role) {
-    const cJSON *f;
-    cJSON_ArrayForEach(f, cJSON_GetObjectItemCaseSensitive(m, "files")) {
-        const cJSON *r = cJSON_GetObjectItemCaseSensitive(f, "role");
-        if (cJSON_IsString(r) && !strcmp(r->valuestring, role)) return f;
-    }
-    return NULL;
-}
-
 /* "3.2 GB" style sizes for people; exact bytes are in the manifest. */
 static void human_bytes(char *out, size_t n, double b) {
     const char *unit[] = {"B", "kB", "MB", "GB", "TB"};
@@ -104,7 +94,7 @@ static long long dataset_len(hid_t file, const char *name) {
  * has the recorded size (else the numbers might describe another corpus). */
 static void read_corpus_meta(corpus_meta *c, const cJSON *manifest) {
     memset(c, 0, sizeof *c);
-    const cJSON *f = manifest_file(manifest, "corpus");
+    const cJSON *f = et_export_manifest_file(manifest, "corpus");
     const char *path = jstr(f, "path", NULL);
     double bytes = jnum(f, "bytes");
     struct stat st;
@@ -235,7 +225,7 @@ static void section_data(FILE *o, const et_export_run *r, const corpus_meta *cm)
     fprintf(o, "## Training data\n\n");
     fprintf(o, "Counts and digests only: this card holds no text, token or identifier from "
                "the corpus.\n\n");
-    const cJSON *f = manifest_file(r->manifest, "corpus");
+    const cJSON *f = et_export_manifest_file(r->manifest, "corpus");
     char hb[32];
     human_bytes(hb, sizeof hb, jnum(f, "bytes"));
     fprintf(o, "| | |\n|---|---|\n");
@@ -334,7 +324,7 @@ static void section_config(FILE *o, const et_export_run *r) {
     fprintf(o, "| sequence length | %d |\n| base weights | %s (quantize: %s) |\n| seed | %llu |\n",
             rc->data.seq_len, et_recipe_dtype_names[rc->model.dtype],
             et_recipe_quantize_names[rc->model.quantize], (unsigned long long)rc->run.seed);
-    const cJSON *rf = manifest_file(r->manifest, "recipe_resolved");
+    const cJSON *rf = et_export_manifest_file(r->manifest, "recipe_resolved");
     if (rf) fprintf(o, "| resolved recipe sha256 | `%s` |\n", jstr(rf, "sha256", "?"));
     fprintf(o, "\nThe full recipe, every key, is `config.resolved.yaml` in the run directory.\n\n");
 }
