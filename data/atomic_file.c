@@ -43,13 +43,7 @@ int et_write_file_atomic(const char *path, const void *data, size_t len, int fla
         return et_fail(err, "%s: cannot create a temporary file beside it (%s); check that "
                             "the folder exists and is writable",
                        path, strerror(errno));
-    const char *step = NULL;
-    for (size_t off = 0; !step && off < len;) {
-        ssize_t k = write(fd, (const char *)data + off, len - off);
-        if (k < 0 && errno == EINTR) continue;
-        if (k <= 0) step = "write";
-        else off += (size_t)k;
-    }
+    const char *step = et_write_all(fd, data, len) ? "write" : NULL;
     if (!step && fsync(fd) != 0) step = "fsync";
     int e = errno;
     if (close(fd) != 0 && !step) {
@@ -87,5 +81,18 @@ int et_make_dirs(const char *path, int private_leaf, et_error *err) {
         return et_fail(err, "%s: cannot create directory (%s)", tmp, strerror(errno));
     if (private_leaf && chmod(tmp, 0700) != 0)
         return et_fail(err, "%s: cannot set mode 0700 (%s)", tmp, strerror(errno));
+    return 0;
+}
+
+int et_write_all(int fd, const void *p, size_t n) {
+    const unsigned char *b = p;
+    while (n) {
+        ssize_t k = write(fd, b, n);
+        if (k < 0 && errno == EINTR) continue;
+        if (k < 0) return -1;
+        if (k == 0) return errno = EIO, -1;
+        b += k;
+        n -= (size_t)k;
+    }
     return 0;
 }

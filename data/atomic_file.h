@@ -18,6 +18,11 @@ enum {
 int et_write_file_atomic(const char *path, const void *data, size_t len, int flags,
                          const char *what, et_error *err);
 
+/* write(2) until all n bytes are written, retrying on EINTR. 0, or -1 with errno set
+ * (EIO where write wrote nothing and said no error). For the streaming writers
+ * (safetensors, GGUF, merged shards) that cannot hold a whole file in memory. */
+int et_write_all(int fd, const void *p, size_t n);
+
 /* mkdir -p: path and every missing parent, created with mode 0700 (outputs derive from
  * patient data); folders that exist are left as they are, except that private_leaf
  * sets path itself to 0700 (a run directory). */

@@ -1,6 +1,7 @@
 /* GGUF v3 writer: key/values serialised as they are added, tensors converted and
  * copied, then one file written under a temporary name and renamed. */
 #include "data/gguf_write.h"
+#include "data/atomic_file.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -174,18 +175,6 @@ int et_gguf_add_tensor_f32(et_gguf_writer *w, const char *name, int ndim,
 
 static uint64_t align_up(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
 
-static int write_all(int fd, const void *p, size_t n) {
-    const uint8_t *b = p;
-    while (n) {
-        ssize_t k = write(fd, b, n);
-        if (k < 0 && errno == EINTR) continue;
-        if (k <= 0) return -1;
-        b += k;
-        n -= (size_t)k;
-    }
-    return 0;
-}
-
 int et_gguf_write(const et_gguf_writer *w, const char *path, int flags, et_error *err) {
     uint64_t alignment = w->alignment ? w->alignment : ET_GGUF_DEFAULT_ALIGNMENT;
     /* Header + KV + tensor infos, assembled in memory (small for an adapter). */
@@ -232,14 +221,14 @@ int et_gguf_write(const et_gguf_writer *w, const char *path, int flags, et_error
         goto done;
     }
     static const uint8_t zeros[64];
-    int bad = write_all(fd, head, (size_t)data_start);
+    int bad = et_write_all(fd, head, (size_t)data_start);
     for (int i = 0; i < w->n_tensors && !bad; i++) {
         const gguf_tensor *t = &w->tensors[i];
-        bad = write_all(fd, t->data, (size_t)t->bytes);
+        bad = et_write_all(fd, t->data, (size_t)t->bytes);
         uint64_t pad = align_up(t->bytes, alignment) - t->bytes;
         while (!bad && pad) {
             size_t k = pad < sizeof zeros ? (size_t)pad : sizeof zeros;
-            bad = write_all(fd, zeros, k);
+            bad = et_write_all(fd, zeros, k);
             pad -= k;
         }
     }

@@ -1,6 +1,7 @@
 /* safetensors writer: collect tensors, then write one spec-conformant file
  * atomically (temp name in the same folder, fsync, rename). */
 #include "data/safetensors.h"
+#include "data/atomic_file.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -186,23 +187,9 @@ static void put_u64(strbuf *b, uint64_t v) {
 
 /* ---- file output ------------------------------------------------------------------ */
 
-static int write_all(int fd, const void *p, size_t n) {
-    const char *c = p;
-    while (n) {
-        ssize_t k = write(fd, c, n);
-        if (k < 0) {
-            if (errno == EINTR) continue;
-            return -1;
-        }
-        c += k;
-        n -= (size_t)k;
-    }
-    return 0;
-}
-
 static int write_tensor_data(int fd, const et_st_wtensor *t) {
     uint64_t bytes = tensor_bytes(t);
-    if (!t->from_f32 || t->dtype == ET_DT_F32) return write_all(fd, t->data, (size_t)bytes);
+    if (!t->from_f32 || t->dtype == ET_DT_F32) return et_write_all(fd, t->data, (size_t)bytes);
     /* fp32 -> 16-bit in chunks, so no full-size copy is needed. */
     enum { CHUNK = 1 << 13 }; /* 16 KiB on the stack */
     uint16_t buf[CHUNK];
@@ -212,7 +199,7 @@ static int write_tensor_data(int fd, const et_st_wtensor *t) {
         size_t m = (size_t)(n - i < CHUNK ? n - i : CHUNK);
         for (size_t j = 0; j < m; j++)
             buf[j] = t->dtype == ET_DT_BF16 ? et_f32_to_bf16(src[i + j]) : et_f32_to_f16(src[i + j]);
-        if (write_all(fd, buf, m * 2)) return -1;
+        if (et_write_all(fd, buf, m * 2)) return -1;
     }
     return 0;
 }
@@ -333,7 +320,7 @@ int et_st_writer_write(const et_st_writer *w, const char *path, int flags, et_er
         goto done;
     }
     uint64_t hlen = h.n; /* little-endian host (checked in safetensors.c) */
-    int bad = write_all(fd, &hlen, 8) || write_all(fd, h.s, h.n);
+    int bad = et_write_all(fd, &hlen, 8) || et_write_all(fd, h.s, h.n);
     for (int i = 0; i < n && !bad; i++) bad = write_tensor_data(fd, order[i]);
     if (bad || fsync(fd)) {
         rc = et_fail(err, "%s: write failed: %s; check free disk space", path, strerror(errno));

@@ -83,6 +83,12 @@ void et_export_run_close(et_export_run *r);
  * "output/adapter_model.safetensors"), or NULL. */
 const cJSON *et_export_manifest_file(const cJSON *manifest, const char *role);
 
+/* A manifest value by dotted path ("privacy.epsilon"), or NULL. */
+const cJSON *et_export_manifest_get(const cJSON *manifest, const char *dotted);
+/* A number by dotted path, reading the manifest's spellings of non-finite values
+ * ("Infinity", "-Infinity"); NaN when absent or not a number. */
+double et_export_manifest_number(const cJSON *manifest, const char *dotted);
+
 /* The format writers: each fills an existing folder (weights and format files;
  * the card and manifest are added by et_export). bf16: adapter weights stored as
  * BF16 instead of F32. */

@@ -30,25 +30,6 @@ int et_export_peft(const et_export_run *r, const char *dir, int bf16, et_error *
     free(text);
     if (rc) return rc;
 
-    const et_lora *l = &r->lora;
-    et_st_writer w;
-    et_st_writer_init(&w);
-    et_dtype dt = bf16 ? ET_DT_BF16 : ET_DT_F32;
-    char key[256];
-    for (int layer = 0; layer < l->num_layers && !rc; layer++)
-        for (int p = 0; p < ET_PROJ_COUNT && !rc; p++) {
-            const et_lora_slot *s = et_lora_slot_at(l, layer, (et_proj)p);
-            if (!s->a) continue;
-            int64_t sa[2] = {l->r, s->in}, sb[2] = {s->out, l->r};
-            et_lora_key(key, sizeof key, layer, (et_proj)p, 0);
-            rc = et_st_writer_add_f32(&w, key, dt, 2, sa, s->a, err);
-            et_lora_key(key, sizeof key, layer, (et_proj)p, 1);
-            if (!rc) rc = et_st_writer_add_f32(&w, key, dt, 2, sb, s->b, err);
-        }
-    for (int i = 0; !rc && r->metadata[i] && r->metadata[i + 1]; i += 2)
-        rc = et_st_writer_set_metadata(&w, r->metadata[i], r->metadata[i + 1], err);
     snprintf(path, sizeof path, "%s/adapter_model.safetensors", dir);
-    if (!rc) rc = et_st_writer_write(&w, path, ET_ST_WRITE_PRIVATE, err);
-    et_st_writer_free(&w);
-    return rc;
+    return et_lora_write_safetensors(&r->lora, path, bf16, (const char *const *)r->metadata, err);
 }

@@ -43,8 +43,7 @@ static cJSON *read_json(const char *path, et_error *err) {
     return j;
 }
 
-/* Dotted lookup: "privacy.epsilon". */
-static const cJSON *jget(const cJSON *root, const char *dotted) {
+const cJSON *et_export_manifest_get(const cJSON *root, const char *dotted) {
     char key[128];
     const cJSON *cur = root;
     while (cur && *dotted) {
@@ -59,9 +58,8 @@ static const cJSON *jget(const cJSON *root, const char *dotted) {
     return cur;
 }
 
-/* Numbers, and the manifest's spellings of non-finite values. NaN when absent. */
-static double jnum(const cJSON *root, const char *dotted) {
-    const cJSON *v = jget(root, dotted);
+double et_export_manifest_number(const cJSON *root, const char *dotted) {
+    const cJSON *v = et_export_manifest_get(root, dotted);
     if (cJSON_IsNumber(v)) return v->valuedouble;
     if (cJSON_IsString(v)) {
         if (!strcmp(v->valuestring, "Infinity")) return INFINITY;
@@ -70,8 +68,12 @@ static double jnum(const cJSON *root, const char *dotted) {
     return NAN;
 }
 
+static double jnum(const cJSON *root, const char *dotted) {
+    return et_export_manifest_number(root, dotted);
+}
+
 static void jstr(const cJSON *root, const char *dotted, char *out, size_t n) {
-    const cJSON *v = jget(root, dotted);
+    const cJSON *v = et_export_manifest_get(root, dotted);
     snprintf(out, n, "%s", cJSON_IsString(v) ? v->valuestring : "");
 }
 
@@ -90,7 +92,7 @@ static void read_privacy(et_export_privacy *p, const cJSON *m) {
     jstr(m, "privacy.accountant", p->accountant, sizeof p->accountant);
     jstr(m, "privacy.adjacency", p->adjacency, sizeof p->adjacency);
     jstr(m, "privacy.sampling", p->sampling, sizeof p->sampling);
-    p->dp = cJSON_IsTrue(jget(m, "privacy.enabled")) && isfinite(p->epsilon) && p->epsilon >= 0 &&
+    p->dp = cJSON_IsTrue(et_export_manifest_get(m, "privacy.enabled")) && isfinite(p->epsilon) && p->epsilon >= 0 &&
             isfinite(p->delta);
     if (!p->dp) {
         snprintf(p->statement, sizeof p->statement,
@@ -298,7 +300,7 @@ int et_export_run_open(et_export_run *r, const char *run_dir, const char *base_o
     }
     if (!(r->manifest = read_json(path, err))) goto fail;
     if (et_sha256_file(path, r->manifest_sha256, err)) goto fail;
-    const cJSON *status = jget(r->manifest, "run.status");
+    const cJSON *status = et_export_manifest_get(r->manifest, "run.status");
     if (!cJSON_IsString(status) || strncmp(status->valuestring, "completed", 9)) {
         et_fail(err, "%s: the run has not finished (manifest run.status is \"%s\"); export needs "
                      "the final adapter: continue it with `ehrtune train RECIPE --resume`",

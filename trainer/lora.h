@@ -82,4 +82,9 @@ cJSON *et_lora_peft_config(const et_lora *l, const char *base_model, int gaussia
 int et_lora_save_peft(const et_lora *l, const char *dir, const char *base_model,
                       const char *const *metadata, et_error *err);
 
+/* adapter_model.safetensors alone, PEFT key names, F32 or (bf16 != 0) BF16 weights,
+ * private file mode. metadata as above (may be NULL). */
+int et_lora_write_safetensors(const et_lora *l, const char *path, int bf16,
+                              const char *const *metadata, et_error *err);
+
 #endif

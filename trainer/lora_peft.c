@@ -267,22 +267,29 @@ int et_lora_save_peft(const et_lora *l, const char *dir, const char *base_model,
     free(text);
     if (rc) return rc;
 
+    snprintf(path, sizeof path, "%s/adapter_model.safetensors", dir);
+    return et_lora_write_safetensors(l, path, 0, metadata, err);
+}
+
+int et_lora_write_safetensors(const et_lora *l, const char *path, int bf16,
+                              const char *const *metadata, et_error *err) {
     et_st_writer w;
     et_st_writer_init(&w);
+    et_dtype dt = bf16 ? ET_DT_BF16 : ET_DT_F32;
     char key[256];
+    int rc = 0;
     for (int layer = 0; layer < l->num_layers && !rc; layer++)
         for (int p = 0; p < ET_PROJ_COUNT && !rc; p++) {
             const et_lora_slot *s = et_lora_slot_at(l, layer, (et_proj)p);
             if (!s->a) continue;
             int64_t sa[2] = {l->r, s->in}, sb[2] = {s->out, l->r};
             et_lora_key(key, sizeof key, layer, (et_proj)p, 0);
-            rc = et_st_writer_add_f32(&w, key, ET_DT_F32, 2, sa, s->a, err);
+            rc = et_st_writer_add_f32(&w, key, dt, 2, sa, s->a, err);
             et_lora_key(key, sizeof key, layer, (et_proj)p, 1);
-            if (!rc) rc = et_st_writer_add_f32(&w, key, ET_DT_F32, 2, sb, s->b, err);
+            if (!rc) rc = et_st_writer_add_f32(&w, key, dt, 2, sb, s->b, err);
         }
     for (int i = 0; !rc && metadata && metadata[i] && metadata[i + 1]; i += 2)
         rc = et_st_writer_set_metadata(&w, metadata[i], metadata[i + 1], err);
-    snprintf(path, sizeof path, "%s/adapter_model.safetensors", dir);
     if (!rc) rc = et_st_writer_write(&w, path, ET_ST_WRITE_PRIVATE, err);
     et_st_writer_free(&w);
     return rc;

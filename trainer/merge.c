@@ -1,5 +1,6 @@
 /* Streaming LoRA merge into BF16, HF-sharded safetensors. See merge.h. */
 #include "trainer/merge.h"
+#include "data/atomic_file.h"
 
 #include <cblas.h>
 #include <cjson/cJSON.h>
@@ -226,17 +227,6 @@ static int attach_lora(plan_tensor *p, int n, const et_merge_source *src, const 
  * one of two bf16 buffers (double buffering) or a byte range of a source file,
  * copied with copy_file_range (no trip through user space, as cp does) or, where
  * the file system cannot, written from the mapping. */
-static int write_all(int fd, const void *p, size_t n) {
-    const uint8_t *b = p;
-    while (n) {
-        ssize_t k = write(fd, b, n);
-        if (k < 0 && errno == EINTR) continue;
-        if (k <= 0) return -1;
-        b += k;
-        n -= (size_t)k;
-    }
-    return 0;
-}
 
 /* Round to nearest even, NaN kept quiet: the same bits as et_f32_to_bf16, written
  * here so the hot loop inlines (a call per element would cost more than the disk). */
@@ -296,9 +286,9 @@ static void *writer_main(void *arg) {
             if (left && left == j.len && (errno == EXDEV || errno == EINVAL || errno == ENOSYS ||
                                           errno == EOPNOTSUPP || errno == EBADF)) {
                 pl->can_copy_range = 0; /* nothing copied: fall back to write() for good */
-                if (write_all(pl->fd, j.data, j.len)) e = errno ? errno : EIO;
+                if (et_write_all(pl->fd, j.data, j.len)) e = errno ? errno : EIO;
             } else if (left) e = errno ? errno : EIO;
-        } else if (!failed && write_all(pl->fd, j.data, j.len)) e = errno ? errno : EIO;
+        } else if (!failed && et_write_all(pl->fd, j.data, j.len)) e = errno ? errno : EIO;
         pthread_mutex_lock(&pl->mu);
         if (e && !pl->err_no) pl->err_no = e;
         if (j.buf >= 0) pl->busy[j.buf] = 0;
@@ -488,7 +478,7 @@ static int write_shard(const char *path, int shard, plan_tensor *p, int n,
     memcpy(hbuf, &hlen, 8);
     memcpy(hbuf + 8, json, jlen);
     memset(hbuf + 8 + jlen, ' ', hlen - jlen);
-    int bad = write_all(fd, hbuf, 8 + hlen);
+    int bad = et_write_all(fd, hbuf, 8 + hlen);
     free(hbuf);
     if (bad) {
         et_fail(err, "%s: write failed (%s) — disk full?", path, strerror(errno));

@@ -11,29 +11,13 @@
 #include <unistd.h>
 
 /* ---- small JSON helpers (the manifest is a cJSON tree) --------------------------- */
-static const cJSON *jget(const cJSON *root, const char *dotted) {
-    char key[128];
-    const cJSON *cur = root;
-    while (cur && *dotted) {
-        const char *dot = strchr(dotted, '.');
-        size_t n = dot ? (size_t)(dot - dotted) : strlen(dotted);
-        if (n >= sizeof key) return NULL;
-        memcpy(key, dotted, n);
-        key[n] = 0;
-        cur = cJSON_GetObjectItemCaseSensitive(cur, key);
-        dotted += n + (dot ? 1 : 0);
-    }
-    return cur;
-}
-
 static const char *jstr(const cJSON *root, const char *dotted, const char *fallback) {
-    const cJSON *v = jget(root, dotted);
+    const cJSON *v = et_export_manifest_get(root, dotted);
     return cJSON_IsString(v) ? v->valuestring : fallback;
 }
 
 static double jnum(const cJSON *root, const char *dotted) {
-    const cJSON *v = jget(root, dotted);
-    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+    return et_export_manifest_number(root, dotted);
 }
 
 /* "3.2 GB" style sizes for people; exact bytes are in the manifest. */
@@ -177,7 +161,7 @@ static void section_privacy(FILE *o, const et_export_run *r) {
     if (isfinite(p->n_units)) fprintf(o, "| %ss in the training split | %.0f |\n", unit, p->n_units);
     if (isfinite(p->max_sequences_per_unit))
         fprintf(o, "| sequences per %s per step (at most) | %.0f |\n", unit, p->max_sequences_per_unit);
-    const cJSON *srng = jget(r->manifest, "privacy.secure_rng");
+    const cJSON *srng = et_export_manifest_get(r->manifest, "privacy.secure_rng");
     if (cJSON_IsBool(srng))
         fprintf(o, "| noise from a secure generator | %s |\n", cJSON_IsTrue(srng) ? "yes" : "**no — test setting**");
     fprintf(o, "\n");
