@@ -204,7 +204,9 @@ static void writer_free(et_corpus_writer *w) {
     free(w);
 }
 
-static void writer_close_hdf5(et_corpus_writer *w) {
+/* Every open dataset and the groups folder; the file itself is the caller's (finish
+ * checks that its close succeeded: that is where HDF5 flushes). */
+static void writer_close_datasets(et_corpus_writer *w) {
     for (int g = 0; g < w->n_groups; g++) close_id(&w->groups[g]->ds, H5Dclose);
     close_id(&w->d_tokens, H5Dclose);
     close_id(&w->d_mask, H5Dclose);
@@ -213,6 +215,10 @@ static void writer_close_hdf5(et_corpus_writer *w) {
     close_id(&w->d_split, H5Dclose);
     close_id(&w->d_structured, H5Dclose);
     close_id(&w->g_groups, H5Gclose);
+}
+
+static void writer_close_hdf5(et_corpus_writer *w) {
+    writer_close_datasets(w);
     close_id(&w->file, H5Fclose);
 }
 
@@ -576,14 +582,7 @@ int et_corpus_writer_finish(et_corpus_writer *w, et_error *err) {
         goto fail;
     }
     if (write_attributes(w, err)) goto fail;
-    for (int g = 0; g < w->n_groups; g++) close_id(&w->groups[g]->ds, H5Dclose);
-    close_id(&w->d_tokens, H5Dclose);
-    close_id(&w->d_mask, H5Dclose);
-    close_id(&w->d_offsets, H5Dclose);
-    close_id(&w->d_pids, H5Dclose);
-    close_id(&w->d_split, H5Dclose);
-    close_id(&w->d_structured, H5Dclose);
-    close_id(&w->g_groups, H5Gclose);
+    writer_close_datasets(w);
     herr_t closed = H5Fclose(w->file);
     w->file = -1;
     if (closed < 0) {
