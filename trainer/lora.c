@@ -29,6 +29,12 @@ void et_proj_shape(const et_hf_config *c, et_proj p, int *in, int *out) {
     }
 }
 
+/* PEFT: lora_alpha / math.sqrt(r) (or / r) in Python floats, cast to fp32 where it
+ * multiplies a tensor; in double here too (in float, sqrtf differs by an ulp at r = 6). */
+float et_lora_scale(double alpha, int r, int use_rslora) {
+    return (float)(use_rslora ? alpha / sqrt((double)r) : alpha / r);
+}
+
 int et_lora_create(et_lora *l, const et_hf_config *c, int r, float alpha, int use_rslora,
                    float dropout, unsigned targets, et_error *err) {
     memset(l, 0, sizeof *l);
@@ -38,7 +44,7 @@ int et_lora_create(et_lora *l, const et_hf_config *c, int r, float alpha, int us
     l->r = r;
     l->alpha = alpha;
     l->use_rslora = use_rslora;
-    l->scale = use_rslora ? alpha / sqrtf((float)r) : alpha / (float)r;
+    l->scale = et_lora_scale(alpha, r, use_rslora);
     l->dropout = dropout;
     l->targets = targets;
     l->num_layers = c->num_layers;

@@ -50,6 +50,9 @@ typedef struct {
     et_lora_slot *slots; /* [num_layers * ET_PROJ_COUNT] */
 } et_lora;
 
+/* The LoRA scaling PEFT applies: alpha / r, or alpha / sqrt(r) with rsLoRA. */
+float et_lora_scale(double alpha, int r, int use_rslora);
+
 /* Allocates params and grads (zeroed) for the given config; does not initialise. */
 int et_lora_create(et_lora *l, const et_hf_config *c, int r, float alpha, int use_rslora,
                    float dropout, unsigned targets, et_error *err);

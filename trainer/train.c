@@ -345,8 +345,7 @@ static int init_lora(train_state *s, const et_train_options *o, et_error *err) {
     /* The recipe's scaling and dropout govern training from here. */
     s->lora.alpha = (float)r->lora.alpha;
     s->lora.use_rslora = r->lora.use_rslora;
-    s->lora.scale = r->lora.use_rslora ? r->lora.alpha / sqrtf((float)r->lora.r)
-                                       : (float)r->lora.alpha / (float)r->lora.r;
+    s->lora.scale = et_lora_scale(r->lora.alpha, r->lora.r, r->lora.use_rslora);
     s->lora.dropout = (float)r->lora.dropout;
     return 0;
 }

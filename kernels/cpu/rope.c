@@ -6,7 +6,9 @@
 
 /* HF computes inv_freq in fp32 with Python-float scalars cast to fp32 at each op
  * (modeling_rope_utils.py): base ** (arange(0, d, 2).float() / d), then 1.0 / that.
- * The same operations, in the same order, in float here. */
+ * The same operations, in the same order, in float here. A Python scalar divided by
+ * a tensor is torch's reciprocal(t) · scalar (Tensor.__rdiv__), not scalar / t: the
+ * two round differently, so the llama3 band is written that way too. */
 void et_rope_inv_freq(float *inv_freq, const et_rope_params *p, int d) {
     const float base = (float)p->theta;
     for (int i = 0; i < d / 2; i++) inv_freq[i] = 1.0f / powf(base, (float)(2 * i) / (float)d);
@@ -17,17 +19,18 @@ void et_rope_inv_freq(float *inv_freq, const et_rope_params *p, int d) {
         /* _compute_llama3_parameters: long wavelengths are divided by factor, short
          * ones kept, and the band between is interpolated smoothly. */
         const float factor = (float)p->factor;
-        const float low = (float)p->low_freq_factor, high = (float)p->high_freq_factor;
+        const float low = (float)p->low_freq_factor;
+        const float band = (float)(p->high_freq_factor - p->low_freq_factor); /* Python floats */
         const float orig = (float)p->original_max_pos;
         const float low_wavelen = (float)(p->original_max_pos / p->low_freq_factor);
         const float high_wavelen = (float)(p->original_max_pos / p->high_freq_factor);
         const float two_pi = (float)(2.0 * M_PI);
         for (int i = 0; i < d / 2; i++) {
             float f = inv_freq[i];
-            float wavelen = two_pi / f;
+            float wavelen = (1.0f / f) * two_pi;
             float scaled = wavelen > low_wavelen ? f / factor : f;
             if (!(wavelen < high_wavelen) && !(wavelen > low_wavelen)) {
-                float s = (orig / wavelen - low) / (high - low);
+                float s = ((1.0f / wavelen) * orig - low) / band;
                 scaled = (1.0f - s) * scaled / factor + s * scaled;
             }
             inv_freq[i] = scaled;

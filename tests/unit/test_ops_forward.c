@@ -12,6 +12,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "kernels/cpu/fast_exp.h"
 #include "kernels/cpu/philox.h"
 #include "kernels/ops.h"
 
@@ -200,6 +201,53 @@ static void rope_inv_freq_llama3(void **state) {
     assert_int_equal(n_high, 15);
     assert_int_equal(n_mid, 3);
     assert_int_equal(n_low, 14);
+}
+
+/* Bit for bit as transformers 5.24 / torch 2.15 compute it (ROPE_INIT_FUNCTIONS["llama3"],
+ * theta 1e4, head dim 128, factor 8, low 1, high 4, original context 8192): in this
+ * configuration the middle band shows whether 2π/inv_freq is written as torch rounds it
+ * (reciprocal · 2π); the direct quotient is an ulp off at i = 44 and 46. */
+static void rope_inv_freq_llama3_bitwise_as_hf(void **state) {
+    (void)state;
+    static const uint32_t hf[64] = {
+        0x3f800000, 0x3f5dafd7, 0x3f3ff911, 0x3f263de0, 0x3f0ff59a, 0x3ef953cf,
+        0x3ed7e89b, 0x3ebaf81b, 0x3ea1e89b, 0x3e8c3504, 0x3e72d423, 0x3e5247ed,
+        0x3e361887, 0x3e1db040, 0x3e088d77, 0x3dec7fd6, 0x3dcccccd, 0x3db15978,
+        0x3d99940d, 0x3d84fe4d, 0x3d6655c2, 0x3d47763f, 0x3d2cba15, 0x3d159348,
+        0x3d0186e3, 0x3ce054d2, 0x3cc2434f, 0x3ca8398b, 0x3c91ad39, 0x3c7c4d33,
+        0x3c5a7bf2, 0x3c3d3311, 0x3c23d70a, 0x3c0de12d, 0x3bf5b9b0, 0x3bd4ca15,
+        0x3bb8449c, 0x3b9f91cc, 0x3b8a2e77, 0x3b6f520e, 0x3b4f3e38, 0x3b1cf9a4,
+        0x3ae47c6e, 0x3aa553d9, 0x3a6d8ae2, 0x3a291d20, 0x39ee0430, 0x39a4f64a,
+        0x395ffbd9, 0x3913adec, 0x38c4948c, 0x38aa3b44, 0x38936a16, 0x387f4fac,
+        0x385d1725, 0x383f74d7, 0x3825cb60, 0x380f9272, 0x37f8a815, 0x37d753e4,
+        0x37ba7753, 0x37a17916, 0x378bd472, 0x37722ce2,
+    };
+    et_rope_params p = {.type = ET_ROPE_LLAMA3, .theta = 10000.0, .factor = 8,
+                        .low_freq_factor = 1, .high_freq_factor = 4, .original_max_pos = 8192};
+    float inv[64];
+    et_rope_inv_freq(inv, &p, 128);
+    for (int i = 0; i < 64; i++) {
+        uint32_t bits;
+        memcpy(&bits, &inv[i], sizeof bits);
+        if (bits != hf[i]) fail_msg("llama3 inv_freq[%d] = 0x%08x, HF 0x%08x", i, bits, hf[i]);
+    }
+}
+
+/* The vectorisable expf of the softmaxes: within 2.6e-7 of exp over the whole finite
+ * range, the top included (n = 128 there: 2^128 is no float), 0 below, inf above. */
+static void fast_exp_matches_exp_over_its_range(void **state) {
+    (void)state;
+    double worst = 0;
+    for (double x = -87.3; x <= 88.7228; x += 0.00037) {
+        float xf = (float)x;
+        double want = exp((double)xf), rel = fabs(et_expf(xf) - want) / want;
+        if (rel > worst) worst = rel;
+    }
+    if (!(worst < 2.6e-7)) fail_msg("et_expf worst relative error %.3g", worst);
+    assert_true(isfinite(et_expf(88.72f)));
+    assert_true(isinf(et_expf(88.73f)));
+    assert_true(et_expf(-88.0f) == 0.0f);
+    assert_true(isnan(et_expf(NAN)));
 }
 
 static void rope_tables_and_rotation_match_formula(void **state) {
@@ -475,6 +523,8 @@ int main(void) {
         cmocka_unit_test(lora_adds_scaled_low_rank_product),
         cmocka_unit_test(rope_inv_freq_default_and_linear),
         cmocka_unit_test(rope_inv_freq_llama3),
+        cmocka_unit_test(rope_inv_freq_llama3_bitwise_as_hf),
+        cmocka_unit_test(fast_exp_matches_exp_over_its_range),
         cmocka_unit_test(rope_tables_and_rotation_match_formula),
         cmocka_unit_test(attention_matches_explicit_softmax),
         cmocka_unit_test(swiglu_matches_formula),
