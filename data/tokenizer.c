@@ -705,6 +705,13 @@ static int load_added(ld *l, et_tokenizer *t, const cJSON *arr) {
     if (!arr || cJSON_IsNull(arr)) return 0;
     if (!cJSON_IsArray(arr)) return lfail(l, "added_tokens", "expected an array");
     int n = cJSON_GetArraySize(arr), k = 0;
+    /* HF does not take the ids of the file: it gives each added token, in file order,
+     * its model.vocab id, or the next free id after the vocabulary (the number of vocab
+     * entries, then one more than the largest id given so far). A file whose ids say
+     * otherwise would encode here differently from HF: refused, not renumbered, since
+     * the post-processor's ids follow the file's numbering. */
+    const int64_t n_model = (int64_t)t->bpe.vocab.count;
+    int64_t max_given = -1;
     t->added = calloc((size_t)n + 1, sizeof *t->added);
     if (!t->added) return lfail(l, "added_tokens", "out of memory");
     tok_strmap seen;
@@ -731,10 +738,27 @@ static int load_added(ld *l, et_tokenizer *t, const cJSON *arr) {
             lfail(l, p, dup < 0 ? "out of memory" : "%s appears twice", quote(content, q, sizeof q));
             goto done;
         }
+        int64_t hf_id = model_id >= 0 ? model_id
+                        : max_given < 0 ? n_model
+                        : (max_given >= n_model || n_model == 0) ? max_given + 1 : n_model;
+        if (hf_id > max_given) max_given = hf_id;
+        if (model_id < 0 && id != hf_id) {
+            lfail(l, p, "%s has id %lld, but HF tokenizers numbers added tokens itself (in file order, "
+                        "after the %lld model.vocab entries) and gives it %lld; the ids of added_tokens "
+                        "must follow that order",
+                  quote(content, q, sizeof q), id, (long long)n_model, (long long)hf_id);
+            goto done;
+        }
+        if (model_id < 0 && id < t->bpe.n_ids && t->bpe.id_off[id] != UINT32_MAX) {
+            lfail(l, p, "%s has id %lld, which model.vocab gives to another token (a hole in the "
+                        "vocabulary's ids?)", quote(content, q, sizeof q), id);
+            goto done;
+        }
         tok_added *a = &t->added[t->n_added];
         a->content = strdup(content);
         if (!a->content) { lfail(l, p, "out of memory"); goto done; }
         a->len = strlen(content);
+        a->text = a->content, a->text_len = a->len; /* normalized ones: build_tries */
         a->id = (int32_t)id;
         a->single_word = (uint8_t)sw, a->lstrip = (uint8_t)ls, a->rstrip = (uint8_t)rs;
         a->normalized = (uint8_t)norm, a->special = (uint8_t)special;
@@ -766,6 +790,12 @@ static int build_tries(ld *l, et_tokenizer *t) {
             if (tok_normalize(t, x->content, x->len, &a, &b, &norm, &nn)) { lfail(l, p, "out of memory"); goto done; }
             if (nn == 0) { lfail(l, p, "the token is empty once normalized"); goto done; }
             if (trie_add(&t->norm_trie, norm, nn, (int32_t)i)) { lfail(l, p, "out of memory"); goto done; }
+            if (nn != x->len || memcmp(norm, x->content, nn)) {
+                if (!(x->text = malloc(nn + 1))) { x->text = x->content; lfail(l, p, "out of memory"); goto done; }
+                memcpy(x->text, norm, nn);
+                x->text[nn] = 0;
+                x->text_len = nn;
+            }
         }
     }
     rc = 0;
@@ -776,6 +806,15 @@ done:
 }
 
 static int finish(ld *l, et_tokenizer *t) {
+    /* HF's Metaspace "first" asks whether a piece starts at offset 0 of the ORIGINAL
+     * text; a normalizer that deletes (Replace with "") can move the start, which this
+     * implementation (no offset tracking) would not see. */
+    for (size_t i = 0; i < t->n_norm; i++)
+        for (size_t k = 0; t->norm[i].kind == NORM_REPLACE && t->norm[i].b_len == 0 && k < t->n_pre; k++)
+            if (t->pre[k].kind == PRE_METASPACE && t->pre[k].prepend_scheme == PREPEND_FIRST)
+                return lfail(l, "normalizer", "a Replace with empty content before a Metaspace pre-tokenizer "
+                                              "with prepend_scheme \"first\" is not supported");
+    if (build_tries(l, t)) return -1;
     int64_t max_id = (int64_t)t->bpe.n_ids - 1;
     for (size_t i = 0; i < t->n_added; i++)
         if (t->added[i].id > max_id) max_id = t->added[i].id;
@@ -792,7 +831,8 @@ static int finish(ld *l, et_tokenizer *t) {
     if (!t->added_of_id || !t->special_id) return lfail(l, "added_tokens", "out of memory");
     for (size_t i = 0; i < n; i++) t->added_of_id[i] = -1;
     for (size_t i = 0; i < t->n_added; i++) t->added_of_id[t->added[i].id] = (int32_t)i;
-    /* HF skips a token in decode when its TEXT is the content of a special added token. */
+    /* HF skips a token in decode when its TEXT (normalized, for normalized added
+     * tokens) is the content of a special added token. */
     tok_strmap specials;
     if (tok_strmap_init(&specials, t->n_added)) return lfail(l, "added_tokens", "out of memory");
     for (size_t i = 0; i < t->n_added; i++)
@@ -812,7 +852,7 @@ static int finish(ld *l, et_tokenizer *t) {
         t->bl_len[x] = (uint8_t)et_utf8_put(u, cp);
         memcpy(t->bl_utf8[x], u, t->bl_len[x]);
     }
-    return build_tries(l, t);
+    return 0;
 }
 
 /* A "\u0000" escape would be cut short by cJSON (C strings): refuse it rather than
@@ -914,7 +954,10 @@ void et_tokenizer_free(et_tokenizer *t) {
     tok_bpe *b = &t->bpe;
     tok_strmap_free(&b->vocab);
     free(b->id_off), free(b->id_len), free(b->merges), free(b->joins), free(b->unk_token), free(b->prefix), free(b->suffix);
-    for (size_t i = 0; i < t->n_added; i++) free(t->added[i].content);
+    for (size_t i = 0; i < t->n_added; i++) {
+        if (t->added[i].text != t->added[i].content) free(t->added[i].text);
+        free(t->added[i].content);
+    }
     free(t->added);
     free(t->raw_trie.nodes);
     free(t->norm_trie.nodes);
@@ -945,8 +988,8 @@ const char *et_tokenizer_token_text(const et_tokenizer *t, int32_t id, size_t *l
     if (id < 0 || id >= t->vocab_size) return NULL;
     int32_t a = t->added_of_id ? t->added_of_id[id] : -1;
     if (a >= 0) {
-        *len = t->added[a].len;
-        return t->added[a].content;
+        *len = t->added[a].text_len;
+        return t->added[a].text;
     }
     if (id >= t->bpe.n_ids || t->bpe.id_off[id] == UINT32_MAX) return NULL;
     *len = t->bpe.id_len[id];

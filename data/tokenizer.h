@@ -72,8 +72,9 @@ int32_t et_tokenizer_vocab_size(const et_tokenizer *t);
  * vocabulary, as HF token_to_id), or -1. */
 int32_t et_tokenizer_token_id(const et_tokenizer *t, const char *token);
 
-/* Text of token `id` (added token content or model vocabulary entry, in the model's own
- * form, e.g. "Ġthe"), with its byte length in *len; NULL when id names no token. */
+/* Text of token `id` as HF's id_to_token gives it (model vocabulary entry in the model's
+ * own form, e.g. "Ġthe"; an added token's content, normalized when the token is
+ * `normalized`), with its byte length in *len; NULL when id names no token. */
 const char *et_tokenizer_token_text(const et_tokenizer *t, int32_t id, size_t *len);
 
 #endif

@@ -163,6 +163,10 @@ typedef struct {
 typedef struct {
     char *content;
     size_t len;
+    /* What HF's id_to_token (and so decode) gives for the id: the content, normalized
+     * when the token is `normalized` (Llama 2's legacy "hi" -> "▁hi"). */
+    char *text;
+    size_t text_len;
     int32_t id;
     uint8_t single_word, lstrip, rstrip, normalized, special;
 } tok_added;

@@ -224,11 +224,14 @@ static uint32_t compose(uint32_t a, uint32_t b) {
 int et_nfc_append(char **buf, size_t *len, size_t *cap, const char *text, size_t n) {
     const unsigned char *s = (const unsigned char *)text;
     cp_vec d = {0};
+    uint32_t *sorted = NULL; /* counting sort's buffer, for long runs of marks */
     int rc = -1;
     for (size_t i = 0; i < n;)
         if (decompose(&d, et_utf8_next(s, &i))) goto done;
 
-    /* Canonical order: stable insertion sort of each run of non-starters by ccc. */
+    /* Canonical order: each run of non-starters stably sorted by ccc. Short runs (all
+     * real text) by insertion; long ones by counting sort, since a note of nothing but
+     * alternating marks would make insertion quadratic (minutes for a megabyte). */
     for (size_t i = 0; i < d.n;) {
         if (et_uni_ccc(d.v[i]) == 0) {
             i++;
@@ -236,18 +239,31 @@ int et_nfc_append(char **buf, size_t *len, size_t *cap, const char *text, size_t
         }
         size_t j = i;
         while (j < d.n && et_uni_ccc(d.v[j]) != 0) j++;
-        for (size_t a = i + 1; a < j; a++) {
-            uint32_t x = d.v[a];
-            unsigned cx = et_uni_ccc(x);
-            size_t b = a;
-            while (b > i && et_uni_ccc(d.v[b - 1]) > cx) {
-                d.v[b] = d.v[b - 1];
-                b--;
+        if (j - i <= 32) {
+            for (size_t a = i + 1; a < j; a++) {
+                uint32_t x = d.v[a];
+                unsigned cx = et_uni_ccc(x);
+                size_t b = a;
+                while (b > i && et_uni_ccc(d.v[b - 1]) > cx) {
+                    d.v[b] = d.v[b - 1];
+                    b--;
+                }
+                d.v[b] = x;
             }
-            d.v[b] = x;
+        } else {
+            size_t start[257] = {0};
+            for (size_t a = i; a < j; a++) start[et_uni_ccc(d.v[a]) + 1]++;
+            for (int c = 1; c <= 256; c++) start[c] += start[c - 1];
+            uint32_t *grown = realloc(sorted, (j - i) * sizeof *sorted);
+            if (!grown) goto done;
+            sorted = grown;
+            for (size_t a = i; a < j; a++) sorted[start[et_uni_ccc(d.v[a])]++] = d.v[a];
+            memcpy(d.v + i, sorted, (j - i) * sizeof *sorted);
         }
         i = j;
     }
+    free(sorted);
+    sorted = NULL;
 
     /* Recompose in place. `starter` is the index of the last starter that can still take
      * marks; last_ccc the class of the last mark kept after it (-1: none yet, so the next
@@ -283,6 +299,7 @@ int et_nfc_append(char **buf, size_t *len, size_t *cap, const char *text, size_t
     for (size_t k = 0; k < w; k++) *len += et_utf8_put(*buf + *len, d.v[k]);
     rc = 0;
 done:
+    free(sorted);
     free(d.v);
     return rc;
 }

@@ -17,6 +17,7 @@
 #include <cjson/cJSON.h>
 
 #include "data/tokenizer.h"
+#include "data/unicode.h"
 
 #define FIXTURES EHRTUNE_SOURCE_DIR "/tests/fixtures/tokenizers"
 
@@ -298,6 +299,62 @@ static void invalid_utf8_is_refused_with_offset(void **state) {
     et_tokenizer_free(t);
 }
 
+/* An added token marked `normalized` decodes as HF's id_to_token gives it: normalized
+ * ("a<s>" under Prepend "a"), and so is not skipped as special (HF compares the text
+ * with the special contents). Values from tokenizers 0.23.3 on the same file. */
+static void normalized_added_token_decodes_as_hf(void **state) {
+    (void)state;
+    const char *json =
+        "{\"version\":\"1.0\",\"added_tokens\":[{\"id\":6,\"content\":\"<s>\",\"single_word\":false,"
+        "\"lstrip\":false,\"rstrip\":false,\"normalized\":true,\"special\":true}],"
+        "\"normalizer\":{\"type\":\"Prepend\",\"prepend\":\"a\"},\"pre_tokenizer\":null,\"post_processor\":null,"
+        "\"decoder\":null,\"model\":{\"type\":\"BPE\",\"dropout\":null,\"unk_token\":null,"
+        "\"vocab\":{\"a\":0,\"b\":1,\"c\":2,\"ab\":3,\"bc\":4,\"abc\":5},"
+        "\"merges\":[[\"a\",\"b\"],[\"ab\",\"c\"],[\"b\",\"c\"]]}}";
+    et_tokenizer *t;
+    et_error err;
+    if (et_tokenizer_load_json(&t, json, strlen(json), "norm.json", &err)) fail_msg("%s", err.msg);
+    size_t len;
+    const char *tt = et_tokenizer_token_text(t, 6, &len);
+    assert_int_equal(len, 4);
+    assert_memory_equal(tt, "a<s>", 4);
+    const int32_t ids[] = {0, 6, 1};
+    for (int skip = 0; skip < 2; skip++) {
+        char *text;
+        assert_int_equal(et_tokenizer_decode(t, ids, 3, skip, &text, &len, &err), 0);
+        assert_int_equal(len, strlen("a a<s> b"));
+        assert_memory_equal(text, "a a<s> b", len);
+        free(text);
+    }
+    const int32_t want[] = {6, 1};
+    expect_encode(t, "<s>b", 0, want, 2);
+    et_tokenizer_free(t);
+}
+
+/* NFC's canonical reordering of a long run of combining marks (counting sort past 32
+ * marks: insertion was quadratic), against Python's unicodedata.normalize("NFC"):
+ * a + (U+0301 U+0323)×40 + b + U+0323 U+0301 -> U+1EA1, U+0323×39, U+0301×40, U+1E05, U+0301. */
+static void nfc_orders_a_long_run_of_marks(void **state) {
+    (void)state;
+    char in[512], want[512];
+    size_t n = 0, w = 0;
+    n += et_utf8_put(in + n, 'a');
+    for (int i = 0; i < 40; i++) n += et_utf8_put(in + n, 0x301), n += et_utf8_put(in + n, 0x323);
+    n += et_utf8_put(in + n, 'b');
+    n += et_utf8_put(in + n, 0x323), n += et_utf8_put(in + n, 0x301);
+    w += et_utf8_put(want + w, 0x1EA1);
+    for (int i = 0; i < 39; i++) w += et_utf8_put(want + w, 0x323);
+    for (int i = 0; i < 40; i++) w += et_utf8_put(want + w, 0x301);
+    w += et_utf8_put(want + w, 0x1E05);
+    w += et_utf8_put(want + w, 0x301);
+    char *out = NULL;
+    size_t len = 0, cap = 0;
+    assert_int_equal(et_nfc_append(&out, &len, &cap, in, n), 0);
+    assert_int_equal(len, w);
+    assert_memory_equal(out, want, w);
+    free(out);
+}
+
 /* ------------------------------------------------------------ bad files --- */
 
 /* TINY with one substring replaced; must fail to load with both substrings in the error. */
@@ -366,7 +423,17 @@ static void bad_files_are_refused(void **state) {
     expect_bad("{\"id\":6,\"content\":\"<s>\"", "{\"id\":6,\"content\":\"abc\"", "model.vocab gives it 5");
     expect_bad("{\"id\":6,", "{\"id\":\"6\",", "added_tokens[0].id");
     expect_bad("\"special\":true}", "\"special\":1}", "added_tokens[0].special");
-    expect_bad("\"added_tokens\":[", "\"added_tokens\":[{\"id\":7,\"content\":\"<s>\"},", "appears twice");
+    expect_bad("\"added_tokens\":[", "\"added_tokens\":[{\"id\":6,\"content\":\"<s>\"},", "appears twice");
+    /* HF numbers added tokens itself (file order, after the vocabulary): other ids in
+     * the file, or an id the vocabulary (with a hole) gives to another token, refused */
+    expect_bad("{\"id\":6,\"content\":\"<s>\"", "{\"id\":9,\"content\":\"<s>\"", "gives it 6");
+    expect_bad("\"added_tokens\":[", "\"added_tokens\":[{\"id\":6,\"content\":\"<x>\"},", "'<s>' has id 6, but");
+    expect_bad("\"abc\":5}", "\"abc\":6}", "'<s>' has id 6, which model.vocab gives to another token");
+    /* Metaspace "first" reads original offsets, which a deleting Replace moves */
+    expect_bad("\"normalizer\":null,\"pre_tokenizer\":null",
+               "\"normalizer\":{\"type\":\"Replace\",\"pattern\":{\"String\":\"x\"},\"content\":\"\"},"
+               "\"pre_tokenizer\":{\"type\":\"Metaspace\",\"replacement\":\"_\",\"prepend_scheme\":\"first\"}",
+               "prepend_scheme \"first\" is not supported");
     expect_bad("\"unk_token\":null", "\"unk_token\":7", "model.unk_token");
     expect_bad("\"vocab\":{\"a\":0,", "\"vocab\":{\"\\xff\":8,\"a\":0,", "not valid JSON"); /* bad escape */
     expect_bad("\"vocab\":{\"a\":0,", "\"vocab\":{\"\xff\":8,\"a\":0,", "not valid UTF-8");
@@ -406,6 +473,8 @@ int main(void) {
         cmocka_unit_test(token_lookup),
         cmocka_unit_test(tiny_bpe_by_hand),
         cmocka_unit_test(invalid_utf8_is_refused_with_offset),
+        cmocka_unit_test(normalized_added_token_decodes_as_hf),
+        cmocka_unit_test(nfc_orders_a_long_run_of_marks),
         cmocka_unit_test(bad_files_are_refused),
         cmocka_unit_test(file_errors_name_the_file),
     };
