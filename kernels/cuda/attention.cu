@@ -429,7 +429,7 @@ int make_shape(shape *s, const void *const *ptrs, int nptrs, int b, int t, int h
     for (int i = 0; i < nptrs; i++)
         if (!etc_aligned16(ptrs[i]))
             return etc_fail("%s: tensor argument %d is not 16-byte aligned", name, i + 1);
-    s->t = t, s->hq = hq, s->hkv = hkv, s->d = d, s->window = window;
+    s->t = t, s->hq = hq, s->hkv = hkv, s->d = d, s->window = etc_attention_window(window, t);
     s->group = hq / hkv;
     s->gb = s->group < 32 ? s->group : 32;
     s->rb = 32 / s->gb;

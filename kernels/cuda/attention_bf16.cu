@@ -468,7 +468,8 @@ int make_geom(geom *s, const void *const *ptrs, int nptrs, int b, int t, int hq,
     for (int i = 0; i < nptrs; i++)
         if (!etc_aligned16(ptrs[i]))
             return etc_fail("%s: tensor argument %d is not 16-byte aligned", name, i + 1);
-    s->t = t, s->hq = hq, s->hkv = hkv, s->group = hq / hkv, s->window = window;
+    s->t = t, s->hq = hq, s->hkv = hkv, s->group = hq / hkv;
+    s->window = etc_attention_window(window, t);
     s->scale = 1.0f / sqrtf((float)d);
     s->scale2 = s->scale * LOG2E;
     return 0;

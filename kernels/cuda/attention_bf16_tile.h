@@ -312,8 +312,10 @@ __device__ __forceinline__ void gemm_pm_m(float (&acc)[MT][D / 8][4],
 template <typename K> int allow_smem(K kernel, size_t bytes, const char *name) {
     if (bytes <= 48 * 1024) return 0;
     cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes);
-    if (e != cudaSuccess)
+    if (e != cudaSuccess) {
+        cudaGetLastError();  // not sticky: the caller falls back; later ops must not fail on it
         return etc_fail("%s: %zu bytes of shared memory refused (%s)", name, bytes, cudaGetErrorString(e));
+    }
     return 0;
 }
 

@@ -379,7 +379,7 @@ extern "C" int etc_attention_cudnn_forward(etc_bf16 *out, float *lse, const etc_
                                            const etc_bf16 *k, const etc_bf16 *v, int b, int t,
                                            int hq, int hkv, int d, int window) {
     if (check_shape(b, t, hq, hkv, d)) return -1;
-    const cached_graph *c = graph_for({0, b, t, hq, hkv, d, window > 0 ? window : 0}, false);
+    const cached_graph *c = graph_for({0, b, t, hq, hkv, d, etc_attention_window(window, t)}, false);
     if (!c) return -1;
     std::unordered_map<int64_t, void *> pack = {
         {UID_Q, (void *)q}, {UID_K, (void *)k}, {UID_V, (void *)v}, {UID_O, out}, {UID_STATS, lse}};
@@ -392,7 +392,7 @@ extern "C" int etc_attention_cudnn_backward(etc_bf16 *dq, etc_bf16 *dk, etc_bf16
                                             const etc_bf16 *out, const float *lse, int b, int t,
                                             int hq, int hkv, int d, int window) {
     if (check_shape(b, t, hq, hkv, d)) return -1;
-    const cached_graph *c = graph_for({1, b, t, hq, hkv, d, window > 0 ? window : 0}, false);
+    const cached_graph *c = graph_for({1, b, t, hq, hkv, d, etc_attention_window(window, t)}, false);
     if (!c) return -1;
     std::unordered_map<int64_t, void *> pack = {
         {UID_Q, (void *)q},    {UID_K, (void *)k},       {UID_V, (void *)v},
@@ -404,7 +404,7 @@ extern "C" int etc_attention_cudnn_backward(etc_bf16 *dq, etc_bf16 *dk, etc_bf16
 extern "C" int etc_attention_cudnn_prepare(int b, int t, int hq, int hkv, int d, int window,
                                            int deterministic_only) {
     if (check_shape(b, t, hq, hkv, d)) return -1;
-    const int w = window > 0 ? window : 0;
+    const int w = etc_attention_window(window, t);
     const cached_graph *f = graph_for({0, b, t, hq, hkv, d, w}, false);
     if (!f) return -1;
     const size_t forward_ws = (size_t)f->workspace;  // f may move when the cache grows
@@ -432,7 +432,7 @@ extern "C" int etc_attention_cudnn_check_graphs(int b, int t, int hq, int hkv, i
         return -1;
     }
     for (int backward = 0; backward < 2; backward++) {
-        const graph_key key = {backward, b, t, hq, hkv, d, window > 0 ? window : 0};
+        const graph_key key = {backward, b, t, hq, hkv, d, etc_attention_window(window, t)};
         try {
             auto g = describe_graph(key, backward != 0, 90);  // Hopper: no device asked
             fe::error_t e = g->validate();

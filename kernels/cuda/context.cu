@@ -62,6 +62,7 @@ int etc_cublaslt(cublasLtHandle_t *handle, void **workspace, size_t *workspace_b
         cudaError_t e = cudaMalloc(&g_workspace, ETC_WORKSPACE_BYTES);
         if (e != cudaSuccess) {
             g_workspace = nullptr;
+            cudaGetLastError();  // not sticky: the next op must not see this error as its own
             return etc_fail("cuBLASLt: cannot allocate its %zu MiB workspace (%s)",
                             ETC_WORKSPACE_BYTES >> 20, cudaGetErrorString(e));
         }

@@ -163,6 +163,14 @@ int etc_rope_backward_bf16(etc_bf16 *dx, const etc_bf16 *dout, const float *cos_
 int etc_rope_backward_set_bf16(etc_bf16 *dx, const etc_bf16 *dout, const float *cos_tab,
                                const float *sin_tab, int b, int t, int h, int d);
 
+/* The sliding window the attention kernels work with: window <= 0 or >= t masks
+ * nothing, so it is 0 then ("none"). The kernels add the window to block indices in
+ * int: a config's sentinel window near INT_MAX would overflow there and silently
+ * drop every dK/dV contribution (the forward and dQ stay right). */
+static inline int etc_attention_window(int window, int t) {
+    return window > 0 && window < t ? window : 0;
+}
+
 /* ---- attention (fp32; flash-style: online softmax, no T×T buffer) ----
  * d must be a multiple of 4 and <= 128; hq a multiple of hkv. Deterministic: dq is
  * owned by query-tile blocks and dk/dv by key-tile blocks (no atomics). */

@@ -67,6 +67,7 @@ extern "C" int etc_sumsq(double *out, const float *x, int64_t n) {
         cudaError_t e = cudaMalloc(&partials, SUMSQ_BLOCKS * sizeof(double));
         if (e != cudaSuccess) {
             partials = nullptr;
+            cudaGetLastError();  // not sticky: the next op must not see this error as its own
             return etc_fail("etc_sumsq: cannot allocate partials (%s)", cudaGetErrorString(e));
         }
     }

@@ -1893,6 +1893,12 @@ int main(int argc, char **argv) {
     if (want("attention")) test_attention_bf16_wide(1, 333, 16, 4, 64, 100);
     if (want("attention")) test_attention_bf16_wide(1, 50, 12, 4, 64, 0);
     if (want("attention")) test_attention_bf16_wide(1, 200, 4, 1, 64, 17);
+    /* a config's sentinel window near INT_MAX (>= t: no mask): added to block indices in
+     * int it overflowed and silently zeroed dK/dV in every backward */
+    if (want("attention")) test_attention(1, 100, 4, 2, 64, 2147483647);
+    if (want("attention")) test_attention_bf16(1, 100, 4, 2, 64, 2147483647 - 50);
+    if (want("attention")) test_attention_bf16_split(1, 100, 4, 2, 64, 2147483647);
+    if (want("attention")) test_attention_bf16_wide(1, 100, 4, 2, 64, 2147483647);
     if (want("attention")) test_attention_bf16_wide(1, 700, 4, 2, 64, 0);
     if (want("attention")) test_attention_bf16_wide(1, 257, 8, 2, 128, 64);
     if (want("attention"))
