@@ -2,6 +2,7 @@
 // sum, and the ChaCha20 Gaussian noise (kernels/cuda/dp_cuda.h). Written to give
 // the CPU's numbers: the same float operation order wherever floats are summed,
 // double where the CPU uses double, no FMA contraction where the CPU has none.
+#include "kernels/cuda/block_sum.h"
 #include "kernels/cuda/context.h"
 #include "kernels/cuda/dp_cuda.h"
 
@@ -23,18 +24,6 @@ __device__ __forceinline__ double mul_d(double a, double b) { return a * b; }
 __device__ __forceinline__ double add_d(double a, double b) { return a + b; }
 #endif
 
-__device__ double dp_block_sum(double x, double *scratch) {
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
-    if (lane == 0) scratch[warp] = x;
-    __syncthreads();
-    x = lane < nwarps ? scratch[lane] : 0.0;
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
-    return x;
-}
-
 // grid (ETC_DP_NORM_BLOCKS, n_units): block (b, u) sums unit u's rows into its
 // first row over elements b·T + t strided by the fixed grid, and Σ g² of them.
 __global__ void unit_norm_partials(double *partials, float *g, int64_t n, int64_t stride,
@@ -53,7 +42,7 @@ __global__ void unit_norm_partials(double *partials, float *g, int64_t n, int64_
         }
         s = add_d(s, mul_d((double)v, (double)v));
     }
-    s = dp_block_sum(s, scratch);
+    s = etc_block_sum_double(s, scratch);
     if (threadIdx.x == 0) partials[(int64_t)u * gridDim.x + blockIdx.x] = s;
 }
 
@@ -64,7 +53,7 @@ __global__ void unit_norm_final(double *norm2, float *factor, const double *part
     const int u = blockIdx.x;
     double s = 0.0;
     for (int i = threadIdx.x; i < count; i += blockDim.x) s += partials[(int64_t)u * count + i];
-    s = dp_block_sum(s, scratch);
+    s = etc_block_sum_double(s, scratch);
     if (threadIdx.x == 0) {
         norm2[u] = s;
         double f = clip / (sqrt(s) + 1e-6);  // et_dp_clip_add's formula, in double

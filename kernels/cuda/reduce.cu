@@ -1,24 +1,13 @@
 // Reductions for DP clipping: Σ x² in double with a fixed summation order
 // (a fixed grid of per-block partials, then one block sums them in order), and
 // in-place scaling.
+#include "kernels/cuda/block_sum.h"
 #include "kernels/cuda/context.h"
 
 namespace {
 
 #define SUMSQ_BLOCKS 1024
 #define SUMSQ_THREADS 256
-
-__device__ double block_sum_double(double x, double *scratch) {
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
-    if (lane == 0) scratch[warp] = x;
-    __syncthreads();
-    x = lane < nwarps ? scratch[lane] : 0.0;
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
-    return x;
-}
 
 // Block b sums elements b·T + t, strided by the whole (fixed) grid.
 __global__ void sumsq_partials(double *partials, const float *x, int64_t n) {
@@ -27,7 +16,7 @@ __global__ void sumsq_partials(double *partials, const float *x, int64_t n) {
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
          i += (int64_t)gridDim.x * blockDim.x)
         s += (double)x[i] * x[i];
-    s = block_sum_double(s, scratch);
+    s = etc_block_sum_double(s, scratch);
     if (threadIdx.x == 0) partials[blockIdx.x] = s;
 }
 
@@ -35,7 +24,7 @@ __global__ void sumsq_final(double *out, const double *partials, int count) {
     __shared__ double scratch[32];
     double s = 0.0;
     for (int i = threadIdx.x; i < count; i += blockDim.x) s += partials[i];
-    s = block_sum_double(s, scratch);
+    s = etc_block_sum_double(s, scratch);
     if (threadIdx.x == 0) *out = s;
 }
 
