@@ -175,7 +175,9 @@ static void section_privacy(FILE *o, const et_export_run *r) {
             "hide what is true of a group); the PHI scan at ingest, which is a heuristic filter "
             "with no formal guarantee; the run's training log (metrics.jsonl: each step's loss, "
             "token and unit counts and gradient-norm statistics, computed from the data without "
-            "noise — keep it with the patient data; this card leaves those figures out). The "
+            "noise — keep it with the patient data; this card leaves the loss and token counts "
+            "of training out); the dataset sizes shown under Training data (patients, training "
+            "sequences, corpus documents and tokens), exact and without noise. The "
             "trust model is central DP: whoever ran training saw the de-identified notes.\n\n");
 }
 

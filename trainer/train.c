@@ -245,6 +245,9 @@ static void manifest_privacy(train_state *s, double eps_spent, int64_t steps_don
         "facts shared by many patients",
         "the PHI scan at ingest (a heuristic, no formal guarantee)",
         "the training log metrics.jsonl (loss, counts, gradient-norm statistics without noise)",
+        "the dataset sizes in this manifest and the model card (data.patients, privacy.n_units, "
+        "data.training_rows, the corpus's document and token counts) and run.tokens_per_s: "
+        "exact, without noise",
     };
     for (size_t i = 0; outside && i < sizeof not_covered / sizeof *not_covered; i++)
         cJSON_AddItemToArray(outside, cJSON_CreateString(not_covered[i]));
@@ -559,7 +562,10 @@ int et_train(const et_recipe *r, const et_train_options *o, et_train_result *res
     et_manifest_set_str(s.manifest, "run.status",
                         res->budget_exhausted ? "completed (privacy budget reached)" : "completed");
     et_manifest_set_num(s.manifest, "run.steps_completed", (double)res->steps_done);
-    et_manifest_set_num(s.manifest, "run.final_loss", res->last_loss);
+    /* Under DP the last batch's loss is a noise-free statistic of about q·N patients,
+     * and this manifest travels with every export: recorded only without privacy
+     * (metrics.jsonl, which stays with the patient data, has it either way). */
+    if (!s.dp.enabled) et_manifest_set_num(s.manifest, "run.final_loss", res->last_loss);
     et_manifest_set_num(s.manifest, "run.tokens_per_s", res->tokens_per_s);
     if (s.use_cuda) /* the attention note grows if the run left cuDNN for a batch size */
         et_manifest_set_str(s.manifest, "run.cuda_attention", et_cuda_model_attention_path(s.cuda));

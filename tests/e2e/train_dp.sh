@@ -39,6 +39,10 @@ for r in rows:
 PY
 json a/manifest.json "d['privacy']['statement']" | grep -q "patient level"
 test "$(json a/manifest.json "d['run']['status']")" = completed
+# The manifest travels with every export: no noise-free loss under DP, and the exact
+# dataset sizes it does carry are declared outside the guarantee
+test "$(json a/manifest.json "'final_loss' in d['run']")" = False
+json a/manifest.json "' '.join(d['privacy']['outside_guarantee'])" | grep -q "data.training_rows"
 
 # Resume mid-run equals the uninterrupted run (deterministic noise and sampling).
 "$bin" train "$r" "${base[@]}" privacy.target_epsilon= privacy.noise_multiplier=1.0 optim.steps=8 run.out=full > /dev/null
