@@ -23,6 +23,26 @@ static int32_t chunk_targets(const uint8_t *mask, int64_t start, int64_t n) {
     return k;
 }
 
+/* A conditional document (prompt/response, chat turns): some token after the first is
+ * masked out and a target follows it. Its targets are meant to be learnt WITH what
+ * precedes them, so it is never cut into independent chunks: a later chunk would train
+ * the response without its instruction. As TRL's SFT truncation ("keep_start") it
+ * keeps its first seq_len tokens only; documents that are all targets (notes) are
+ * chunked as HF's group_texts. */
+static int is_conditional(const uint8_t *mask, int64_t len) {
+    int64_t t = 1;
+    while (t < len && mask[t]) t++;
+    while (t < len && !mask[t]) t++;
+    return t < len;
+}
+
+/* How much of a document becomes rows: all of it, or (conditional and longer than
+ * seq_len) its first T tokens. */
+static int64_t used_length(const uint8_t *mask, int64_t len, int64_t T, int *truncated) {
+    *truncated = len > T && is_conditional(mask, len);
+    return *truncated ? T : len;
+}
+
 static int cmp_i64(const void *a, const void *b) {
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
     return (x > y) - (x < y);
@@ -59,20 +79,24 @@ int et_rows_build(et_rows *r, const et_corpus *c, int seq_len, int split, int32_
     const int64_t T = seq_len;
 
     /* Pass 1: count the rows that carry at least one target. */
-    int64_t n_rows = 0, n_dropped = 0;
+    int64_t n_rows = 0, n_dropped = 0, n_truncated = 0, n_truncated_empty = 0;
     for (int64_t d = 0; d < c->n_docs; d++) {
         if (split != ET_SPLIT_ALL && c->split[d] != split) continue;
-        int64_t len = et_corpus_doc_len(c, d);
         const uint8_t *mask = et_corpus_doc_mask(c, d);
+        int truncated;
+        int64_t len = used_length(mask, et_corpus_doc_len(c, d), T, &truncated);
+        n_truncated += truncated;
         for (int64_t s = 0; s < len; s += T) {
             int64_t n = len - s < T ? len - s : T;
             if (chunk_targets(mask, s, n) > 0) n_rows++;
-            else n_dropped++;
+            else n_dropped++, n_truncated_empty += truncated;
         }
     }
 
     r->seq_len = seq_len;
     r->n_dropped = n_dropped;
+    r->n_truncated = n_truncated;
+    r->n_truncated_empty = n_truncated_empty;
     size_t cells = (size_t)(n_rows ? n_rows : 1) * (size_t)T;
     size_t nr = (size_t)(n_rows ? n_rows : 1);
     r->input_ids = malloc(cells * sizeof(int32_t));
@@ -94,9 +118,10 @@ int et_rows_build(et_rows *r, const et_corpus *c, int seq_len, int split, int32_
     int64_t row = 0;
     for (int64_t d = 0; d < c->n_docs; d++) {
         if (split != ET_SPLIT_ALL && c->split[d] != split) continue;
-        int64_t len = et_corpus_doc_len(c, d);
         const int32_t *tok = et_corpus_doc_tokens(c, d);
         const uint8_t *mask = et_corpus_doc_mask(c, d);
+        int truncated;
+        int64_t len = used_length(mask, et_corpus_doc_len(c, d), T, &truncated);
         for (int64_t s = 0; s < len; s += T) {
             int64_t n = len - s < T ? len - s : T;
             int32_t k = chunk_targets(mask, s, n);

@@ -2,7 +2,7 @@
  *
  * Rules (docs/corpus.md, "Rows"):
  *   - Each document is cut into consecutive, non-overlapping chunks of seq_len
- *     tokens (stride seq_len). Packing happens only within one document: a row
+ *     tokens (stride seq_len), except conditional ones (below). Packing happens only within one document: a row
  *     never mixes documents, hence never mixes patients (the DP privacy unit).
  *   - A short final chunk is padded at the END with pad_id; padding is never a
  *     target. Because padding only follows the real tokens, causal attention
@@ -16,7 +16,12 @@
  *     target in seq_len is lost at each chunk boundary. Every row predicts only
  *     within itself, so rows are independent.
  *   - A row with no target at all (a 1-token tail, or a fully masked chunk) is
- *     dropped: it would cost compute and add nothing; n_dropped counts them. */
+ *     dropped: it would cost compute and add nothing; n_dropped counts them.
+ *   - Conditional documents (a masked span after the first token, then targets:
+ *     prompt/response, chat turns) are not chunked: longer than seq_len, they keep
+ *     their first seq_len tokens (TRL's SFT "keep_start" truncation), so a response is
+ *     never learnt without its instruction. n_truncated counts them; of those,
+ *     n_truncated_empty had no target left (the response began past seq_len). */
 #ifndef EHRTUNE_SEQUENCES_H
 #define EHRTUNE_SEQUENCES_H
 
@@ -41,6 +46,8 @@ typedef struct {
     int32_t *row_n_targets; /* [n_rows] positions with a target */
     int64_t n_patients;   /* distinct patients among the rows */
     int64_t n_dropped;    /* chunks dropped for having no target */
+    int64_t n_truncated;  /* conditional documents cut to their first seq_len tokens */
+    int64_t n_truncated_empty; /* ... of which no target was left */
 } et_rows;
 
 /* Builds the rows of every document whose split is `split` (ET_SPLIT_ALL: all

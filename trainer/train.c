@@ -246,7 +246,8 @@ static void manifest_privacy(train_state *s, double eps_spent, int64_t steps_don
         "the PHI scan at ingest (a heuristic, no formal guarantee)",
         "the training log metrics.jsonl (loss, counts, gradient-norm statistics without noise)",
         "the dataset sizes in this manifest and the model card (data.patients, privacy.n_units, "
-        "data.training_rows, the corpus's document and token counts) and run.tokens_per_s: "
+        "data.training_rows, data.truncated_documents*, the corpus's document and token "
+        "counts) and run.tokens_per_s: "
         "exact, without noise",
     };
     for (size_t i = 0; outside && i < sizeof not_covered / sizeof *not_covered; i++)
@@ -295,6 +296,8 @@ static int manifest_begin(train_state *s, const et_train_options *o, int64_t sta
     et_manifest_set_num(m, "run.resumed_from_step", (double)start);
     et_manifest_set_num(m, "data.training_rows", (double)s->rows.n_rows);
     et_manifest_set_num(m, "data.patients", (double)s->rows.n_patients);
+    et_manifest_set_num(m, "data.truncated_documents", (double)s->rows.n_truncated);
+    et_manifest_set_num(m, "data.truncated_documents_unused", (double)s->rows.n_truncated_empty);
     manifest_privacy(s, 0.0, start);
     snprintf(path, sizeof path, "%s/manifest.json", r->run.out);
     return et_manifest_write(m, path, err);
@@ -446,6 +449,13 @@ int et_train(const et_recipe *r, const et_train_options *o, et_train_result *res
     if (init_adapter_identity(&s, o, resume_json, err)) goto done;
     if (s.use_cuda && train_cuda_setup(&s, err)) goto done;
     int64_t total = et_train_total_steps(r, s.rows.n_rows);
+    if (o->progress && s.rows.n_truncated > 0) /* counts only: nothing from the text */
+        fprintf(o->progress,
+                "note: %lld prompt/response documents are longer than data.seq_len %d and keep "
+                "their first %d tokens (%lld of them with no target left, so unused); raise "
+                "data.seq_len to train on them whole\n",
+                (long long)s.rows.n_truncated, r->data.seq_len, r->data.seq_len,
+                (long long)s.rows.n_truncated_empty);
     if (r->privacy.enabled) {
         if (dp_plan(&s, resume_json, start, err)) goto done;
         total = s.dp.steps;

@@ -472,23 +472,26 @@ static void reads_hdf5plugin_fixture(void **state) {
 
 /* --------------------------------------------------------------- rows --- */
 
-/* doc0 p7 [10..15] all masked in; doc1 p3 [20..27] first three not targets;
- * doc2 p7 [30] (one token: no target); doc3 p5 [40..43] split val. */
+/* doc0 p7 [10..15] all masked in (a note: chunked); doc1 p3 [20..27] first three not
+ * targets (a prompt/response: conditional, kept to its first seq_len tokens); doc2 p7
+ * [30] (one token: no target); doc3 p5 [40..43] split val; doc4 p9 [50..55] whose one
+ * target lies past seq_len (conditional, truncated, nothing left). */
 static void write_rows_corpus(const char *path) {
     et_corpus_writer_options opt = {.vocab_size = 100};
     et_corpus_writer *w;
     et_error err = {{0}};
     assert_int_equal(et_corpus_writer_open(&w, path, &opt, &err), 0);
     int32_t t0[6] = {10, 11, 12, 13, 14, 15}, t1[8] = {20, 21, 22, 23, 24, 25, 26, 27}, t2[1] = {30},
-            t3[4] = {40, 41, 42, 43};
-    uint8_t m1[8] = {0, 0, 0, 1, 1, 1, 1, 1};
-    et_corpus_doc docs[4] = {
+            t3[4] = {40, 41, 42, 43}, t4[6] = {50, 51, 52, 53, 54, 55};
+    uint8_t m1[8] = {0, 0, 0, 1, 1, 1, 1, 1}, m4[6] = {0, 0, 0, 0, 0, 1};
+    et_corpus_doc docs[5] = {
         {.patient_id = 7, .split = 0, .tokens = t0, .n_tokens = 6},
         {.patient_id = 3, .split = 0, .tokens = t1, .n_tokens = 8, .loss_mask = m1},
         {.patient_id = 7, .split = 0, .tokens = t2, .n_tokens = 1},
         {.patient_id = 5, .split = 1, .tokens = t3, .n_tokens = 4},
+        {.patient_id = 9, .split = 0, .tokens = t4, .n_tokens = 6, .loss_mask = m4},
     };
-    for (int d = 0; d < 4; d++) assert_int_equal(et_corpus_writer_add(w, &docs[d], &err), 0);
+    for (int d = 0; d < 5; d++) assert_int_equal(et_corpus_writer_add(w, &docs[d], &err), 0);
     assert_int_equal(et_corpus_writer_finish(w, &err), 0);
 }
 
@@ -502,20 +505,17 @@ static void rows_chunk_pad_and_shift_targets(void **state) {
     assert_int_equal(et_corpus_open(&c, path, &err), 0);
     et_rows r;
     assert_int_equal(et_rows_build(&r, &c, 4, ET_SPLIT_ALL, 99, &err), 0);
-    const int32_t ids[4][4] = {{10, 11, 12, 13}, {14, 15, 99, 99}, {20, 21, 22, 23}, {24, 25, 26, 27}};
-    const int32_t tgt[4][4] = {{11, 12, 13, -1}, {15, -1, -1, -1}, {-1, -1, 23, -1}, {25, 26, 27, -1}};
-    const int64_t doc[5] = {0, 0, 1, 1, 3}, start[5] = {0, 4, 0, 4, 0}, pat[5] = {7, 7, 3, 3, 5};
-    const int32_t valid[5] = {4, 2, 4, 4, 4}, ntg[5] = {3, 1, 1, 3, 3};
-    assert_int_equal(r.n_rows, 5);
-    assert_int_equal(r.n_dropped, 1); /* doc2: one token, nothing to predict */
+    const int32_t ids[4][4] = {{10, 11, 12, 13}, {14, 15, 99, 99}, {20, 21, 22, 23}, {40, 41, 42, 43}};
+    const int32_t tgt[4][4] = {{11, 12, 13, -1}, {15, -1, -1, -1}, {-1, -1, 23, -1}, {41, 42, 43, -1}};
+    const int64_t doc[4] = {0, 0, 1, 3}, start[4] = {0, 4, 0, 0}, pat[4] = {7, 7, 3, 5};
+    const int32_t valid[4] = {4, 2, 4, 4}, ntg[4] = {3, 1, 1, 3};
+    assert_int_equal(r.n_rows, 4);
+    assert_int_equal(r.n_dropped, 2);         /* doc2: one token; doc4: its target was cut */
+    assert_int_equal(r.n_truncated, 2);       /* doc1 and doc4: conditional, longer than 4 */
+    assert_int_equal(r.n_truncated_empty, 1); /* doc4 */
     for (int k = 0; k < 4; k++) {
         assert_memory_equal(et_rows_input_ids(&r, k), ids[k], sizeof ids[k]);
         assert_memory_equal(et_rows_targets(&r, k), tgt[k], sizeof tgt[k]);
-    }
-    const int32_t ids4[4] = {40, 41, 42, 43}, tgt4[4] = {41, 42, 43, -1};
-    assert_memory_equal(et_rows_input_ids(&r, 4), ids4, sizeof ids4);
-    assert_memory_equal(et_rows_targets(&r, 4), tgt4, sizeof tgt4);
-    for (int k = 0; k < 5; k++) {
         assert_int_equal(r.row_doc[k], doc[k]);
         assert_int_equal(r.row_start[k], start[k]);
         assert_int_equal(r.row_patient[k], pat[k]);
@@ -524,8 +524,13 @@ static void rows_chunk_pad_and_shift_targets(void **state) {
     }
     /* Dense units: rank of the patient id among {3, 5, 7}. */
     assert_int_equal(r.n_patients, 3);
-    const int64_t unit[5] = {2, 2, 0, 0, 1};
-    for (int k = 0; k < 5; k++) assert_int_equal(r.row_unit[k], unit[k]);
+    const int64_t unit[4] = {2, 2, 0, 1};
+    for (int k = 0; k < 4; k++) assert_int_equal(r.row_unit[k], unit[k]);
+    et_rows_free(&r);
+    /* seq_len 8: doc1 fits whole (no truncation); doc4's target is in reach again */
+    assert_int_equal(et_rows_build(&r, &c, 8, ET_SPLIT_ALL, 99, &err), 0);
+    assert_int_equal(r.n_truncated, 0);
+    assert_int_equal(r.n_rows, 4); /* doc0, doc1, doc3, doc4 */
     et_rows_free(&r);
 
     assert_int_equal(et_rows_build(&r, &c, 4, ET_SPLIT_VAL, 0, &err), 0);
@@ -559,7 +564,7 @@ static void rows_never_cross_documents(void **state) {
         for (int i = 0; i < len; i++) {
             s = s * 6364136223846793005ull + 1442695040888963407ull;
             tok[i] = (int32_t)((s >> 33) % 1000);
-            mask[i] = (s >> 20) % 5 != 0;
+            mask[i] = d % 2 || (s >> 20) % 5 != 0; /* odd docs: notes, all targets */
         }
         et_corpus_doc doc = {.patient_id = d / 3, .tokens = tok, .n_tokens = len, .loss_mask = mask};
         assert_int_equal(et_corpus_writer_add(w, &doc, &err), 0);
@@ -585,11 +590,23 @@ static void rows_never_cross_documents(void **state) {
             targets += tg[t] >= 0;
         }
     }
-    /* Stride T: every masked-in token is a target except a chunk's first. */
-    for (int64_t d = 0; d < c.n_docs; d++)
-        for (int64_t i = 1; i < et_corpus_doc_len(&c, d); i++)
-            expected_targets += et_corpus_doc_mask(&c, d)[i] && i % T != 0;
+    /* Stride T: every masked-in token is a target except a chunk's first; a conditional
+     * document (a masked token after the first, then a target) only within its first T. */
+    int n_conditional_long = 0;
+    for (int64_t d = 0; d < c.n_docs; d++) {
+        const uint8_t *m = et_corpus_doc_mask(&c, d);
+        int64_t len = et_corpus_doc_len(&c, d), first_gap = 0, conditional = 0;
+        for (int64_t i = 1; i < len; i++) {
+            if (!m[i] && !first_gap) first_gap = i;
+            if (m[i] && first_gap) conditional = 1;
+        }
+        int64_t used = conditional && len > T ? T : len;
+        n_conditional_long += conditional && len > T;
+        for (int64_t i = 1; i < used; i++) expected_targets += m[i] && i % T != 0;
+    }
     assert_int_equal(targets, expected_targets);
+    assert_int_equal(r.n_truncated, n_conditional_long);
+    assert_true(n_conditional_long > 5); /* both kinds occur */
     et_rows_free(&r);
     et_corpus_close(&c);
 }
