@@ -76,8 +76,13 @@ static void print_curve(const char *metrics_path) {
     int i = 0;
     printf("loss by step:");
     while (fgets(line, sizeof line, f)) {
-        const char *s = strstr(line, "\"loss\":");
-        if (s && (i % 5 == 0)) printf(" %d:%.2f", i + 1, strtod(s + 7, NULL));
+        /* the line's own step (logging may skip steps); under DP the loss is null */
+        const char *st = strstr(line, "\"step\":"), *s = strstr(line, "\"loss\":");
+        if (st && s && (i % 5 == 0)) {
+            long long step = strtoll(st + 7, NULL, 10);
+            if (!strncmp(s + 7, "null", 4)) printf(" %lld:-", step);
+            else printf(" %lld:%.2f", step, strtod(s + 7, NULL));
+        }
         i++;
     }
     printf("\n");

@@ -12,7 +12,9 @@ struct et_metrics {
     char *path;
 };
 
-/* Rewrites path keeping lines whose "step" is <= keep (via a temp file + rename). */
+/* Rewrites path keeping lines whose "step" is <= keep (via a temp file + rename).
+ * Only whole lines count: one cut short by a crash (no newline) is dropped, else the
+ * next line written would be glued onto it. */
 static int truncate_after(const char *path, int64_t keep, et_error *err) {
     FILE *in = fopen(path, "r");
     if (!in) return 0; /* nothing logged yet */
@@ -25,7 +27,9 @@ static int truncate_after(const char *path, int64_t keep, et_error *err) {
     }
     char *line = NULL;
     size_t cap = 0;
-    while (getline(&line, &cap, in) > 0) {
+    ssize_t len;
+    while ((len = getline(&line, &cap, in)) > 0) {
+        if (line[len - 1] != '\n') continue;
         const char *s = strstr(line, "\"step\":");
         if (s && strtoll(s + 7, NULL, 10) <= keep) fputs(line, out);
     }
@@ -80,6 +84,12 @@ int et_metrics_write(et_metrics *m, const et_metrics_row *r, et_error *err) {
     int bad = fputs("}\n", f) < 0;
     if (bad || fflush(f) != 0)
         return et_fail(err, "%s: write failed (%s) — disk full?", m->path, strerror(errno));
+    return 0;
+}
+
+int et_metrics_sync(et_metrics *m, et_error *err) {
+    if (fflush(m->f) != 0 || fsync(fileno(m->f)) != 0)
+        return et_fail(err, "%s: cannot flush to disk (%s)", m->path, strerror(errno));
     return 0;
 }
 

@@ -29,6 +29,9 @@ typedef struct {
 /* keep_through_step: lines with "step" > this are dropped (0 = start afresh). */
 int et_metrics_open(et_metrics **m, const char *path, int64_t keep_through_step, et_error *err);
 int et_metrics_write(et_metrics *m, const et_metrics_row *row, et_error *err);
+/* fsync: a checkpoint's metrics are on disk before the checkpoint is, so a resume
+ * from it finds every line up to its step. */
+int et_metrics_sync(et_metrics *m, et_error *err);
 void et_metrics_close(et_metrics *m);
 
 #endif

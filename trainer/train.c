@@ -1,6 +1,7 @@
 #include "trainer/train.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -468,6 +469,12 @@ int et_train(const et_recipe *r, const et_train_options *o, et_train_result *res
                     s.dp.target_epsilon > 0 ? ", calibrated to the target epsilon" : "",
                     et_accountant_kind_name(s.dp.acc.kind));
     }
+    if (total > INT_MAX) { /* the schedule and AdamW's bias correction count in int */
+        et_fail(err, "%s: the run would take %lld steps; at most %d are supported (lower "
+                     "optim.steps or optim.epochs, or raise the batch)",
+                r->run.out, (long long)total, INT_MAX);
+        goto done;
+    }
     if (start >= total) {
         et_fail(err, "%s: the run already finished (%lld of %lld steps); nothing to resume",
                 run_dir, (long long)start, (long long)total);
@@ -527,6 +534,7 @@ int et_train(const et_recipe *r, const et_train_options *o, et_train_result *res
         if ((r->run.checkpoint_every > 0 && done_steps % r->run.checkpoint_every == 0) ||
             done_steps == total || stopping) {
             if (s.use_cuda && train_cuda_sync_host(&s, err)) goto done;
+            if (et_metrics_sync(s.metrics, err)) goto done;
             char *extra = dp_checkpoint_json(&s);
             et_checkpoint_out ck = {done_steps, s.adam_m, s.adam_v, extra};
             int bad = et_checkpoint_save(run_dir, &s.lora, &ck, err);

@@ -60,6 +60,11 @@ run: {out: run, device: cpu, micro_batch: 1}
 Y
 expect_fail "vocab" "$bin" train r.yaml
 test ! -e run/adapter
+# train: more steps than the schedule's int counts, refused before any step
+printf '{"patient_id": 1, "tokens": [1, 2, 3, 4, 5, 6]}\n' > ok.jsonl
+"$bin" ingest --pretokenized ok.jsonl -o ok.h5 > /dev/null
+expect_fail "at most 2147483647 are supported" "$bin" train r.yaml data.train=ok.h5 optim.steps=3000000000 run.out=run4
+test ! -e run4/adapter
 # train: not an HDF5 corpus.
 echo "not hdf5" > fake.h5
 expect_fail "fake.h5" "$bin" train r.yaml data.train=fake.h5 run.out=run2

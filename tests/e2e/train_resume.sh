@@ -34,6 +34,16 @@ test "$(cat split/checkpoints/latest)" = step-7
 if "$bin" train "$src/recipes/tiny-cpu.yaml" "${common[@]}" run.out=split > again.log 2>&1; then
   echo "expected refusal without --resume"; exit 1; fi
 grep -q -- "--resume" again.log
+# A metrics line torn by a crash (no newline) is dropped on resume, not glued onto the
+# next one: every line of the continued log parses, step 7's is gone, 8..12 follow.
+cp -r split torn
+truncate -s -20 torn/metrics.jsonl
+"$bin" train "$src/recipes/tiny-cpu.yaml" "${common[@]}" run.out=torn --resume > torn.log
+python3 - torn/metrics.jsonl <<'PY'
+import json, sys
+steps = [json.loads(line)["step"] for line in open(sys.argv[1])]
+assert steps == [1, 2, 3, 4, 5, 6, 8, 9, 10, 11, 12], steps
+PY
 "$bin" train "$src/recipes/tiny-cpu.yaml" "${common[@]}" run.out=split --resume > split2.log
 cmp full/adapter/adapter_model.safetensors split/adapter/adapter_model.safetensors
 cmp full/checkpoints/step-12/state.safetensors split/checkpoints/step-12/state.safetensors
