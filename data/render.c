@@ -2,6 +2,7 @@
 
 #include <cjson/cJSON.h>
 #include <ctype.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -182,11 +183,26 @@ static void sb_put(sbuf *b, const char *s, size_t n) {
 
 static void sb_str(sbuf *b, const char *s) { sb_put(b, s, strlen(s)); }
 
+/* A number as exact text: an integer (|v| < 2^53) as an integer, anything else in the
+ * fewest significant digits (15, 16 or 17) that read back as the same double. %g
+ * printed 6 digits: {"mrn": 1234567} became "1.23457e+06", which both changed the
+ * value the model saw and hid the identifier from the PHI scan (found 2026-11-27). */
+static void format_number(char *out, size_t cap, double v) {
+    if (v == floor(v) && fabs(v) < 9007199254740992.0) {
+        snprintf(out, cap, "%lld", (long long)v);
+        return;
+    }
+    for (int digits = 15; digits <= 17; digits++) {
+        snprintf(out, cap, "%.*g", digits, v);
+        if (strtod(out, NULL) == v) return;
+    }
+}
+
 static void sb_value(sbuf *b, const cJSON *v) {
     char num[64];
     if (cJSON_IsString(v)) sb_str(b, v->valuestring);
     else if (cJSON_IsNumber(v)) {
-        snprintf(num, sizeof num, "%g", v->valuedouble);
+        format_number(num, sizeof num, v->valuedouble);
         sb_str(b, num);
     } else if (cJSON_IsBool(v)) sb_str(b, cJSON_IsTrue(v) ? "yes" : "no");
     else if (cJSON_IsNull(v)) sb_str(b, "unknown");

@@ -68,7 +68,9 @@ int et_render_record(et_doc *d, const et_renderer *r, const cJSON *record, et_er
  *    Diagnoses (ICD-10): E11.9, I10.\nMedications: metformin 500 mg BID.\n\n"
  * Known sections first in that order (vitals, labs, diagnoses, medications), then any
  * other key as "Key: ...". Objects become "name value; ...", arrays "a, b", numbers
- * print as %g. */
+ * exactly: integers below 2^53 as integers ("1234567"), others in the fewest
+ * significant digits (up to 17) that read back as the same double ("4.1", "0.1",
+ * "1e+300"). */
 int et_render_structured(char **out, const cJSON *structured, et_error *err);
 
 #endif

@@ -116,8 +116,30 @@ static void llama2_refuses_roles_out_of_order(void **state) {
     et_tokenizer_free(tok);
 }
 
+/* Structured numbers print exactly (found 2026-11-27: %g made {"mrn": 1234567}
+ * "1.23457e+06", changing the value and hiding it from the PHI scan). */
+static void structured_numbers_print_exactly(void **state) {
+    (void)state;
+    cJSON *st = cJSON_Parse("{\"mrn\": 1234567, \"labs\": {\"k\": 4.1, \"x\": 0.1, \"wbc\": 11000, "
+                            "\"neg\": -2.5, \"i\": -7, \"z\": -0, \"e\": 1e5, \"tiny\": 1.5e-7, "
+                            "\"third\": 0.3333333333333333, \"big\": 12345678901234567890, "
+                            "\"max\": 9007199254740991, \"huge\": 1e300}}");
+    assert_non_null(st);
+    char *out = NULL;
+    et_error err = {{0}};
+    assert_int_equal(et_render_structured(&out, st, &err), 0);
+    assert_string_equal(out, "Structured data:\n"
+                             "Labs: k 4.1; x 0.1; wbc 11000; neg -2.5; i -7; z 0; e 100000; "
+                             "tiny 1.5e-07; third 0.3333333333333333; big 1.2345678901234567e+19; "
+                             "max 9007199254740991; huge 1e+300.\n"
+                             "Mrn: 1234567.\n\n");
+    free(out);
+    cJSON_Delete(st);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {cmocka_unit_test(renders_as_hf),
-                                       cmocka_unit_test(llama2_refuses_roles_out_of_order)};
+                                       cmocka_unit_test(llama2_refuses_roles_out_of_order),
+                                       cmocka_unit_test(structured_numbers_print_exactly)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
