@@ -4,8 +4,11 @@
  * title, cities, hospitals and free-text locations are beyond it (docs/phi.md).
  *
  * Matchers are hand-written (no regex library) so the rules stay explicit and
- * testable one by one. Text is UTF-8; only ASCII bytes take part in a pattern,
- * any other byte separates words.
+ * testable one by one. Text is UTF-8, read through a normalised view: Unicode
+ * spaces, dashes and minus signs, and fullwidth digits count as their ASCII forms;
+ * beyond those only ASCII bytes take part in a pattern, any other byte separates
+ * words. De-identification placeholders
+ * ("[**Medical Record Number 4567**]") are skipped whole.
  *
  * Nothing here prints. Findings carry byte offsets for tests and benchmarks; the
  * CLI prints only kinds, counts and line numbers, never the matched text. */
@@ -43,13 +46,15 @@ int et_phi_kind_from_name(const char *name);
 
 typedef struct {
     int kind;     /* et_phi_kind */
-    size_t start; /* byte offsets into the scanned text: [start, end) */
-    size_t end;
+    size_t start; /* byte offsets into the scanned text as given (not the normalised */
+    size_t end;   /* view): [start, end), whole UTF-8 characters */
 } et_phi_finding;
 
 /* Scans text[0..len). Adds one to counts[kind] per finding (counts may be NULL),
  * stores the first `cap` findings in `out` (may be NULL when cap is 0), in text
- * order, non-overlapping, and returns the total number of findings. */
+ * order, non-overlapping, and returns the total number of findings. Time is linear
+ * in len; memory is fixed (a window of the normalised view on the stack, about
+ * 24 KiB), whatever len. */
 size_t et_phi_scan_text(const char *text, size_t len, int64_t counts[ET_PHI_KINDS],
                         et_phi_finding *out, size_t cap);
 

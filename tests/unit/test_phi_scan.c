@@ -54,6 +54,29 @@ static void clean(const char *text) {
     }
 }
 
+/* `text` holds exactly n findings, of kinds[i] spanning exactly spans[i] (found in
+ * order, each after the previous). */
+static void several(const char *text, size_t n, const int *kinds, const char *const *spans) {
+    et_phi_finding f[MAXF];
+    size_t got = et_phi_scan_text(text, strlen(text), NULL, f, MAXF);
+    int ok = got == n;
+    const char *from = text;
+    for (size_t i = 0; ok && i < n; i++) {
+        const char *at = strstr(from, spans[i]);
+        ok = at && f[i].kind == kinds[i] && f[i].start == (size_t)(at - text) &&
+             f[i].end == f[i].start + strlen(spans[i]);
+        if (at) from = at + strlen(spans[i]);
+    }
+    if (!ok) {
+        fprintf(stderr, "text: %s\nwant %zu finding(s), got %zu:", text, n, got);
+        for (size_t i = 0; i < got && i < MAXF; i++)
+            fprintf(stderr, " %s[%.*s]", et_phi_kind_name(f[i].kind),
+                    (int)(f[i].end - f[i].start), text + f[i].start);
+        fprintf(stderr, "\n");
+        fail();
+    }
+}
+
 static void kind_names(void **state) {
     (void)state;
     const char *names[] = {"ssn", "phone", "fax", "email", "url", "ip", "mrn", "street_address",
@@ -219,6 +242,212 @@ static void clinical_look_alikes_stay_clean(void **state) {
     clean("Tmax 101.2F. Temp 99 F. 93% on RA. HR 92. Plt 95.");
 }
 
+
+/* A complete date, phone or address directly followed by a list or range separator
+ * and the next one was missed, both of them (found 2026-11-27). */
+static void lists_and_ranges_of_identifiers(void **state) {
+    (void)state;
+    several("Admitted 03/04/2021-03/10/2021 for pneumonia.", 2, (int[]){ET_PHI_DATE, ET_PHI_DATE},
+            (const char *[]){"03/04/2021", "03/10/2021"});
+    several("Stay 2021-03-04/2021-03-10.", 2, (int[]){ET_PHI_DATE, ET_PHI_DATE},
+            (const char *[]){"2021-03-04", "2021-03-10"});
+    several("Visits 1/2/2021,1/3/2021.", 2, (int[]){ET_PHI_DATE, ET_PHI_DATE},
+            (const char *[]){"1/2/2021", "1/3/2021"});
+    several("Phones 617-555-0142/617-555-0143.", 2, (int[]){ET_PHI_PHONE, ET_PHI_PHONE},
+            (const char *[]){"617-555-0142", "617-555-0143"});
+    several("SSNs 123-45-6789,987-65-4321", 2, (int[]){ET_PHI_SSN, ET_PHI_SSN},
+            (const char *[]){"123-45-6789", "987-65-4321"});
+    one("Portal at 10.0.0.1:8080 only.", ET_PHI_IP, "10.0.0.1");
+    one("Seen March 4-5, 2021.", ET_PHI_DATE, "March 4-5, 2021");
+    one("Seen March 4th-5th.", ET_PHI_DATE, "March 4th-5th");
+    one("last in March 2019-2020", ET_PHI_DATE, "March 2019");
+    /* ranges and ratios of clinical numbers stay what they are */
+    clean("BP 120/80-130/85, HR 80-90, 1-2 tabs q4-6h, ratio 1:2:3, Na 135-145.");
+    clean("pH 7.35-7.45, Plt 150-400, L4-5/L5-S1, EF 55-60%, GCS 15, APGAR 9/9.");
+    clean("Version 1.2.3.4.5 installed. 1.2.3.4.5.6 too. Grade 3/4-4/4 murmur.");
+    clean("Dose 1/2-1 tab. Score 12/15-14/15. Titer 1:160-1:320.");
+}
+
+/* ISO date-times with Z, a fraction or a negative offset were missed whole, and a
+ * malformed time hid the date (found 2026-11-27). */
+static void iso_date_times(void **state) {
+    (void)state;
+    one("Collected 2021-03-04T10:30:00Z.", ET_PHI_DATE, "2021-03-04T10:30:00Z");
+    one("Collected 2021-03-04T10:30:00.123Z.", ET_PHI_DATE, "2021-03-04T10:30:00.123Z");
+    one("Collected 2021-03-04T10:30:00-05:00.", ET_PHI_DATE, "2021-03-04T10:30:00-05:00");
+    one("Collected 2021-03-04T10:30:00+0530 ok", ET_PHI_DATE, "2021-03-04T10:30:00+0530");
+    one("Collected 2021-03-04T10:30+01 ok", ET_PHI_DATE, "2021-03-04T10:30+01");
+    one("Collected 2021-03-04T10:30:00,5Z ok", ET_PHI_DATE, "2021-03-04T10:30:00,5Z");
+    /* a malformed time leaves the date */
+    one("Collected 2021-03-04T1030xyz ok", ET_PHI_DATE, "2021-03-04");
+    one("Collected 2021-03-04T99:99:99 ok", ET_PHI_DATE, "2021-03-04");
+    one("Collected 2021-03-04T10:30:00Q ok", ET_PHI_DATE, "2021-03-04");
+}
+
+/* Unicode spaces, dashes and fullwidth digits inside an identifier defeated every
+ * matcher (found 2026-11-27); findings give offsets into the original bytes. */
+static void unicode_spaces_dashes_and_digits(void **state) {
+    (void)state;
+    one("Call 617\xc2\xa0" "555\xc2\xa0" "0142.", ET_PHI_PHONE, "617\xc2\xa0" "555\xc2\xa0" "0142");
+    one("Seen March\xc2\xa0" "4,\xe2\x80\x89" "2021.", ET_PHI_DATE,
+        "March\xc2\xa0" "4,\xe2\x80\x89" "2021");
+    one("MRN:\xe3\x80\x80" "123456", ET_PHI_MRN, "MRN:\xe3\x80\x80" "123456");
+    one("Age:\xe2\x80\xaf" "92", ET_PHI_AGE_OVER_89, "Age:\xe2\x80\xaf" "92");
+    one("SSN 123\xe2\x81\x9f" "45\xe2\x80\x80" "6789", ET_PHI_SSN,
+        "123\xe2\x81\x9f" "45\xe2\x80\x80" "6789");
+    one("Boston,\xc2\xa0MA\xc2\xa0" "02115", ET_PHI_ZIP, "02115");
+    one("Call 617\xe2\x80\x91" "555\xe2\x80\x91" "0142", ET_PHI_PHONE,
+        "617\xe2\x80\x91" "555\xe2\x80\x91" "0142");
+    one("SSN 123\xe2\x80\x90" "45\xe2\x88\x92" "6789", ET_PHI_SSN,
+        "123\xe2\x80\x90" "45\xe2\x88\x92" "6789");
+    one("SSN 123\xef\xb9\xa3" "45\xef\xbc\x8d" "6789", ET_PHI_SSN,
+        "123\xef\xb9\xa3" "45\xef\xbc\x8d" "6789");
+    one("Call \xef\xbc\x96\xef\xbc\x91\xef\xbc\x97-\xef\xbc\x95\xef\xbc\x95\xef\xbc\x95-"
+        "\xef\xbc\x90\xef\xbc\x91\xef\xbc\x94\xef\xbc\x92 now",
+        ET_PHI_PHONE,
+        "\xef\xbc\x96\xef\xbc\x91\xef\xbc\x97-\xef\xbc\x95\xef\xbc\x95\xef\xbc\x95-"
+        "\xef\xbc\x90\xef\xbc\x91\xef\xbc\x94\xef\xbc\x92");
+    one("Dr.\xc2\xa0Smith agreed", ET_PHI_NAME_AFTER_TITLE, "Dr.\xc2\xa0Smith");
+    /* a finding after folded characters: offsets stay those of the original text */
+    one("\xe2\x80\x83\xe2\x80\x83\xef\xbc\x91 then call 617-555-0142", ET_PHI_PHONE, "617-555-0142");
+    /* other non-ASCII text stays a separator; clinical text with NBSPs stays clean */
+    clean("BP\xc2\xa0" "140/90\xc2\xa0mmHg, heparin 5000\xc2\xa0units SC, 1\xe2\x80\x93" "2 tabs.");
+    clean("Na\xe2\x80\x82" "138, pain 7/10, \xef\xbc\x95/\xef\xbc\x95 strength.");
+}
+
+/* A long text is scanned in windows: identifiers at every offset, folded characters
+ * across window edges, and a lookback across an edge give what one piece gives. */
+static void long_texts_scan_in_windows(void **state) {
+    (void)state;
+    static const char *const unit[] = {
+        "Pt seen; call 617-555-0142 today. ", "MRN:\xc2\xa0" "1234567 noted. ",
+        "BP 120/80 mmHg, heparin 5000 units SC. ", "\xe2\x80\x83\xe2\x80\x83 ",
+        "[**Medical Record Number 4567**] ", "Dr. Smith agreed. ", "x ", "  \n"};
+    static const int kinds[] = {ET_PHI_PHONE, ET_PHI_MRN, -1, -1, -1, ET_PHI_NAME_AFTER_TITLE, -1, -1};
+    const size_t n_units = sizeof unit / sizeof unit[0];
+    size_t cap = 3u << 20, len = 0, want = 0, n_seen = 0;
+    char *s = malloc(cap);
+    int64_t want_counts[ET_PHI_KINDS] = {0};
+    uint64_t x = 88172645463325252ull;
+    while (len + 64 < cap) { /* a fixed pseudo-random mix of the units */
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        size_t u = (size_t)(x % n_units);
+        memcpy(s + len, unit[u], strlen(unit[u]));
+        len += strlen(unit[u]);
+        if (kinds[u] >= 0) want++, want_counts[kinds[u]]++;
+    }
+    et_phi_finding *f = malloc(want * sizeof *f + 1);
+    int64_t counts[ET_PHI_KINDS] = {0};
+    size_t got = et_phi_scan_text(s, len, counts, f, want);
+    assert_int_equal(got, want);
+    for (int k = 0; k < ET_PHI_KINDS; k++) assert_int_equal(counts[k], want_counts[k]);
+    for (size_t i = 0; i < got; i++) { /* each span is one of the planted identifiers */
+        const char *at = s + f[i].start;
+        size_t n = f[i].end - f[i].start;
+        int ok = (n == 12 && !memcmp(at, "617-555-0142", 12)) ||
+                 (n == 13 && !memcmp(at, "MRN:\xc2\xa0" "1234567", 13)) ||
+                 (n == 9 && !memcmp(at, "Dr. Smith", 9));
+        if (!ok) fail_msg("finding %zu at %zu: unexpected span", i, f[i].start);
+        n_seen++;
+    }
+    assert_int_equal(n_seen, want);
+    free(f);
+    /* a run longer than a window: one finding, not one per window */
+    memset(s, '7', 100000);
+    assert_int_equal(et_phi_scan_text(s, 100000, NULL, NULL, 0), 1);
+    /* a cue at the end of one window's walk and its id past it */
+    memset(s, ' ', 20000);
+    for (size_t at = 7000; at < 9000; at += 37) {
+        memset(s, ' ', 20000);
+        memcpy(s + at, "MRN: 12345678", 13);
+        et_phi_finding g;
+        assert_int_equal(et_phi_scan_text(s, 20000, NULL, &g, 1), 1);
+        assert_int_equal(g.start, at);
+        assert_int_equal(g.end, at + 13);
+    }
+    free(s);
+}
+
+/* MIMIC-style placeholders are what a de-identifier left: not findings (found
+ * 2026-11-27: "[**Medical Record Number 4567**]" was flagged as an MRN). */
+static void placeholders_are_opaque(void **state) {
+    (void)state;
+    clean("MR#: [**Medical Record Number 4567**]");
+    clean("ICD serial [**Serial Number 4567**] checked");
+    clean("Mail to [**PO BOX 1234**].");
+    clean("[**Location (un) 86**], [**State/Zipcode 12345**]");
+    clean("[**2101-3-4**] [**2198-10-21**] 10:30 AM; [**Known lastname 123**] is a 67 yo");
+    clean("[**Telephone/Fax (1) 1234**], [**Age over 90 **], [**Street Address(2) 1234**]");
+    clean("Dr. [**Last Name (STitle) 1234**] and Dr. [**Name**] were notified.");
+    /* text around a placeholder is scanned as ever */
+    several("[**Hospital1 18**] call 617-555-0142, then [**Name**] MRN 1234567", 2,
+            (int[]){ET_PHI_PHONE, ET_PHI_MRN}, (const char *[]){"617-555-0142", "MRN 1234567"});
+    /* not a placeholder: unclosed, closed on another line, or longer than 128 bytes */
+    one("[**Medical Record Number 4567 and more", ET_PHI_MRN, "Medical Record Number 4567");
+    one("[**Medical Record Number 4567\n**]", ET_PHI_MRN, "Medical Record Number 4567");
+    char longer[256];
+    memset(longer, 0, sizeof longer);
+    memcpy(longer, "[**", 3);
+    memset(longer + 3, 'a', 130);
+    memcpy(longer + 133, " MRN 1234567 **]", 16);
+    one(longer, ET_PHI_MRN, "MRN 1234567");
+}
+
+/* A 5-digit dose after a state-like clinical abbreviation is no ZIP (found
+ * 2026-11-27: "Heparin SC 10000 units" was one). */
+static void zip_needs_address_context(void **state) {
+    (void)state;
+    clean("Heparin SC 10000 units q12h. Acetaminophen PR 12500 mg total.");
+    clean("CT 12345 slices reviewed. MS 15000 per protocol. Plan per PA 12345.");
+    clean("Boston, MA 02115 units"); /* a unit after it: a quantity */
+    one("Columbia, SC 29201", ET_PHI_ZIP, "29201");
+    one("Greenville SC 29601-1234", ET_PHI_ZIP, "29601-1234");
+    one("Boston MA 02115", ET_PHI_ZIP, "02115");
+    one("Raleigh NC 27601", ET_PHI_ZIP, "27601");
+    one("Hartford, CT 06103.", ET_PHI_ZIP, "06103");
+}
+
+/* Quantities after ID cue words are not ids, nor is a year after a weak cue (found
+ * 2026-11-27). */
+static void quantities_and_years_after_id_cues(void **state) {
+    (void)state;
+    clean("Urine specimen 1500 cc sent. Specimen: 2000 cc straw-colored fluid.");
+    clean("HIV RNA 1250000 c/mL. HIV VL 1250000 cp/mL. HCV 2500000 IU/mL.");
+    clean("Last visit 2019 she was well. ID 2020 guidelines. patient record 2019 review.");
+    clean("Case 2021 reviewed; specimen 1999 archive; 1500 mL out; 12500 kcal; 1200 ms.");
+    clean("Specimen 3000 mm; 12000 cm H2O? no: 5000 mmHg; 4000 hrs; 20000 copies.");
+    one("MRN: 2019", ET_PHI_MRN, "MRN: 2019"); /* a strong cue: any id */
+    one("Case 12345 was reviewed", ET_PHI_MRN, "Case 12345");
+    one("visit 20190 noted", ET_PHI_MRN, "visit 20190");
+    one("MRN 1234567 c/o chest pain", ET_PHI_MRN, "MRN 1234567"); /* c/o: complains of */
+    one("ref 1250000 c/o pain", ET_PHI_MRN, "1250000");
+}
+
+/* "Dad::", "Dr. He", "2 Units Dr. Jones" (found 2026-11-27). */
+static void small_false_positives(void **state) {
+    (void)state;
+    clean("Dad:: called back. Add:: note. Feed:: ok. Bed:: 2.");
+    clean("Discussed with Dr. He agreed. Paged Dr. Called back. Dr. She will see.");
+    clean("Spoke to Dr. Today. Per Dr. Also. Mr. This was.");
+    one("Given 2 Units Dr. Jones", ET_PHI_NAME_AFTER_TITLE, "Dr. Jones");
+    clean("He was given 1 Gram St");
+    one("lives at 45 Oak Dr. alone", ET_PHI_STREET_ADDRESS, "45 Oak Dr.");
+    one("addr dead::beef ok", ET_PHI_IP, "dead::beef");
+    one("addr ::ffff:192.0.2.1 ok", ET_PHI_IP, "::ffff:192.0.2.1");
+}
+
+/* "+1" makes any spaced 10 digits a phone; a phone cue does too. Keys such as
+ * "age_years" render as "Age years: 95". */
+static void explicit_country_code_and_age_keys(void **state) {
+    (void)state;
+    one("Call +1 555 123 4567 today.", ET_PHI_PHONE, "+1 555 123 4567");
+    one("Call 555 123 4567 today.", ET_PHI_PHONE, "555 123 4567");
+    clean("Values 120 100 1234 and 555 123 4567 noted.");
+    one("Age years: 95.", ET_PHI_AGE_OVER_89, "Age years: 95");
+    one("Age at admission: 93.", ET_PHI_AGE_OVER_89, "Age at admission: 93");
+    clean("Age at admission: 63. Age years: 89.");
+}
+
 /* ----------------------------------------------------------- JSONL --- */
 
 typedef struct {
@@ -293,6 +522,7 @@ static void structured_is_scanned_as_rendered(void **state) {
     assert_int_equal(et_phi_scan_record(&r, o, 1), 1);
     cJSON_Delete(o);
 }
+
 
 static char *write_tmp(const char *content) {
     char *path = strdup("/tmp/test_phi_scan_XXXXXX");
@@ -448,6 +678,65 @@ static void line_list_is_capped_counts_are_not(void **state) {
     free(content);
 }
 
+/* ---------------------------------------------- windows change nothing --- */
+
+/* The scanner once more, built with the smallest window it allows: scanned in windows
+ * of 1,816 bytes instead of 8 KiB, texts must give the same findings. */
+#define ET_PHI_WINDOW 1816
+#define et_phi_scan_text small_window_scan_text
+#define et_phi_kind_name small_window_kind_name
+#define et_phi_kind_from_name small_window_kind_from_name
+#include "data/phi_scan.c"
+#undef et_phi_scan_text
+#undef et_phi_kind_name
+#undef et_phi_kind_from_name
+
+static void windows_change_nothing(void **state) {
+    (void)state;
+    static const char *const piece[] = {
+        "call 617-555-0142 ", "MRN: 1234567 ", "03/04/2021-03/10/2021 ", "[**Name 12**] ",
+        "617\xc2\xa0" "555\xc2\xa0" "0142 ", "\xef\xbc\x96\xef\xbc\x91\xef\xbc\x97-555-0142 ",
+        "Boston, MA 02115 ", "age 93 ", "2021-03-04T10:30:00Z ", "Dr. Smith ", "SSN ",
+        "123456789 ", "123 Main Street ", "fe80::1 ", "x@example.com ", "www.example.com/",
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        "                                                                        ",
+        "1111111111111111111111111111111111111111111111111111111111111111111111111",
+        "\xe2\x80\x83\xe2\x80\x83\xe2\x80\x83", "\xe3\x80\x80", "\n", ", ", "-", "/", "[**",
+        "**]", "zip ", "Fax: ", "\xc3\x89mile ", "12 ", "March ", "4-5, 2021 ", "555-0142",
+        "http://example.org/long/path/" /* and a long tail: URLs read far ahead */
+        "ppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppp"
+        "ppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppp"
+        "ppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppp"
+        "pppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppp",
+        "Seen on 3/4 ", "ZIP 02115", "age:", "94", "visit 2019 "};
+    const size_t n_pieces = sizeof piece / sizeof piece[0];
+    enum { LEN = 40000, CAP = 4096 };
+    char *buf = malloc(LEN + 64);
+    et_phi_finding *a = malloc(CAP * sizeof *a), *b = malloc(CAP * sizeof *b);
+    uint64_t x = 0x9e3779b97f4a7c15ull;
+    for (int round = 0; round < 400; round++) {
+        size_t len = 0, target = 1000 + (size_t)(round * 197) % (LEN - 1000);
+        while (len < target) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            const char *p = piece[x % n_pieces];
+            size_t pl = strlen(p);
+            if (len + pl > LEN) break;
+            memcpy(buf + len, p, pl);
+            len += pl;
+        }
+        size_t na = et_phi_scan_text(buf, len, NULL, a, CAP);
+        size_t nb = small_window_scan_text(buf, len, NULL, b, CAP);
+        assert_int_equal(na, nb);
+        size_t m = na < CAP ? na : CAP;
+        for (size_t i = 0; i < m; i++)
+            if (a[i].kind != b[i].kind || a[i].start != b[i].start || a[i].end != b[i].end)
+                fail_msg("round %d: finding %zu differs with small windows", round, i);
+    }
+    free(a);
+    free(b);
+    free(buf);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(kind_names),
@@ -460,6 +749,16 @@ int main(void) {
         cmocka_unit_test(ages),
         cmocka_unit_test(names),
         cmocka_unit_test(clinical_look_alikes_stay_clean),
+        cmocka_unit_test(lists_and_ranges_of_identifiers),
+        cmocka_unit_test(iso_date_times),
+        cmocka_unit_test(unicode_spaces_dashes_and_digits),
+        cmocka_unit_test(long_texts_scan_in_windows),
+        cmocka_unit_test(placeholders_are_opaque),
+        cmocka_unit_test(zip_needs_address_context),
+        cmocka_unit_test(quantities_and_years_after_id_cues),
+        cmocka_unit_test(small_false_positives),
+        cmocka_unit_test(explicit_country_code_and_age_keys),
+        cmocka_unit_test(windows_change_nothing),
         cmocka_unit_test(walk_covers_every_string),
         cmocka_unit_test(structured_is_scanned_as_rendered),
         cmocka_unit_test(file_scan_counts_and_lines),
