@@ -2,7 +2,11 @@
 # The one script for a lent GPU machine (docs/cuda.md). Usage, from anywhere:
 #   bash tests/gpu/check.sh OUTDIR
 # Steps, each under `timeout`, each recorded as OK / FAIL / SKIP / TIMEOUT, none
-# stopping the later ones (the whole run stays under 8 minutes):
+# stopping the later ones (the whole run stays under 8 minutes). Files named OUTDIR/x
+# below are written to a work folder; OUTDIR itself gets at most five (the device tool
+# returns 8): summary.txt, summary.json, steps.tsv, parity.txt and check.tgz (all the
+# rest), refreshed after every step. The printed summary ends with the key results, so
+# the last 12,000 characters of the output (all the tool returns) hold them:
 #   1. inventory    -> OUTDIR/inventory.txt (GPU, toolchain, Python stack, system libs)
 #   2. build        gpu_parity for sm_90 with nvcc + gcc only (no CMake, no BLAS,
 #                   no HDF5...); falls back to a prebuilt .carry/gpu_parity
@@ -29,16 +33,30 @@
 # the builds and uses .carry/gpu_parity and .carry/bench_train.
 set -u
 
-OUT=${1:?usage: bash tests/gpu/check.sh OUTDIR}
-mkdir -p "$OUT" || exit 1
-OUT=$(cd "$OUT" && pwd)
+FINAL=${1:?usage: bash tests/gpu/check.sh OUTDIR}
+mkdir -p "$FINAL" || exit 1
+FINAL=$(cd "$FINAL" && pwd)
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 START=$(date +%s)
 DEADLINE=$((START + 465)) # 7 min 45 s: everything, the summary included
+# The device tool brings back at most 8 files from its $OUT: every step writes into a
+# work folder, and pack() puts summary.json, summary.txt, steps.tsv, parity.txt and
+# check.tgz (all of it, big logs cut to 4 MiB) into OUTDIR — after every step, so a
+# run killed at the call's limit still returns what it had.
+OUT=$(mktemp -d /tmp/ehrtune-check.XXXXXX)
 STEPS="$OUT/steps.tsv"
 : >"$STEPS"
 BUILD=$(mktemp -d /tmp/ehrtune-gpu.XXXXXX)
-export ROOT OUT BUILD
+export ROOT OUT BUILD FINAL
+pack() {
+    find "$OUT" -type f -size +4M -exec truncate -s 4M {} \; 2>/dev/null
+    for f in summary.json summary.txt steps.tsv parity.txt; do
+        [ -e "$OUT/$f" ] && cp "$OUT/$f" "$FINAL/$f"
+    done
+    tar czf "$FINAL/check.tgz.tmp" -C "$OUT" . 2>/dev/null && mv "$FINAL/check.tgz.tmp" "$FINAL/check.tgz"
+}
+trap 'exit 143' TERM INT
+trap pack EXIT
 
 # Runs a step under timeout (capped by the deadline) and records its outcome.
 # usage: step NAME SECONDS FUNCTION
@@ -63,6 +81,7 @@ step() {
     esac
     printf '%s\t%s\t%s\trc=%s\n' "$name" "$status" "$(($(date +%s) - t0))" "$rc" >>"$STEPS"
     echo "== $name: $status (rc=$rc, $(($(date +%s) - t0)) s)"
+    pack
 }
 
 # ---------------------------------------------------------------- 1. inventory
@@ -71,14 +90,14 @@ inventory() {
         echo "== date"; date -u
         echo "== uname"; uname -a
         echo "== repo"; (cd "$ROOT" && git rev-parse HEAD 2>/dev/null && git status --short 2>/dev/null | wc -l) || echo "(no git)"
-        echo "== nvidia-smi"; timeout 20 nvidia-smi || echo "nvidia-smi: not available"
+        echo "== nvidia-smi"; timeout --foreground 20 nvidia-smi || echo "nvidia-smi: not available"
         echo "== nvidia-smi query"
-        timeout 20 nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.max.sm,clocks.mem,power.limit,driver_version,compute_cap --format=csv || true
+        timeout --foreground 20 nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.max.sm,clocks.mem,power.limit,driver_version,compute_cap --format=csv || true
         echo "== nvcc"; command -v nvcc && nvcc --version || echo "nvcc: not on PATH"; ls -d /usr/local/cuda* 2>/dev/null
         echo "== gcc"; gcc --version 2>&1 | head -1
         echo "== cmake"; cmake --version 2>&1 | head -1
         echo "== python"; command -v python3; python3 --version 2>&1
-        timeout 60 python3 -c 'import torch, transformers, peft; print("torch", torch.__version__, "cuda", torch.version.cuda, "gpu", torch.cuda.is_available()); print("transformers", transformers.__version__); print("peft", peft.__version__)' 2>&1 | tail -5
+        timeout --foreground 60 python3 -c 'import torch, transformers, peft; print("torch", torch.__version__, "cuda", torch.version.cuda, "gpu", torch.cuda.is_available()); print("transformers", transformers.__version__); print("peft", peft.__version__)' 2>&1 | tail -5
         echo "== tools"; for t in compute-sanitizer ncu cuobjdump nvdisasm cuda-gdb; do printf '%s: ' "$t"; command -v "$t" || echo "-"; done
         echo "== system libraries (ldconfig)"
         ldconfig -p 2>/dev/null | grep -E "hdf5|openblas|yaml|cjson|cmocka|zstd|mpi|nccl|cudnn|cublas" || echo "(none of them)"
@@ -182,7 +201,8 @@ build() {
         [ "$b" = attention_cudnn ] && extra=$cudnn_flags
         # A cuDNN build that fails (this machine's cudnn.h against the carried frontend)
         # must not cost the window: that one choice is then compiled out, and said.
-        ( "$nvcc" $NVFLAGS $extra -c "$f" -o "$BUILD/cu_$b.o" >"$BUILD/cu_$b.log" 2>&1 ||
+        # $extra first: its cudnn.h must win over one in the toolkit's include folder
+        ( "$nvcc" $extra $NVFLAGS -c "$f" -o "$BUILD/cu_$b.o" >"$BUILD/cu_$b.log" 2>&1 ||
           { [ -n "$extra" ] && mv "$BUILD/cu_$b.log" "$OUT/cudnn_build_failed.log" &&
             echo "   cuDNN attention failed to build (log: cudnn_build_failed.log); compiled out" &&
             "$nvcc" $NVFLAGS -c "$f" -o "$BUILD/cu_$b.o" >"$BUILD/cu_$b.log" 2>&1; } ) &
@@ -232,7 +252,7 @@ export -f parity
 
 # ---------------------------------------------------------------- 4. hf_bench
 hf_bench() {
-    if ! timeout 20 nvidia-smi -L >/dev/null 2>&1; then echo "   no GPU: skipped"; return 77; fi
+    if ! timeout --foreground 20 nvidia-smi -L >/dev/null 2>&1; then echo "   no GPU: skipped"; return 77; fi
     python3 "$ROOT/tests/gpu/bench_hf_peft.py" --batches 1,4 --seq 2048 --warmup 2 --steps 5 \
         --out "$OUT/hf_bench.jsonl" >"$OUT/hf_bench.log" 2>&1
     local rc=$?
@@ -243,7 +263,7 @@ hf_bench() {
     [ $rc -ne 0 ] && tail -5 "$OUT/hf_bench.log"
     # the attention op alone through torch's SDPA backends (the peer of the
     # perf.attention rows); informative, not part of the step's outcome
-    timeout -k 5 60 python3 "$ROOT/tests/gpu/bench_sdpa.py" --batches 1,4 --out "$OUT/sdpa_bench.jsonl" \
+    timeout --foreground -k 5 60 python3 "$ROOT/tests/gpu/bench_sdpa.py" --batches 1,4 --out "$OUT/sdpa_bench.jsonl" \
         >>"$OUT/hf_bench.log" 2>&1 || echo "   bench_sdpa failed (see hf_bench.log)"
     return $rc
 }
@@ -261,7 +281,7 @@ build_train() {
     set -u
     if [ -n "${ET_CHECK_PREBUILT:-}" ]; then echo "   ET_CHECK_PREBUILT set: not building"; return 1; fi
     local nvcc lib lt f o pids=() fails=0
-    [ -e "$BUILD/cublas_lib_dir" ] && ls "$BUILD"/cu_*.o >/dev/null 2>&1 ||
+    [ -e "$BUILD/cublas_lib_dir" ] && [ -x "$BUILD/gpu_parity" ] ||
         { echo "   the kernel build did not finish"; return 1; }
     nvcc=$(command -v nvcc || ls /usr/local/cuda/bin/nvcc 2>/dev/null) || { echo "no nvcc"; return 1; }
     lib=$(cat "$BUILD/cublas_lib_dir")
@@ -310,7 +330,7 @@ train_parity() {
         # Diagnosis for the one run: the same check with the fp32 attention kernel
         # tells an attention fault from a model fault (still a FAIL either way).
         echo "   again with EHRTUNE_CUDA_ATTENTION_FP32=1:"
-        EHRTUNE_CUDA_ATTENTION_FP32=1 LD_LIBRARY_PATH="${lib:+$lib:}${LD_LIBRARY_PATH:-}" timeout -k 5 60 \
+        EHRTUNE_CUDA_ATTENTION_FP32=1 LD_LIBRARY_PATH="${lib:+$lib:}${LD_LIBRARY_PATH:-}" timeout --foreground -k 5 60 \
             "$bin" --parity --json "$OUT/train_parity.jsonl" >"$OUT/train_parity_fp32attn.txt" 2>&1
         grep -E "^\{" "$OUT/train_parity_fp32attn.txt" | cut -c1-230
     fi
@@ -348,7 +368,7 @@ print(f"   ehrtune train tiny recipe: cpu {cpu[0]:.3f}->{cpu[-1]:.3f}, {dev} {gp
       f"worst relative loss difference over {len(gpu)} steps {worst:.2e}")
 sys.exit(0 if len(cpu) == len(gpu) and worst < 2e-2 and dev == "cuda" else 1)
 PY
-    timeout -k 5 120 "$bin" bench --device cuda --llama-1b --seq 2048 --batch 4 --warmup 2 --steps 5 \
+    timeout --foreground -k 5 120 "$bin" bench --device cuda --llama-1b --seq 2048 --batch 4 --warmup 2 --steps 5 \
         --dp >"$OUT/cli_bench.json" 2>&1 || { tail -3 "$OUT/cli_bench.json"; return 1; }
     cut -c1-300 "$OUT/cli_bench.json"
     # DP-SGD through the CLI on both backends: the same Poisson batches and noise
@@ -357,8 +377,8 @@ PY
               privacy.enabled=true privacy.secure_rng=false privacy.target_epsilon=
               privacy.noise_multiplier=1.0 privacy.expected_batch_size=8
               privacy.max_sequences_per_unit=2 optim.steps=10 optim.warmup_steps=0)
-    timeout -k 5 60 "$bin" train "${dp[@]}" run.out="$d/dp_cpu" run.device=cpu >"$OUT/cli_dp_cpu.log" 2>&1 &&
-    timeout -k 5 60 "$bin" train "${dp[@]}" run.out="$d/dp_cuda" run.device=cuda model.dtype=bf16 \
+    timeout --foreground -k 5 60 "$bin" train "${dp[@]}" run.out="$d/dp_cpu" run.device=cpu >"$OUT/cli_dp_cpu.log" 2>&1 &&
+    timeout --foreground -k 5 60 "$bin" train "${dp[@]}" run.out="$d/dp_cuda" run.device=cuda model.dtype=bf16 \
         >"$OUT/cli_dp_cuda.log" 2>&1 || { tail -3 "$OUT"/cli_dp_*.log; return 1; }
     cp "$d/dp_cpu/metrics.jsonl" "$OUT/cli_dp_cpu_metrics.jsonl"
     cp "$d/dp_cuda/metrics.jsonl" "$OUT/cli_dp_cuda_metrics.jsonl"
@@ -404,7 +424,7 @@ cuda_bench() {
         both:*) attn=wide kext=1 ;; unfused:*) fused=0 ;; esac
         EHRTUNE_CUDA_ATTENTION=$attn EHRTUNE_CUDA_LORA_KEXT=$kext EHRTUNE_CUDA_LORA_DROPOUT_FUSED=$fused \
             LD_LIBRARY_PATH="${lib:+$lib:}${LD_LIBRARY_PATH:-}" \
-            timeout -k 5 75 "$bin" --bench $args \
+            timeout --foreground -k 5 75 "$bin" --bench $args \
             --seq 2048 --warmup 2 --steps 5 --json "$OUT/cuda_bench.jsonl" >>"$OUT/cuda_bench.log" 2>&1
         r=$?
         if [ $r -eq 124 ] || [ $r -eq 137 ]; then
@@ -418,7 +438,7 @@ cuda_bench() {
     if [ $rc -ne 0 ]; then
         # One more data point if the bf16 attention kernel is what failed: batch 4 on
         # the fp32 kernel (the row's "attention" field says so; the step stays FAIL).
-        EHRTUNE_CUDA_ATTENTION_FP32=1 LD_LIBRARY_PATH="${lib:+$lib:}${LD_LIBRARY_PATH:-}" timeout -k 5 75 \
+        EHRTUNE_CUDA_ATTENTION_FP32=1 LD_LIBRARY_PATH="${lib:+$lib:}${LD_LIBRARY_PATH:-}" timeout --foreground -k 5 75 \
             "$bin" --bench --batch 4 --seq 2048 --warmup 2 --steps 5 --json "$OUT/cuda_bench.jsonl" \
             >>"$OUT/cuda_bench.log" 2>&1
         echo "   [--batch 4, fp32 attention] rc=$?: $(tail -1 "$OUT/cuda_bench.log" | cut -c1-240)"
@@ -432,7 +452,7 @@ sanitizer() {
     local bin lib
     bin=$(cat "$BUILD/parity_bin" 2>/dev/null) || { echo "   no parity binary"; return 77; }
     command -v compute-sanitizer >/dev/null || { echo "   no compute-sanitizer"; return 77; }
-    timeout 10 nvidia-smi -L >/dev/null 2>&1 || { echo "   no GPU"; return 77; }
+    timeout --foreground 10 nvidia-smi -L >/dev/null 2>&1 || { echo "   no GPU"; return 77; }
     lib=$(cat "$BUILD/cublas_lib_dir" 2>/dev/null || cublas_dir "" || true)
     LD_LIBRARY_PATH="${lib:+$lib:}${LD_LIBRARY_PATH:-}" compute-sanitizer --tool memcheck \
         --error-exitcode 3 "$bin" --no-perf --quick >"$OUT/sanitizer.txt" 2>&1
@@ -443,7 +463,7 @@ sanitizer() {
 export -f sanitizer
 
 step inventory 45 inventory
-step build 150 build
+step build 200 build  # attention_cudnn.cu alone: ~1.5 min of one core (frontend headers)
 step parity 150 parity
 step hf_bench 170 hf_bench
 step build_train 90 build_train
@@ -455,15 +475,30 @@ step sanitizer 90 sanitizer
 # ----------------------------------------------------------------- 9. summary
 echo
 echo "================================ ehrtune GPU check summary"
-python3 - "$OUT" "$(($(date +%s) - START))" <<'EOF' || { echo "(python3 failed; raw steps:)"; cat "$STEPS"; }
-import json, os, sys
+python3 - "$OUT" "$(($(date +%s) - START))" >"$OUT/summary.txt" 2>&1 <<'EOF'
+import json, os, re, sys
 out, total = sys.argv[1], int(sys.argv[2])
+# C's printf writes nan/-nan/inf, which JSON lacks; a row cut short (a step killed
+# mid-write) is skipped, never fatal: the summary must come out whatever happened.
+NONFINITE = re.compile(r'(?<=[:\[,\s])(-?)(nan|inf(?:inity)?)(?=\s*[,\]}])', re.I)
+def fix(l):
+    return NONFINITE.sub(lambda m: "NaN" if m.group(2).lower() == "nan" else m.group(1) + "Infinity", l)
+bad_lines = 0
 def lines(path):
+    global bad_lines
+    rows = []
     try:
-        with open(path) as f:
-            return [json.loads(l) for l in f if l.strip().startswith("{")]
+        with open(path, errors="replace") as f:
+            for l in f:
+                if not l.strip().startswith("{"):
+                    continue
+                try:
+                    rows.append(json.loads(fix(l)))
+                except ValueError:
+                    bad_lines += 1
     except OSError:
-        return []
+        pass
+    return rows
 steps = []
 with open(os.path.join(out, "steps.tsv")) as f:
     for l in f:
@@ -481,95 +516,115 @@ if not device:
         device = next((l.split(",")[0] for l in inv.splitlines() if l.startswith("NVIDIA")), None)
     except OSError:
         pass
-count = lambda s: sum(1 for r in rows if r["status"] == s)
-summary = {"device": device, "total_seconds": total, "steps": steps,
+count = lambda s: sum(1 for r in rows if r.get("status") == s)
+summary = {"device": device, "total_seconds": total, "steps": steps, "unparsed_lines": bad_lines,
            "parity": {"passed": count("PASS"), "failed": count("FAIL"), "timed": count("TIMED"),
                       "skipped": count("SKIP"),
-                      "skipped_rows": [r for r in rows if r["status"] == "SKIP"],
-                      "failed_rows": [r for r in rows if r["status"] == "FAIL"],
-                      "timed_rows": [r for r in rows if r["status"] == "TIMED"]},
+                      "skipped_rows": [r for r in rows if r.get("status") == "SKIP"],
+                      "failed_rows": [r for r in rows if r.get("status") == "FAIL"],
+                      "timed_rows": [r for r in rows if r.get("status") == "TIMED"]},
            "hf_bench": [r for r in hf if r.get("kind") == "bench"],
            "train_parity": tp, "cuda_bench": eb, "sdpa_bench": sdpa}
 with open(os.path.join(out, "summary.json"), "w") as f:
     json.dump(summary, f, indent=1)
-print(f"device: {device}   total {total} s   files: {out}")
-for s in steps:
-    print(f"  {s['step']:<12} {s['status']:<8} {s['seconds']:>4} s  {s['note']}")
+num = lambda v, spec: format(v, spec) if isinstance(v, (int, float)) else "-"
 p = summary["parity"]
-print(f"parity: {p['passed']} passed, {p['failed']} failed, {p['timed']} timed, {p['skipped']} skipped")
-for r in p["skipped_rows"][:3]:
-    print(f"  SKIP {r['op']:<28} {r['shape']:<34} {r.get('why', '')[:100]}")
-for r in p["failed_rows"]:
-    print(f"  FAIL {r['op']:<28} {r['shape']:<34} err={r['err']} rc={r['rc']}")
+
+# ---- details first (the device tool returns only the output's last 12,000 characters)
 for r in p["timed_rows"]:
-    print(f"  {r['op']:<30} {r['shape']:<30} {r['us']:>10.1f} us {r['metric']:>8.1f} {r['unit']}")
+    print(f"  {r.get('op', '?'):<30} {r.get('shape', ''):<30} {num(r.get('us'), '10.1f')} us "
+          f"{num(r.get('metric'), '8.1f')} {r.get('unit', '')}")
 for r in sdpa:  # torch's attention kernels at the perf.attention shapes (peer rows)
     if r.get("status") == "ok":
-        print(f"  torch sdpa {r['backend']:<9} b={r['batch']} t={r['seq']}: fwd {r['fwd_us']:>8.1f} us "
-              f"{r['fwd_tflops']:>6.1f} TFLOP/s, bwd {r['bwd_us']:>8.1f} us {r['bwd_tflops']:>6.1f} TFLOP/s")
+        print(f"  torch sdpa {r.get('backend', '?'):<9} b={r.get('batch')} t={r.get('seq')}: "
+              f"fwd {num(r.get('fwd_us'), '8.1f')} us {num(r.get('fwd_tflops'), '6.1f')} TFLOP/s, "
+              f"bwd {num(r.get('bwd_us'), '8.1f')} us {num(r.get('bwd_tflops'), '6.1f')} TFLOP/s")
     else:
-        print(f"  torch sdpa {r['backend']:<9} b={r['batch']}: {r.get('status')} {r.get('error', '')[:80]}")
-for r in summary["hf_bench"]:
-    if r.get("status") == "ok":
-        print(f"hf+peft b={r['batch']} T={r['seq']} dropout {r.get('lora_dropout', 0):g}: "
-              f"{r['tokens_per_s']:.0f} tok/s, "
-              f"{r['step_s_median']*1e3:.1f} ms/step, {r['achieved_tflops']} TFLOP/s, "
-              f"MFU {r.get('mfu')}, peak {r.get('peak_mem_gib')} GiB")
-    else:
-        print(f"hf+peft b={r['batch']}: {r.get('status')} {r.get('error', '')[:120]}")
-for r in tp:
-    if r.get("status") in ("PASS", "FAIL"):
-        print(f"train parity {r['case']:<24} {r['status']}: worst loss diff {r['worst_rel']:.2e} "
-              f"(step {r['worst_step']}, limit {r['limit']}), step-1 LoRA grad {r['grad_rel_step1']:.2e} "
-              f"(limit {r['grad_limit']}); {r['attention'][:60]}")
-    else:
-        print(f"train parity {r.get('case')}: {r.get('status')} {r.get('error', '')[:200]}")
-# ehrtune beside HF+PEFT at the same batch (HF's row for the checkpointed run too)
-hf_ok = {(r["batch"], r.get("lora_dropout") or 0): r for r in summary["hf_bench"] if r.get("status") == "ok"}
-if eb:
-    print("ehrtune CUDA vs HF+PEFT (Llama-3.2-1B shape, seq 2048, LoRA r=16 on 7 projections):")
-    print(f"  {'run':<26} {'tok/s':>9} {'HF tok/s':>9} {'x HF':>6}  {'MFU':>6} {'HF MFU':>6}  "
-          f"{'peak GiB':>8} {'HF GiB':>7} {'x HF':>5}  attention")
-for r in eb:
+        print(f"  torch sdpa {r.get('backend', '?'):<9} b={r.get('batch')}: {r.get('status')} "
+              f"{str(r.get('error', ''))[:80]}")
+def run_name(r):
     att = r.get("attention", "")  # which attention pair ran, by its note
     kern = ("cudnn" if att.startswith("cuDNN") else "wide" if "wide (" in att else
             "split" if "split dK" in att else "chain" if "chained dK" in att else
             "fp32" if att.startswith("fp32") else "?")
-    name = (f"b={r['batch']}" + (" ckpt" if r.get("activation_checkpointing") else "")
+    if "batch" not in r:
+        return str(r.get("args", "?")).replace("--batch ", "b=")
+    return (f"b={r['batch']}" + (" ckpt" if r.get("activation_checkpointing") else "")
             + (" dp" if r.get("dp") else "") + f" {kern}"
             + (" nondet" if "not deterministic" in att else "")
             + (f" drop{r['lora_dropout']:g}" if r.get("lora_dropout") else "")
             + (" unfused" if r.get("lora_dropout") and r.get("lora_dropout_fused") is False else "")
-            + (" kext" if r.get("lora_kext") else "")
-            if "batch" in r else str(r.get("args", "?")).replace("--batch ", "b="))
-    if r.get("status") != "ok":
-        print(f"  {name:<26} {r.get('status')}: {str(r.get('error', r.get('args', '')))[:200]}")
-        continue
-    h = hf_ok.get((r["batch"], r.get("lora_dropout") or 0), {})
-    ratio = lambda a, b: f"{a / b:.2f}" if a and b else "-"
-    f = lambda v, spec: format(v, spec) if isinstance(v, (int, float)) else "-"
-    print(f"  {name:<26} {r['tokens_per_s']:>9.0f} {f(h.get('tokens_per_s'), '9.0f'):>9} "
-          f"{ratio(r['tokens_per_s'], h.get('tokens_per_s')):>6}  {f(r.get('mfu'), '6.3f'):>6} "
-          f"{f(h.get('mfu'), '6.3f'):>6}  {r['peak_mem_gib']:>8.2f} {f(h.get('peak_mem_gib'), '7.2f'):>7} "
-          f"{ratio(r['peak_mem_gib'], h.get('peak_mem_gib')):>5}  {r.get('attention', '')[:40]}")
-    if r.get("dp"):  # the same run's DP step against its plain step (target <= 1.15)
-        print(f"  {'  dp step':<26} {r['dp_step_s_median']*1e3:.1f} ms vs plain {r['step_s_median']*1e3:.1f} ms: "
-              f"x{r['dp_ratio']:.3f} (target <= 1.15), +{r['dp_extra_mib']:.1f} MiB device memory")
+            + (" kext" if r.get("lora_kext") else ""))
 # Where the b=4 step's time goes: one extra, untimed step with CUDA events between op
-# classes (trainer/bench_cuda.c); three categories a line, biggest first.
-# (each batch-4 run without checkpointing or DP, in the order the bench ran them; the
-# line names the attention pair)
+# classes (trainer/bench_cuda.c); each batch-4 run without checkpointing or DP.
 for b4 in [r for r in eb if r.get("status") == "ok" and r.get("batch") == 4 and r.get("profile")
            and not r.get("activation_checkpointing") and not r.get("dp")]:
     tot = b4.get("profile_step_ms") or 0
     drop = f", {b4['profile_dropped']} marks DROPPED" if b4.get("profile_dropped") else ""
-    print(f"b=4 step by op class: {tot:.1f} ms on the device ({b4.get('profile_wall_ms', 0):.1f} ms host "
-          f"clock; timed median {b4['step_s_median']*1e3:.1f} ms{drop}); {b4.get('attention', '')[:40]}")
+    print(f"{run_name(b4)} step by op class: {num(tot, '.1f')} ms on the device "
+          f"({num(b4.get('profile_wall_ms', 0), '.1f')} ms host clock; timed median "
+          f"{num((b4.get('step_s_median') or 0) * 1e3, '.1f')} ms{drop})")
+    prof = {k: v for k, v in b4["profile"].items() if isinstance(v, (int, float))}
     cells = [f"{k:<13} {v:7.2f} ms {100 * v / tot if tot else 0:5.1f}%"
-             for k, v in sorted(b4["profile"].items(), key=lambda kv: -kv[1]) if v > 0]
+             for k, v in sorted(prof.items(), key=lambda kv: -kv[1]) if v > 0]
     for i in range(0, len(cells), 3):
         print("  " + "   ".join(cells[i:i + 3]))
+
+# ---- the key results last: steps, parity, training parity, ehrtune beside HF+PEFT
+print()
+print("================================ key results")
+print(f"device: {device}   total {total} s   files: {os.environ.get('FINAL', out)}"
+      + (f"   ({bad_lines} unparsable result lines skipped)" if bad_lines else ""))
+for s in steps:
+    print(f"  {s['step']:<12} {s['status']:<8} {s['seconds']:>4} s  {s['note']}")
+print(f"parity: {p['passed']} passed, {p['failed']} failed, {p['timed']} timed, {p['skipped']} skipped")
+for r in p["skipped_rows"][:3]:
+    print(f"  SKIP {r.get('op', '?'):<28} {r.get('shape', ''):<34} {str(r.get('why', ''))[:100]}")
+for r in p["failed_rows"][:15]:
+    print(f"  FAIL {r.get('op', '?'):<28} {r.get('shape', ''):<34} err={r.get('err')} rc={r.get('rc')}")
+if len(p["failed_rows"]) > 15:
+    print(f"  ... {len(p['failed_rows']) - 15} more FAIL rows in summary.json")
+for r in tp:
+    if r.get("status") in ("PASS", "FAIL"):
+        print(f"train parity {r.get('case', '?'):<24} {r['status']}: worst loss diff "
+              f"{num(r.get('worst_rel'), '.2e')} (step {r.get('worst_step')}, limit {r.get('limit')}), "
+              f"step-1 LoRA grad {num(r.get('grad_rel_step1'), '.2e')} (limit {r.get('grad_limit')}); "
+              f"{str(r.get('attention', ''))[:60]}")
+    else:
+        print(f"train parity {r.get('case')}: {r.get('status')} {str(r.get('error', ''))[:200]}")
+for r in summary["hf_bench"]:
+    if r.get("status") == "ok":
+        print(f"hf+peft b={r.get('batch')} T={r.get('seq')} dropout {r.get('lora_dropout') or 0:g}: "
+              f"{num(r.get('tokens_per_s'), '.0f')} tok/s, "
+              f"{num((r.get('step_s_median') or 0) * 1e3, '.1f')} ms/step, {r.get('achieved_tflops')} TFLOP/s, "
+              f"MFU {r.get('mfu')}, peak {r.get('peak_mem_gib')} GiB")
+    else:
+        print(f"hf+peft b={r.get('batch')}: {r.get('status')} {str(r.get('error', ''))[:120]}")
+hf_ok = {(r.get("batch"), r.get("lora_dropout") or 0): r for r in summary["hf_bench"] if r.get("status") == "ok"}
+if eb:
+    print("ehrtune CUDA vs HF+PEFT (Llama-3.2-1B shape, seq 2048, LoRA r=16 on 7 projections):")
+    print(f"  {'run':<26} {'tok/s':>9} {'HF tok/s':>9} {'x HF':>6}  {'MFU':>6} {'HF MFU':>6}  "
+          f"{'peak GiB':>8} {'HF GiB':>7} {'x HF':>5}  attention")
+ratio = lambda a, b: f"{a / b:.2f}" if isinstance(a, (int, float)) and isinstance(b, (int, float)) and a and b else "-"
+for r in eb:
+    name = run_name(r)
+    if r.get("status") != "ok":
+        print(f"  {name:<26} {r.get('status')}: {str(r.get('error', r.get('args', '')))[:200]}")
+        continue
+    h = hf_ok.get((r.get("batch"), r.get("lora_dropout") or 0), {})
+    print(f"  {name:<26} {num(r.get('tokens_per_s'), '9.0f'):>9} {num(h.get('tokens_per_s'), '9.0f'):>9} "
+          f"{ratio(r.get('tokens_per_s'), h.get('tokens_per_s')):>6}  {num(r.get('mfu'), '6.3f'):>6} "
+          f"{num(h.get('mfu'), '6.3f'):>6}  {num(r.get('peak_mem_gib'), '8.2f'):>8} "
+          f"{num(h.get('peak_mem_gib'), '7.2f'):>7} {ratio(r.get('peak_mem_gib'), h.get('peak_mem_gib')):>5}  "
+          f"{str(r.get('attention', ''))[:40]}")
+    if r.get("dp"):  # the same run's DP step against its plain step (target <= 1.15)
+        print(f"  {'  dp step':<26} {num((r.get('dp_step_s_median') or 0) * 1e3, '.1f')} ms vs plain "
+              f"{num((r.get('step_s_median') or 0) * 1e3, '.1f')} ms: x{num(r.get('dp_ratio'), '.3f')} "
+              f"(target <= 1.15), +{num(r.get('dp_extra_mib'), '.1f')} MiB device memory")
 EOF
+summary_rc=$?
+cat "$OUT/summary.txt"
+[ "$summary_rc" -eq 0 ] || { echo "(python3 failed; raw steps:)"; cat "$STEPS"; }
 
 rm -rf "$BUILD"
 status_of() { awk -F'\t' -v s="$1" '$1 == s { print $2 }' "$STEPS"; }

@@ -282,6 +282,7 @@ static void report(const char *op, const char *shape, int rc, const cmp *c, doub
                 "\"us\":%.2f,\"metric\":%.3f,\"unit\":\"%s\",\"rc\":%d}\n",
                 op, shape, (c && limit >= 0 && isfinite(c->err)) ? err_s : "null", limit, status,
                 us, metric, unit, rc);
+    if (g_json) fflush(g_json); /* a step killed at its time limit leaves whole rows */
     if (e != cudaSuccess) { /* the context is unusable after a kernel fault */
         printf("gpu_parity: aborted after a CUDA fault: %d passed, %d failed\n", g_pass, g_fail);
         if (g_json) fclose(g_json);
@@ -304,6 +305,7 @@ static void report_skip(const char *op, const char *shape, const char *why) {
             if (*w == '"' || *w == '\\') fprintf(g_json, "\\%c", *w);
             else if ((unsigned char)*w >= 32) fputc(*w, g_json);
         fprintf(g_json, "\"}\n");
+        fflush(g_json);
     }
 }
 
