@@ -60,23 +60,54 @@ size_t et_phi_scan_text(const char *text, size_t len, int64_t counts[ET_PHI_KIND
 
 /* ------------------------------------------------------- JSONL records --- */
 
-/* Which strings of a JSONL record are scanned: every string value at any depth
+/* Every string of a JSONL record, field by field: every string value at any depth
  * (text, prompt, response, messages[].content, group labels, strings inside
  * structured, unknown keys too) and the keys of nested objects (a lab name becomes
  * text when structured fields are serialised), except the top-level "patient_id"
  * (it never reaches the tokens: docs/corpus.md). Numbers and booleans are not text.
+ * The scan itself reads these strings as et_phi_record_texts joins them.
  *
- * fn is called once per scanned string with its path ("text", "messages[1].content",
+ * fn is called once per string with its path ("text", "messages[1].content",
  * "structured.medications[0]", "structured.labs{}" for a key) and its bytes. */
 typedef void (*et_phi_field_fn)(void *ctx, const char *path, const char *text, size_t len);
 void et_phi_walk_record(const cJSON *record, et_phi_field_fn fn, void *ctx);
+
+/* One field's place in a text that et_phi_record_texts hands on. */
+typedef struct {
+    const char *path;     /* as et_phi_walk_record names it ("text", "prompt", ...), or
+                           * "structured" for the rendered block */
+    size_t offset, len;   /* its bytes within the text */
+} et_phi_part;
+
+typedef void (*et_phi_text_fn)(void *ctx, const char *text, size_t len,
+                               const et_phi_part *parts, int n_parts);
+
+/* The texts of a record as ingest tokenizes them, which et_phi_scan_record scans.
+ * The document's own text is one string, as data/render.c joins it (no separator):
+ *   "structured" rendered (et_render_structured) + "text";
+ *   "structured" rendered + "prompt" + "response";
+ *   "messages": each content alone, the first user's after the rendered block.
+ * Finding offsets in such a text run across the joined fields: parts[] says which
+ * field each byte range came from (a finding may span two). Every other string
+ * (group labels, roles, unknown keys, the keys of nested objects) is a text of one
+ * part, as et_phi_walk_record finds it; "patient_id" is not scanned. A "structured"
+ * that does not render is walked field by field. */
+void et_phi_record_texts(const cJSON *record, et_phi_text_fn fn, void *ctx);
+
+/* Scans a text of et_phi_record_texts as et_phi_scan_text does, offsets in the joined
+ * text. A part whose edge is not a line break is also scanned alone, and what it
+ * shows that no finding of the joined text overlaps is counted too: joining can hide
+ * as well as reveal ("Dr. Smith" at the start of a response glued to the prompt's
+ * last letter). */
+size_t et_phi_scan_parts(const char *text, size_t len, const et_phi_part *parts, int n_parts,
+                         int64_t counts[ET_PHI_KINDS], et_phi_finding *out, size_t cap);
 
 /* Lines with findings kept (in order) for the report; counts are never capped. */
 #define ET_PHI_MAX_LINES 1000
 
 typedef struct {
     int64_t lines_scanned;  /* non-blank JSONL lines */
-    int64_t fields_scanned; /* strings handed to the matchers */
+    int64_t fields_scanned; /* strings scanned (a joined text counts each of its fields) */
     int64_t counts[ET_PHI_KINDS];
     int64_t total;          /* sum of counts */
     int64_t lines_with_findings;
@@ -88,10 +119,10 @@ typedef struct {
 void et_phi_report_init(et_phi_report *r);
 
 /* Scans one parsed record found at 1-based line `line_no`; returns its finding
- * count. The ingest path uses this on the object it has already parsed. Unlike
- * et_phi_walk_record, "structured" is scanned as the text ingest makes of it
- * (et_render_structured: numbers printed, keys joined to values), so identifiers that
- * only that text holds are found. */
+ * count. The ingest path uses this on the object it has already parsed. It scans
+ * the texts of et_phi_record_texts: the document as it is tokenized ("structured"
+ * rendered, prompt and response joined), so identifiers that only the joined text
+ * holds are found. */
 int64_t et_phi_scan_record(et_phi_report *r, const cJSON *record, int64_t line_no);
 
 /* Whether a raw JSON line holds the escape \u0000. cJSON ends a string at NUL,

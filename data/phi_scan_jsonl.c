@@ -16,9 +16,31 @@
 
 #define PATH_MAX_CHARS 256
 
-/* skip_top: a top-level key whose subtree the caller scans another way (or NULL) */
+/* What a walk leaves out because the caller scans it another way: the nodes joined
+ * into the document's text, and "structured" once rendered. */
+typedef struct {
+    const cJSON *joined[3];
+    int n_joined;
+    int skip_structured;  /* top-level "structured": scanned rendered */
+    int skip_contents;    /* string "content" of each message: scanned as texts */
+} walk_skip;
+
+/* Where a node sits, for the skip rules. */
+enum { AT_NESTED, AT_TOP, AT_MESSAGES, AT_MESSAGE };
+
+static int skipped(const walk_skip *sk, const cJSON *c, int where) {
+    if (where == AT_TOP && c->string && !strcmp(c->string, "patient_id")) return 1;
+    if (!sk) return 0;
+    if (where == AT_TOP && sk->skip_structured && c->string && !strcmp(c->string, "structured"))
+        return 1;
+    for (int i = 0; i < sk->n_joined; i++)
+        if (c == sk->joined[i]) return 1;
+    return where == AT_MESSAGE && sk->skip_contents && cJSON_IsString(c) && c->string &&
+           !strcmp(c->string, "content");
+}
+
 static void walk(const cJSON *node, char *path, size_t plen, et_phi_field_fn fn, void *ctx,
-                 int top, const char *skip_top) {
+                 int where, const walk_skip *sk) {
     if (cJSON_IsString(node) && node->valuestring) {
         fn(ctx, path, node->valuestring, strlen(node->valuestring));
         return;
@@ -28,28 +50,211 @@ static void walk(const cJSON *node, char *path, size_t plen, et_phi_field_fn fn,
     for (const cJSON *c = node->child; c; c = c->next, i++) {
         size_t n;
         if (is_obj) {
-            if (top && c->string && !strcmp(c->string, "patient_id")) continue;
-            if (top && c->string && skip_top && !strcmp(c->string, skip_top)) continue;
             n = (size_t)snprintf(path + plen, PATH_MAX_CHARS - plen, "%s%s", plen ? "." : "",
                                  c->string ? c->string : "");
         } else {
             n = (size_t)snprintf(path + plen, PATH_MAX_CHARS - plen, "[%d]", i);
         }
         if (n >= PATH_MAX_CHARS - plen) n = PATH_MAX_CHARS - 1 - plen; /* truncated path */
-        if (is_obj && !top && c->string) {
+        if (is_obj && where != AT_TOP && c->string) {
             /* keys of nested objects become text too ("labs": {"Na": 138} -> "Na 138") */
             char keypath[PATH_MAX_CHARS];
             snprintf(keypath, sizeof keypath, "%.*s{}", (int)plen, path);
             fn(ctx, keypath, c->string, strlen(c->string));
         }
-        walk(c, path, plen + n, fn, ctx, 0, NULL);
+        if (!skipped(sk, c, where)) {
+            int next = AT_NESTED;
+            if (where == AT_TOP && c->string && !strcmp(c->string, "messages")) next = AT_MESSAGES;
+            else if (where == AT_MESSAGES) next = AT_MESSAGE;
+            walk(c, path, plen + n, fn, ctx, next, sk);
+        }
         path[plen] = 0;
     }
 }
 
 void et_phi_walk_record(const cJSON *record, et_phi_field_fn fn, void *ctx) {
     char path[PATH_MAX_CHARS] = "";
-    walk(record, path, 0, fn, ctx, 1, NULL);
+    walk(record, path, 0, fn, ctx, AT_TOP, NULL);
+}
+
+/* ------------------------------------------------- the document's text --- */
+
+/* A string the walk finds, handed on as a text of one part. */
+typedef struct {
+    et_phi_text_fn fn;
+    void *ctx;
+} alone;
+
+static void emit_alone(void *ctx, const char *path, const char *text, size_t len) {
+    const alone *a = ctx;
+    et_phi_part part = {path, 0, len};
+    a->fn(a->ctx, text, len, &part, 1);
+}
+
+/* Calls fn on the concatenation of the parts (NULL strings left out). */
+static void emit_joined(et_phi_text_fn fn, void *ctx, const char *const *strs,
+                        const char *const *paths, int n) {
+    et_phi_part parts[4];
+    size_t total = 0;
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        if (strs[i]) {
+            size_t len = strlen(strs[i]);
+            parts[k++] = (et_phi_part){paths[i], total, len};
+            total += len;
+        }
+    if (!k) return;
+    char *buf = k > 1 ? malloc(total + 1) : NULL;
+    if (!buf) { /* one part needs no copy; out of memory, each part alone beats none */
+        for (int i = 0, j = 0; i < n; i++)
+            if (strs[i]) {
+                et_phi_part one = {parts[j].path, 0, parts[j].len};
+                fn(ctx, strs[i], parts[j++].len, &one, 1);
+            }
+        return;
+    }
+    for (int i = 0, j = 0; i < n; i++)
+        if (strs[i]) memcpy(buf + parts[j].offset, strs[i], parts[j].len), j++;
+    buf[total] = 0;
+    fn(ctx, buf, total, parts, k);
+    free(buf);
+}
+
+static const char *string_of(const cJSON *v) {
+    return cJSON_IsString(v) && v->valuestring ? v->valuestring : NULL;
+}
+
+/* Message contents, the first user's after the structured block (as data/render.c
+ * places it); returns whether the block was used. */
+static int emit_messages(const cJSON *msgs, const char *rendered, et_phi_text_fn fn, void *ctx) {
+    int i = 0, used = 0;
+    for (const cJSON *m = msgs->child; m; m = m->next, i++) {
+        const char *content = string_of(cJSON_GetObjectItemCaseSensitive(m, "content"));
+        if (!content) continue;
+        const char *role = string_of(cJSON_GetObjectItemCaseSensitive(m, "role"));
+        int with_block = rendered && !used && role && !strcmp(role, "user");
+        char path[48];
+        snprintf(path, sizeof path, "messages[%d].content", i);
+        const char *strs[2] = {with_block ? rendered : NULL, content};
+        const char *paths[2] = {"structured", path};
+        emit_joined(fn, ctx, strs, paths, 2);
+        used |= with_block;
+    }
+    return used;
+}
+
+void et_phi_record_texts(const cJSON *record, et_phi_text_fn fn, void *ctx) {
+    walk_skip sk = {.n_joined = 0};
+    char *rendered = NULL;
+    if (cJSON_IsObject(record)) {
+        const cJSON *st = cJSON_GetObjectItemCaseSensitive(record, "structured");
+        const cJSON *text = cJSON_GetObjectItemCaseSensitive(record, "text");
+        const cJSON *prompt = cJSON_GetObjectItemCaseSensitive(record, "prompt");
+        const cJSON *response = cJSON_GetObjectItemCaseSensitive(record, "response");
+        const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(record, "messages");
+        et_error ignored;
+        /* a block that does not render is walked field by field (ingest refuses the
+         * record anyway) */
+        if (st && !cJSON_IsNull(st) && et_render_structured(&rendered, st, &ignored) == 0)
+            sk.skip_structured = 1;
+        int used = 0;
+        if (string_of(text)) {
+            const char *strs[2] = {rendered, text->valuestring};
+            const char *paths[2] = {"structured", "text"};
+            emit_joined(fn, ctx, strs, paths, 2);
+            sk.joined[sk.n_joined++] = text;
+            used = 1;
+        } else if (string_of(prompt) || string_of(response)) {
+            /* prompt and response are one stretch of tokens, so one text: "MRN:" at
+             * the prompt's end and "123456" at the response's start are one finding */
+            const char *strs[3] = {rendered, string_of(prompt), string_of(response)};
+            const char *paths[3] = {"structured", "prompt", "response"};
+            emit_joined(fn, ctx, strs, paths, 3);
+            if (strs[1]) sk.joined[sk.n_joined++] = prompt;
+            if (strs[2]) sk.joined[sk.n_joined++] = response;
+            used = 1;
+        } else if (cJSON_IsArray(msgs)) {
+            used = emit_messages(msgs, rendered, fn, ctx);
+            sk.skip_contents = 1;
+        }
+        if (rendered && !used) {
+            const char *strs[1] = {rendered};
+            const char *paths[1] = {"structured"};
+            emit_joined(fn, ctx, strs, paths, 1);
+        }
+    }
+    /* every other string alone */
+    char path[PATH_MAX_CHARS] = "";
+    alone a = {fn, ctx};
+    walk(record, path, 0, emit_alone, &a, AT_TOP, &sk);
+    free(rendered);
+}
+
+/* ------------------------------------------------ scanning joined texts --- */
+
+/* All findings of text[0..len) (malloc'd, *n of them), or NULL with *n set when there
+ * are none or memory ran out (*oom). */
+static et_phi_finding *all_findings(const char *text, size_t len, size_t *n, int *oom) {
+    *n = et_phi_scan_text(text, len, NULL, NULL, 0);
+    if (!*n) return NULL;
+    et_phi_finding *f = malloc(*n * sizeof *f);
+    if (!f) {
+        *oom = 1;
+        return NULL;
+    }
+    et_phi_scan_text(text, len, NULL, f, *n);
+    return f;
+}
+
+/* Whether the part alone could be read differently than inside the joined text: a
+ * boundary not at a line break. Nothing the matchers take spans a '\n' and no look
+ * back crosses one, so a part that starts after a '\n' and ends with one (or at the
+ * text's ends) reads the same either way ("structured" always ends with "\n\n"). */
+static int part_needs_own_scan(const char *text, size_t len, const et_phi_part *p) {
+    if (!p->len) return 0;
+    int start_guarded = p->offset == 0 || text[p->offset - 1] == '\n';
+    int end_guarded = p->offset + p->len == len || text[p->offset + p->len - 1] == '\n';
+    return !start_guarded || !end_guarded;
+}
+
+static void put_finding(et_phi_finding f, int64_t *counts, et_phi_finding *out, size_t cap,
+                        size_t *k) {
+    if (counts) counts[f.kind]++;
+    if (*k < cap) out[*k] = f;
+    (*k)++;
+}
+
+size_t et_phi_scan_parts(const char *text, size_t len, const et_phi_part *parts, int n_parts,
+                         int64_t counts[ET_PHI_KINDS], et_phi_finding *out, size_t cap) {
+    int solo = 0;
+    for (int i = 0; i < n_parts && !solo; i++) solo = part_needs_own_scan(text, len, &parts[i]);
+    if (n_parts < 2 || !solo) return et_phi_scan_text(text, len, counts, out, cap);
+    int oom = 0;
+    size_t nj, k = 0;
+    et_phi_finding *joined = all_findings(text, len, &nj, &oom);
+    if (oom) return et_phi_scan_text(text, len, counts, out, cap); /* the joined scan alone */
+    size_t j = 0; /* next joined finding to emit */
+    for (int p = 0; p < n_parts; p++) {
+        size_t np = 0;
+        et_phi_finding *own = part_needs_own_scan(text, len, &parts[p])
+                                  ? all_findings(text + parts[p].offset, parts[p].len, &np, &oom)
+                                  : NULL;
+        for (size_t i = 0, o = 0; i < np; i++) {
+            et_phi_finding f = own[i];
+            f.start += parts[p].offset;
+            f.end += parts[p].offset;
+            /* joined findings are sorted: skip those wholly before f, keep one that
+             * overlaps it */
+            while (o < nj && joined[o].end <= f.start) o++;
+            if (o < nj && joined[o].start < f.end) continue; /* the joined text has it */
+            while (j < nj && joined[j].start < f.start) put_finding(joined[j++], counts, out, cap, &k);
+            put_finding(f, counts, out, cap, &k);
+        }
+        free(own);
+    }
+    while (j < nj) put_finding(joined[j++], counts, out, cap, &k);
+    free(joined);
+    return k;
 }
 
 /* ----------------------------------------------------------- the report --- */
@@ -61,31 +266,16 @@ typedef struct {
     int64_t counts[ET_PHI_KINDS];
 } record_scan;
 
-static void scan_field(void *ctx, const char *path, const char *s, size_t len) {
-    (void)path;
+static void scan_text(void *ctx, const char *text, size_t len, const et_phi_part *parts,
+                      int n_parts) {
     record_scan *rs = ctx;
-    rs->r->fields_scanned++;
-    et_phi_scan_text(s, len, rs->counts, NULL, 0);
+    rs->r->fields_scanned += n_parts;
+    et_phi_scan_parts(text, len, parts, n_parts, rs->counts, NULL, 0);
 }
 
 int64_t et_phi_scan_record(et_phi_report *r, const cJSON *record, int64_t line_no) {
     record_scan rs = {.r = r};
-    /* "structured" is scanned as the text the tokens are made of (et_render_structured:
-     * numbers printed, each key joined to its value), not field by field: "age": 95
-     * becomes "Age: 95.", {"Dr": "Smith"} "Dr Smith" — identifiers no single field holds
-     * (found 2026-11-26). A block that does not render is walked field by field (ingest
-     * then refuses the record anyway). */
-    const cJSON *st = cJSON_IsObject(record) ? cJSON_GetObjectItemCaseSensitive(record, "structured") : NULL;
-    char *rendered = NULL;
-    et_error ignored;
-    if (st && !cJSON_IsNull(st) && et_render_structured(&rendered, st, &ignored) == 0) {
-        scan_field(&rs, "structured (rendered)", rendered, strlen(rendered));
-        free(rendered);
-        char path[PATH_MAX_CHARS] = "";
-        walk(record, path, 0, scan_field, &rs, 1, "structured");
-    } else {
-        et_phi_walk_record(record, scan_field, &rs);
-    }
+    et_phi_record_texts(record, scan_text, &rs);
     r->lines_scanned++;
     int64_t total = 0;
     uint16_t kinds = 0;

@@ -103,6 +103,17 @@ static int cmp_item(const void *a, const void *b) {
     return (x->line > y->line) - (x->line < y->line);
 }
 
+/* A JSON number that is an integer in [lo, hi], into *out (1e300, 2.5, -1 fail). */
+static int json_index(const cJSON *v, double lo, double hi, int64_t *out) {
+    if (!cJSON_IsNumber(v)) return -1;
+    double x = v->valuedouble;
+    if (!(x >= lo && x <= hi) || x != (double)(int64_t)x) return -1;
+    *out = (int64_t)x;
+    return 0;
+}
+
+#define MAX_TRUTH_NUMBER 9007199254740992.0 /* 2^53: beyond it doubles skip integers */
+
 static int load_truth(bench *b, const char *path) {
     FILE *f = fopen(path, "rb");
     if (!f) {
@@ -118,19 +129,20 @@ static int load_truth(bench *b, const char *path) {
         no++;
         cJSON *o = cJSON_ParseWithLength(line, (size_t)n);
         if (!o && strspn(line, " \t\r\n") == (size_t)n) continue;
-        const cJSON *l = cJSON_GetObjectItemCaseSensitive(o, "line"),
-                    *fd = cJSON_GetObjectItemCaseSensitive(o, "field"),
+        const cJSON *fd = cJSON_GetObjectItemCaseSensitive(o, "field"),
                     *k = cJSON_GetObjectItemCaseSensitive(o, "kind"),
-                    *v = cJSON_GetObjectItemCaseSensitive(o, "variant"),
-                    *s = cJSON_GetObjectItemCaseSensitive(o, "start"),
-                    *e = cJSON_GetObjectItemCaseSensitive(o, "end");
+                    *v = cJSON_GetObjectItemCaseSensitive(o, "variant");
         int kind = cJSON_IsString(k) ? et_phi_kind_from_name(k->valuestring) : -1;
-        if (!cJSON_IsNumber(l) || l->valuedouble < 1 || !cJSON_IsString(fd) || kind < 0 ||
-            !cJSON_IsNumber(s) || !cJSON_IsNumber(e) || s->valuedouble < 0 ||
-            e->valuedouble <= s->valuedouble) {
+        int64_t ln = 0, start = 0, end = 0;
+        /* integers in range, not any double: (size_t)1e300 is undefined behaviour */
+        if (json_index(cJSON_GetObjectItemCaseSensitive(o, "line"), 1, MAX_TRUTH_NUMBER, &ln) ||
+            json_index(cJSON_GetObjectItemCaseSensitive(o, "start"), 0, MAX_TRUTH_NUMBER, &start) ||
+            json_index(cJSON_GetObjectItemCaseSensitive(o, "end"), 0, MAX_TRUTH_NUMBER, &end) ||
+            !cJSON_IsString(fd) || kind < 0 || end <= start) {
             fprintf(stderr, "ehrtune: phi-scan: %s: line %lld: expected {\"line\": N >= 1, "
                             "\"field\": \"...\", \"kind\": <a kind name>, \"start\": S, "
-                            "\"end\": E > S}\n", path, (long long)no);
+                            "\"end\": E > S}, with N, S and E integers below 2^53\n",
+                    path, (long long)no);
             rc = -1;
         } else {
             if (b->n == b->cap) {
@@ -145,9 +157,9 @@ static int load_truth(bench *b, const char *path) {
                 b->items = ni;
             }
             b->items[b->n++] = (truth_item){
-                .line = (int64_t)l->valuedouble, .field = strdup(fd->valuestring),
+                .line = ln, .field = strdup(fd->valuestring),
                 .variant = strdup(cJSON_IsString(v) ? v->valuestring : "-"), .kind = kind,
-                .start = (size_t)s->valuedouble, .end = (size_t)e->valuedouble};
+                .start = (size_t)start, .end = (size_t)end};
         }
         cJSON_Delete(o);
     }
@@ -157,9 +169,12 @@ static int load_truth(bench *b, const char *path) {
     return rc;
 }
 
-static void score_field(void *ctx, const char *path, const char *text, size_t len) {
+/* One text of a record (et_phi_record_texts): planted spans, given per field, are
+ * placed where their field sits in the text, and compared with its findings. */
+static void score_text(void *ctx, const char *text, size_t len, const et_phi_part *parts,
+                       int n_parts) {
     bench *b = ctx;
-    size_t n = et_phi_scan_text(text, len, NULL, b->findings, b->findings_cap);
+    size_t n = et_phi_scan_parts(text, len, parts, n_parts, NULL, b->findings, b->findings_cap);
     if (n > b->findings_cap) {
         et_phi_finding *nf = realloc(b->findings, n * sizeof *nf);
         if (!nf) {
@@ -168,7 +183,7 @@ static void score_field(void *ctx, const char *path, const char *text, size_t le
         }
         b->findings = nf;
         b->findings_cap = n;
-        et_phi_scan_text(text, len, NULL, b->findings, n);
+        et_phi_scan_parts(text, len, parts, n_parts, NULL, b->findings, n);
     }
     char *matched = calloc(n ? n : 1, 1);
     if (!matched) {
@@ -177,11 +192,18 @@ static void score_field(void *ctx, const char *path, const char *text, size_t le
     }
     for (size_t t = b->next; t < b->n && b->items[t].line == b->line; t++) {
         truth_item *it = &b->items[t];
-        if (strcmp(it->field, path)) continue;
+        const et_phi_part *part = NULL;
+        for (int p = 0; p < n_parts && !part; p++)
+            if (!strcmp(it->field, parts[p].path)) part = &parts[p];
+        if (!part) continue;
         it->seen = 1;
-        if (it->end > len) b->mismatch = 1;
+        if (it->end > part->len) {
+            b->mismatch = 1;
+            continue;
+        }
+        size_t start = part->offset + it->start, end = part->offset + it->end;
         for (size_t i = 0; i < n; i++) {
-            if (b->findings[i].start >= it->end || it->start >= b->findings[i].end) continue;
+            if (b->findings[i].start >= end || start >= b->findings[i].end) continue;
             matched[i] = 1;
             if (b->findings[i].kind == it->kind) it->found = 1;
             else it->other = 1;
@@ -246,7 +268,7 @@ static int run_benchmark(const char *notes, const char *truth_path, int json) {
                     (long long)b.line);
             goto done;
         }
-        et_phi_walk_record(o, score_field, &b);
+        et_phi_record_texts(o, score_text, &b);
         cJSON_Delete(o);
         lines++;
         if (b.oom) {

@@ -122,6 +122,14 @@ grep -q 'Zyxwvut' err.txt && fail "bad JSON: message quotes the text"
 expect_refusal 2 "benchmark with a longer file's truth" "$BIN" phi-scan n1.jsonl --truth truth.jsonl
 "$BIN" synth --patients 300 --seed 1 -o plain.jsonl >/dev/null  # no prompt fields
 expect_refusal 2 "benchmark with a foreign truth file" "$BIN" phi-scan plain.jsonl --truth truth.jsonl
+# truth numbers are integers in range: 1e300 cast to size_t was undefined behaviour
+for bad in '"start": 1e300, "end": 1e301' '"start": 2.5, "end": 7' '"start": -1, "end": 7'; do
+    printf '{"line": 1, "field": "text", "kind": "phone", %s}\n' "$bad" > badtruth.jsonl
+    expect_refusal 2 "truth with $bad" "$BIN" phi-scan planted.jsonl --truth badtruth.jsonl
+    grep -q 'badtruth.jsonl: line 1: expected' err.txt || fail "truth with $bad: message"
+done
+printf '{"line": 1e300, "field": "text", "kind": "phone", "start": 1, "end": 7}\n' > badtruth.jsonl
+expect_refusal 2 "truth with line 1e300" "$BIN" phi-scan planted.jsonl --truth badtruth.jsonl
 expect_refusal 2 "synth without -o" "$BIN" synth --patients 3
 expect_refusal 2 "synth --plant-phi without a truth file" "$BIN" synth --patients 3 -o x.jsonl --plant-phi
 expect_refusal 2 "synth --canaries without a list file" "$BIN" synth --patients 3 -o x.jsonl --canaries 1

@@ -524,6 +524,112 @@ static void structured_is_scanned_as_rendered(void **state) {
 }
 
 
+static int64_t record_findings(const char *json, int kind) {
+    cJSON *o = cJSON_Parse(json);
+    assert_non_null(o);
+    et_phi_report r;
+    et_phi_report_init(&r);
+    int64_t total = et_phi_scan_record(&r, o, 1);
+    cJSON_Delete(o);
+    return kind < 0 ? total : (total == r.counts[kind] ? total : -1);
+}
+
+typedef struct {
+    char paths[8][48];
+    size_t offsets[8], lens[8];
+    int n_parts, n_texts;
+    et_phi_finding f[8];
+    size_t n_found;
+} joined_seen;
+
+/* keeps the last multi-part text and its findings */
+static void keep_joined(void *ctx, const char *text, size_t len, const et_phi_part *parts,
+                        int n_parts) {
+    joined_seen *js = ctx;
+    js->n_texts++;
+    if (n_parts < 2) return;
+    js->n_parts = n_parts;
+    for (int i = 0; i < n_parts && i < 8; i++) {
+        snprintf(js->paths[i], sizeof js->paths[i], "%s", parts[i].path);
+        js->offsets[i] = parts[i].offset;
+        js->lens[i] = parts[i].len;
+    }
+    js->n_found = et_phi_scan_parts(text, len, parts, n_parts, NULL, js->f, 8);
+}
+
+/* Prompt and response are tokenized as one stretch: "MRN:" at the end of the prompt
+ * and " 123456" at the start of the response were never flagged (found 2026-11-27). */
+static void prompt_and_response_are_scanned_joined(void **state) {
+    (void)state;
+    assert_int_equal(record_findings("{\"patient_id\":1,\"prompt\":\"Registration. Patient MRN:\","
+                                     "\"response\":\" 123456. Seen today.\"}", ET_PHI_MRN), 1);
+    assert_int_equal(record_findings("{\"patient_id\":2,\"prompt\":\"Attending: Dr.\","
+                                     "\"response\":\" Smith\"}", ET_PHI_NAME_AFTER_TITLE), 1);
+    assert_int_equal(record_findings("{\"patient_id\":3,\"prompt\":\"Patient is a 93\","
+                                     "\"response\":\" year old woman\"}", ET_PHI_AGE_OVER_89), 1);
+    assert_int_equal(record_findings("{\"patient_id\":4,\"prompt\":\"Call 617-555-\","
+                                     "\"response\":\"0142 for results\"}", ET_PHI_PHONE), 1);
+    /* joining must not hide what a field alone shows: "Dr." glued to the prompt's end */
+    assert_int_equal(record_findings("{\"patient_id\":5,\"prompt\":\"ask\","
+                                     "\"response\":\"Dr. Smith agreed\"}", ET_PHI_NAME_AFTER_TITLE), 1);
+    /* one finding, counted once, when both views show it */
+    assert_int_equal(record_findings("{\"patient_id\":6,\"prompt\":\"x \","
+                                     "\"response\":\"Dr. Smith agreed\"}", ET_PHI_NAME_AFTER_TITLE), 1);
+    /* clean prompt/response pairs stay clean */
+    assert_int_equal(record_findings("{\"patient_id\":7,\"prompt\":\"BP 120/\","
+                                     "\"response\":\"80 mmHg. Heparin 5000 units.\"}", -1), 0);
+
+    /* offsets run across the joined fields; parts say where each field sits */
+    const char *json = "{\"patient_id\":1,\"structured\":{\"hr\":88},\"prompt\":\"Patient MRN:\","
+                       "\"response\":\" 123456.\"}";
+    cJSON *o = cJSON_Parse(json);
+    joined_seen js = {.n_parts = 0};
+    et_phi_record_texts(o, keep_joined, &js);
+    assert_int_equal(js.n_parts, 3);
+    assert_string_equal(js.paths[0], "structured");
+    assert_string_equal(js.paths[1], "prompt");
+    assert_string_equal(js.paths[2], "response");
+    const size_t block = strlen("Structured data:\nHr: 88.\n\n");
+    assert_int_equal(js.offsets[0], 0);
+    assert_int_equal(js.lens[0], block);
+    assert_int_equal(js.offsets[1], block);
+    assert_int_equal(js.offsets[2], block + strlen("Patient MRN:"));
+    assert_int_equal(js.n_found, 1);
+    assert_int_equal(js.f[0].start, block + strlen("Patient "));
+    assert_int_equal(js.f[0].end, block + strlen("Patient MRN: 123456"));
+    cJSON_Delete(o);
+}
+
+/* The structured block goes where data/render.c puts it: before the text, or the
+ * first user message; strings outside the document are scanned alone. */
+static void record_texts_follow_the_rendering(void **state) {
+    (void)state;
+    const char *json =
+        "{\"patient_id\": 1, \"structured\": {\"note\": \"MRN\"}, \"messages\": ["
+        "{\"role\": \"system\", \"content\": \"Be brief.\"}, {\"role\": \"user\", \"content\": "
+        "\"x\"}, {\"role\": \"user\", \"content\": \"y\"}], \"group\": {\"sex\": \"F\"}}";
+    cJSON *o = cJSON_Parse(json);
+    joined_seen js = {.n_parts = 0};
+    et_phi_record_texts(o, keep_joined, &js);
+    assert_int_equal(js.n_parts, 2);
+    assert_string_equal(js.paths[0], "structured");
+    assert_string_equal(js.paths[1], "messages[1].content");
+    et_phi_report r;
+    et_phi_report_init(&r);
+    assert_int_equal(et_phi_scan_record(&r, o, 1), 0);
+    /* structured + content + 2 other contents + 6 keys + 3 roles + group key + label */
+    assert_int_equal(r.fields_scanned, 1 + 1 + 2 + 6 + 3 + 1 + 1);
+    cJSON_Delete(o);
+    /* the block ends with a blank line, as tokenized: nothing runs from it into the note */
+    assert_int_equal(record_findings("{\"patient_id\": 1, \"structured\": {\"note\": \"seen by "
+                                     "Dr\"}, \"text\": \"Smith today\"}", -1), 0);
+    /* numbers are rendered exactly: an MRN stored as a number is found */
+    assert_int_equal(record_findings("{\"patient_id\": 1, \"text\": \"ok\", \"structured\": "
+                                     "{\"mrn\": 1234567}}", ET_PHI_MRN), 1);
+    assert_int_equal(record_findings("{\"patient_id\": 1, \"text\": \"ok\", \"structured\": "
+                                     "{\"age_years\": 95}}", ET_PHI_AGE_OVER_89), 1);
+}
+
 static char *write_tmp(const char *content) {
     char *path = strdup("/tmp/test_phi_scan_XXXXXX");
     int fd = mkstemp(path);
@@ -761,6 +867,8 @@ int main(void) {
         cmocka_unit_test(windows_change_nothing),
         cmocka_unit_test(walk_covers_every_string),
         cmocka_unit_test(structured_is_scanned_as_rendered),
+        cmocka_unit_test(prompt_and_response_are_scanned_joined),
+        cmocka_unit_test(record_texts_follow_the_rendering),
         cmocka_unit_test(file_scan_counts_and_lines),
         cmocka_unit_test(file_scan_errors_name_the_line),
         cmocka_unit_test(line_list_is_capped_counts_are_not),
