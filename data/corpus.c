@@ -381,12 +381,17 @@ static int flush_docs(et_corpus_writer *w, et_error *err) {
     return 0;
 }
 
-static writer_group *find_or_create_group(et_corpus_writer *w, const char *name, et_error *err) {
+/* Error messages name a group by its entry in the document (the JSONL record's "group"
+ * object, 0-based), never by its name: names are keys of patient records and may hold
+ * PHI. `entry` is that position. */
+static writer_group *find_or_create_group(et_corpus_writer *w, const char *name, int entry,
+                                          et_error *err) {
     for (int g = 0; g < w->n_groups; g++)
         if (!strcmp(w->groups[g]->name, name)) return w->groups[g];
     if (!valid_name(name)) {
-        et_fail(err, "%s: document %lld: group name is not 1-%d characters of [A-Za-z0-9_.-]",
-                w->path, (long long)(w->docs_flushed + w->n_doc_buf), ET_CORPUS_MAX_NAME);
+        et_fail(err, "%s: document %lld: the name of group entry %d is not 1-%d characters of "
+                     "[A-Za-z0-9_.-]",
+                w->path, (long long)(w->docs_flushed + w->n_doc_buf), entry, ET_CORPUS_MAX_NAME);
         return NULL;
     }
     if (w->n_groups == ET_CORPUS_MAX_GROUPS) {
@@ -408,7 +413,8 @@ static writer_group *find_or_create_group(et_corpus_writer *w, const char *name,
     g->ds = create_extensible(w->g_groups, name, H5T_STD_I16LE, 0, (hsize_t)w->chunk_docs,
                               w->zstd_level, H5T_NATIVE_INT16, &missing);
     if (g->ds < 0) {
-        h5fail(err, w->path, "cannot create dataset /groups/%s", name);
+        h5fail(err, w->path, "document %lld: cannot create the dataset of group entry %d",
+               (long long)(w->docs_flushed + w->n_doc_buf), entry);
         free(g->buf);
         free(g);
         return NULL;
@@ -417,15 +423,19 @@ static writer_group *find_or_create_group(et_corpus_writer *w, const char *name,
     return g;
 }
 
-static int label_code(et_corpus_writer *w, writer_group *g, const char *label, et_error *err) {
+static int label_code(et_corpus_writer *w, writer_group *g, const char *label, int entry,
+                      et_error *err) {
     for (int i = 0; i < g->n_labels; i++)
         if (!strcmp(g->labels[i], label)) return i;
+    long long doc = (long long)(w->docs_flushed + w->n_doc_buf);
     if (g->n_labels == ET_CORPUS_MAX_LABELS)
-        return et_fail(err, "%s: group '%s' has more than %d distinct labels; groups are for "
-                            "categories such as sex or age band, not identifiers",
-                       w->path, g->name, ET_CORPUS_MAX_LABELS);
+        return et_fail(err, "%s: document %lld: group entry %d has more than %d distinct labels "
+                            "across the documents; groups are for categories such as sex or age "
+                            "band, not identifiers",
+                       w->path, doc, entry, ET_CORPUS_MAX_LABELS);
     if (strlen(label) > 256)
-        return et_fail(err, "%s: a label of group '%s' is longer than 256 bytes", w->path, g->name);
+        return et_fail(err, "%s: document %lld: the label of group entry %d is longer than 256 "
+                            "bytes", w->path, doc, entry);
     if (!(g->labels[g->n_labels] = strdup(label))) return et_fail(err, "%s: out of memory", w->path);
     return g->n_labels++;
 }
@@ -453,17 +463,17 @@ static int writer_add(et_corpus_writer *w, const et_corpus_doc *d, et_error *err
     for (int a = 0; a < d->n_groups; a++)
         for (int b = 0; b < a; b++)
             if (!strcmp(d->group_names[a], d->group_names[b]))
-                return et_fail(err, "%s: document %lld: group '%s' given twice", w->path, doc,
-                               d->group_names[a]);
+                return et_fail(err, "%s: document %lld: group entries %d and %d have the same name",
+                               w->path, doc, b, a);
 
     int64_t slot = w->n_doc_buf;
     for (int g = 0; g < w->n_groups; g++) w->groups[g]->buf[slot] = -1;
     for (int a = 0; a < d->n_groups; a++) {
-        writer_group *g = find_or_create_group(w, d->group_names[a], err);
+        writer_group *g = find_or_create_group(w, d->group_names[a], a, err);
         if (!g) return -1;
         g->buf[slot] = -1;
         if (d->group_labels[a]) {
-            int code = label_code(w, g, d->group_labels[a], err);
+            int code = label_code(w, g, d->group_labels[a], a, err);
             if (code < 0) return -1;
             g->buf[slot] = (int16_t)code;
         }

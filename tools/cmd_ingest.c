@@ -4,7 +4,8 @@
  * with the file, apart from 8 bytes per document to count distinct patients):
  *   text (--tokenizer):  {"patient_id", "text" | "prompt"+"response" | "messages",
  *                         "structured"?, "group"?}, rendered by data/render.h, every
- *                         string field PHI-scanned first (data/phi_scan.h);
+ *                         string PHI-scanned first, the document's text as it is
+ *                         tokenized (data/phi_scan.h);
  *   --pretokenized:      {"patient_id", "tokens": [..], "loss_mask": [..]?, "group"?}.
  *
  * Patient ids (docs/corpus.md): a JSON integer (|id| <= 2^53) is used as is; a
@@ -316,8 +317,11 @@ static int read_groups(ingest_state *st, const cJSON *grp, const char **names, c
     for (const cJSON *v = grp->child; v; v = v->next) {
         if (n == ET_CORPUS_MAX_GROUPS)
             return line_fail(st, err, "\"group\" has more than %d entries", ET_CORPUS_MAX_GROUPS);
+        /* the entry by its position, never its key: keys come from the record and
+         * may hold PHI ("Jane Doe 617-555-0142": 5) */
         if (!cJSON_IsString(v) && !cJSON_IsNull(v))
-            return line_fail(st, err, "group \"%.64s\" must be a string label or null", v->string);
+            return line_fail(st, err, "\"group\" entry %d (0-based) must be a string label or null",
+                             n);
         names[n] = v->string;
         labels[n] = cJSON_IsString(v) ? v->valuestring : NULL;
         n++;
@@ -435,6 +439,25 @@ static int is_blank(const char *s, size_t n) {
     return 1;
 }
 
+/* "phone 2, name_after_title 1": the kinds with findings and their counts (no text). */
+static void phi_counts_by_kind(const et_phi_report *r, char *out, size_t cap) {
+    size_t len = 0;
+    out[0] = 0;
+    for (int k = 0; k < ET_PHI_KINDS && len < cap; k++)
+        if (r->counts[k])
+            len += (size_t)snprintf(out + len, cap - len, "%s%s %lld", len ? ", " : "",
+                                    et_phi_kind_name(k), (long long)r->counts[k]);
+}
+
+/* The first 10 line numbers with findings, comma-separated. */
+static void phi_first_lines(const et_phi_report *r, char *out, size_t cap) {
+    size_t len = 0;
+    out[0] = 0;
+    for (int i = 0; i < r->n_lines && i < 10 && len < cap; i++)
+        len += (size_t)snprintf(out + len, cap - len, "%s%lld", i ? ", " : "",
+                                (long long)r->lines[i]);
+}
+
 static int ingest(const ingest_args *a, ingest_state *st, et_error *err) {
     FILE *f = fopen(a->input, "rb");
     if (!f) return et_fail(err, "%s: cannot open: %s", a->input, strerror(errno));
@@ -519,15 +542,15 @@ static int ingest(const ingest_args *a, ingest_state *st, et_error *err) {
             goto done;
         }
         if (st->phi.total > 0 && !a->allow_phi) {
-            char lines[256] = "";
-            for (int i = 0; i < st->phi.n_lines && i < 10; i++)
-                snprintf(lines + strlen(lines), sizeof lines - strlen(lines), "%s%lld",
-                         i ? ", " : "", (long long)st->phi.lines[i]);
+            char by_kind[512], lines[256];
+            phi_counts_by_kind(&st->phi, by_kind, sizeof by_kind);
+            phi_first_lines(&st->phi, lines, sizeof lines);
             et_fail(err, "%s: the PHI scan found %lld possible identifier(s) on %lld line(s) "
-                         "(first lines: %s); run `ehrtune phi-scan %s` for counts by kind, "
-                         "de-identify, or pass --allow-phi-findings. Nothing was written.",
+                         "(by kind: %s; first lines: %s); run `ehrtune phi-scan %s` for the "
+                         "lines of each kind, de-identify, or pass --allow-phi-findings. "
+                         "Nothing was written.",
                     a->input, (long long)st->phi.total, (long long)st->phi.lines_with_findings,
-                    lines, a->input);
+                    by_kind, lines, a->input);
             goto done;
         }
     }

@@ -68,6 +68,23 @@ expect_fail() { local pat=$1 out=$2; shift 2
 printf '{"patient_id": 1, "text": "Seen by Dr. Alvarez, call 617-555-0142."}\n' > phi.jsonl
 expect_fail "PHI scan found 2" phi.h5 ingest phi.jsonl --tokenizer "$tok" -o phi.h5
 if grep -q "Alvarez\|555-0142" e.log; then echo "PHI printed"; exit 1; fi
+# ... with its counts by kind, as docs/phi.md says (found 2026-11-27: the total only)
+grep -q "by kind: phone 1, name_after_title 1" e.log || { echo "no counts by kind:"; cat e.log; exit 1; }
+# The scan reads prompt + response as tokenized, one text: a cue at the prompt's end and
+# the number at the response's start are one finding (found 2026-11-27: each alone passed).
+printf '{"patient_id": 1, "prompt": "Registration. Patient MRN:", "response": " 123456. Seen today."}\n' > split.jsonl
+expect_fail "by kind: mrn 1" split.h5 ingest split.jsonl --tokenizer "$tok" -o split.h5
+# Group keys come from records and may be PHI: errors name the entry, never the key.
+printf '{"patient_id": 1, "text": "hello", "group": {"sex": "F", "Jane Doe 617-555-0142": 5}}\n' > gkey.jsonl
+expect_fail 'gkey.jsonl:1: "group" entry 1 (0-based) must be a string label or null' gkey.h5 \
+    ingest gkey.jsonl --tokenizer "$tok" -o gkey.h5
+if grep -q "Jane\|555" e.log; then echo "group key printed"; cat e.log; exit 1; fi
+printf '{"patient_id": 1, "text": "hello", "group": {"Jane_Doe_6175550142": "a", "Jane_Doe_6175550142": "b"}}\n' > gdup.jsonl
+expect_fail "group entries 0 and 1 have the same name" gdup.h5 ingest gdup.jsonl --tokenizer "$tok" -o gdup.h5
+if grep -q "Jane\|555" e.log; then echo "group key printed"; cat e.log; exit 1; fi
+printf '{"patient_id": 1, "text": "hello", "group": {"Jane Doe": "a"}}\n' > gname.jsonl
+expect_fail "the name of group entry 0 is not" gname.h5 ingest gname.jsonl --tokenizer "$tok" -o gname.h5
+if grep -q "Jane" e.log; then echo "group key printed"; cat e.log; exit 1; fi
 "$bin" ingest phi.jsonl --tokenizer "$tok" -o phi.h5 --allow-phi-findings > /dev/null
 # Bad records: each names the file and line, writes nothing.
 printf '{"patient_id": 1, "text": "ok"}\n{"patient_id": 2}\n' > notext.jsonl
