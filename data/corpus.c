@@ -754,41 +754,42 @@ static int64_t zstd_chunk_bytes(hid_t ds, int rank, size_t elem_size, const char
 }
 
 /* Reads a whole dataset that must exist, with integer/float class `cls`, an
- * element of `size` bytes and `rank` dimensions, converted to `memtype`. */
-static int read_dataset(hid_t file, const char *path, const char *name, H5T_class_t cls,
-                        size_t size, const char *type_name, hid_t memtype, int rank,
-                        hsize_t dims[2], void **out, et_error *err) {
+ * element of `size` bytes and `rank` dimensions, converted to `memtype`. name: its
+ * path in the file; shown: how messages name it. */
+static int read_dataset_as(hid_t file, const char *path, const char *name, const char *shown,
+                           H5T_class_t cls, size_t size, const char *type_name, hid_t memtype,
+                           int rank, hsize_t dims[2], void **out, et_error *err) {
     *out = NULL;
     if (H5Lexists(file, name, H5P_DEFAULT) <= 0)
         return et_fail(err, "%s: dataset %s missing — was it written by `ehrtune ingest`?", path,
-                       name);
+                       shown);
     hid_t ds = H5Dopen2(file, name, H5P_DEFAULT);
-    if (ds < 0) return h5fail(err, path, "%s is not a readable dataset", name);
+    if (ds < 0) return h5fail(err, path, "%s is not a readable dataset", shown);
     hid_t t = H5Dget_type(ds), s = H5Dget_space(ds);
     int rc = -1;
     if (t < 0 || s < 0 || H5Tget_class(t) != cls || H5Tget_size(t) != size) {
-        et_fail(err, "%s: dataset %s has the wrong element type (expected %s)", path, name,
+        et_fail(err, "%s: dataset %s has the wrong element type (expected %s)", path, shown,
                 type_name);
         goto done;
     }
     if (H5Sget_simple_extent_ndims(s) != rank) {
-        et_fail(err, "%s: dataset %s has %d dimensions, expected %d", path, name,
+        et_fail(err, "%s: dataset %s has %d dimensions, expected %d", path, shown,
                 H5Sget_simple_extent_ndims(s), rank);
         goto done;
     }
     H5Sget_simple_extent_dims(s, dims, NULL);
     hsize_t n = dims[0] * (rank == 2 ? dims[1] : 1);
     if ((rank == 2 && dims[1] && n / dims[1] != dims[0]) || n > (hsize_t)(SIZE_MAX / 8)) {
-        et_fail(err, "%s: dataset %s is implausibly large", path, name);
+        et_fail(err, "%s: dataset %s is implausibly large", path, shown);
         goto done;
     }
     *out = malloc(n ? (size_t)n * size : 1);
     if (!*out) {
         et_fail(err, "%s: out of memory loading dataset %s (%llu values; the reader holds the "
-                     "whole corpus in memory)", path, name, (unsigned long long)n);
+                     "whole corpus in memory)", path, shown, (unsigned long long)n);
         goto done;
     }
-    const int64_t chunk = zstd_chunk_bytes(ds, rank, size, path, name, err);
+    const int64_t chunk = zstd_chunk_bytes(ds, rank, size, path, shown, err);
     if (chunk < 0) {
         free(*out);
         *out = NULL;
@@ -798,7 +799,7 @@ static int read_dataset(hid_t file, const char *path, const char *name, H5T_clas
     const herr_t got = n > 0 ? H5Dread(ds, memtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, *out) : 0;
     et_zstd_filter_expect(0);
     if (got < 0) {
-        h5fail(err, path, "reading dataset %s failed", name);
+        h5fail(err, path, "reading dataset %s failed", shown);
         free(*out);
         *out = NULL;
         goto done;
@@ -809,6 +810,13 @@ done:
     if (t >= 0) H5Tclose(t);
     H5Dclose(ds);
     return rc;
+}
+
+static int read_dataset(hid_t file, const char *path, const char *name, H5T_class_t cls,
+                        size_t size, const char *type_name, hid_t memtype, int rank,
+                        hsize_t dims[2], void **out, et_error *err) {
+    return read_dataset_as(file, path, name, name, cls, size, type_name, memtype, rank, dims, out,
+                           err);
 }
 
 void et_corpus_close(et_corpus *c) {
@@ -864,28 +872,31 @@ static int read_groups(et_corpus *c, hid_t file, et_error *err) {
             goto done;
         }
         snprintf(full, sizeof full, "/groups/%s", name);
+        /* messages name the entry by position: group names are keys from the records */
+        char what[64];
+        snprintf(what, sizeof what, "/groups entry %llu", (unsigned long long)i);
         et_corpus_group *grp = &c->groups[c->n_groups++];
         grp->name = strdup(name);
         hsize_t dims[2];
-        if (read_dataset(file, c->path, full, H5T_INTEGER, 2, "int16", H5T_NATIVE_INT16, 1, dims,
+        if (read_dataset_as(file, c->path, full, what, H5T_INTEGER, 2, "int16", H5T_NATIVE_INT16, 1, dims,
                          (void **)&grp->codes, err))
             goto done;
         if ((int64_t)dims[0] != c->n_docs) {
             et_fail(err, "%s: dataset %s has %llu values but the corpus has %lld documents",
-                    c->path, full, (unsigned long long)dims[0], (long long)c->n_docs);
+                    c->path, what, (unsigned long long)dims[0], (long long)c->n_docs);
             goto done;
         }
         hid_t ds = H5Dopen2(file, full, H5P_DEFAULT);
         grp->labels = ds >= 0 ? read_str_attr(ds, "labels", &grp->n_labels) : NULL;
         if (ds >= 0) H5Dclose(ds);
         if (!grp->labels) {
-            et_fail(err, "%s: dataset %s has no string attribute `labels`", c->path, full);
+            et_fail(err, "%s: dataset %s has no string attribute `labels`", c->path, what);
             goto done;
         }
         for (int64_t d = 0; d < c->n_docs; d++)
             if (grp->codes[d] < -1 || grp->codes[d] >= grp->n_labels) {
                 et_fail(err, "%s: dataset %s: code at document %lld is outside [-1, %d)", c->path,
-                        full, (long long)d, grp->n_labels);
+                        what, (long long)d, grp->n_labels);
                 goto done;
             }
     }
@@ -914,6 +925,37 @@ static int read_structured(et_corpus *c, hid_t file, et_error *err) {
         return et_fail(err, "%s: dataset /structured needs a string attribute `names` with %llu "
                             "entries", c->path, (unsigned long long)dims[1]);
     return 0;
+}
+
+typedef struct {
+    int64_t patient, doc;
+} patient_doc;
+
+static int cmp_patient_doc(const void *a, const void *b) {
+    const patient_doc *x = a, *y = b;
+    if (x->patient != y->patient) return (x->patient > y->patient) - (x->patient < y->patient);
+    return (x->doc > y->doc) - (x->doc < y->doc);
+}
+
+/* Every document of one patient in one split: else validation or test rows would hold
+ * patients the model trained on. ingest splits per patient; a corpus written by other
+ * means (h5py, the writer API) is checked here. Messages name documents, never ids. */
+static int check_split_per_patient(const et_corpus *c, et_error *err) {
+    if (c->n_docs < 2) return 0;
+    patient_doc *v = malloc((size_t)c->n_docs * sizeof *v);
+    if (!v) return et_fail(err, "%s: out of memory checking the splits", c->path);
+    for (int64_t d = 0; d < c->n_docs; d++) v[d] = (patient_doc){c->patient_ids[d], d};
+    qsort(v, (size_t)c->n_docs, sizeof *v, cmp_patient_doc);
+    int rc = 0;
+    for (int64_t i = 1; i < c->n_docs && !rc; i++)
+        if (v[i].patient == v[i - 1].patient && c->split[v[i].doc] != c->split[v[i - 1].doc])
+            rc = et_fail(err, "%s: documents %lld and %lld belong to one patient but to splits %d "
+                              "and %d: a patient's documents must all be in one split (as "
+                              "`ehrtune ingest` assigns them)",
+                         c->path, (long long)v[i - 1].doc, (long long)v[i].doc,
+                         (int)c->split[v[i - 1].doc], (int)c->split[v[i].doc]);
+    free(v);
+    return rc;
 }
 
 static int validate(et_corpus *c, hsize_t n_offsets, hsize_t n_mask, hsize_t n_pids,
@@ -954,7 +996,7 @@ static int validate(et_corpus *c, hsize_t n_offsets, hsize_t n_mask, hsize_t n_p
         if (c->split[d] > ET_SPLIT_TEST)
             return et_fail(err, "%s: dataset /split: value at document %lld is not 0, 1 or 2", p,
                            (long long)d);
-    return 0;
+    return check_split_per_patient(c, err);
 }
 
 int et_corpus_open(et_corpus *c, const char *path, et_error *err) {

@@ -167,7 +167,7 @@ static int write_rt_corpus(const char *path, int force, et_error *err) {
         float st[2] = {(float)d, (float)(d * 2)};
         et_corpus_doc doc = {
             .patient_id = 1000 + d / 2,
-            .split = d % 3,
+            .split = d / 2 % 3, /* per patient, as the reader requires */
             .tokens = tok,
             .n_tokens = RT_LEN[d],
             .loss_mask = d % 2 ? mask : NULL,
@@ -210,7 +210,7 @@ static void corpus_round_trip(void **state) {
         }
         total += RT_LEN[d];
         assert_int_equal(c.patient_ids[d], 1000 + d / 2);
-        assert_int_equal(c.split[d], d % 3);
+        assert_int_equal(c.split[d], d / 2 % 3);
     }
     assert_int_equal(c.n_tokens, total);
     assert_int_equal(c.vocab_size, max_tok + 1);
@@ -359,6 +359,14 @@ static void bad_group_code(hid_t f) {
     H5Dclose(ds);
 }
 
+/* One patient's documents in two splits (a corpus not written by ingest). */
+static void split_one_patient(hid_t f) {
+    hid_t ds = H5Dopen2(f, "split", H5P_DEFAULT);
+    uint8_t split[8] = {0, 1, 1, 1, 2, 2, 0, 0}; /* docs 0 and 1: patient 1000 */
+    H5Dwrite(ds, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, split);
+    H5Dclose(ds);
+}
+
 static void expect_open_error(const char *path, const char *needle) {
     et_corpus c;
     et_error err = {{0}};
@@ -382,8 +390,10 @@ static void reader_names_file_and_dataset_on_damage(void **state) {
     expect_open_error(path, "not an ehrtune corpus");
     damaged_corpus("version.h5", path, sizeof path, bump_version);
     expect_open_error(path, "schema version 2");
+    damaged_corpus("split.h5", path, sizeof path, split_one_patient);
+    expect_open_error(path, "documents 0 and 1 belong to one patient but to splits 0 and 1");
     damaged_corpus("codes.h5", path, sizeof path, bad_group_code);
-    expect_open_error(path, "dataset /groups/sex: code at document 2 is outside [-1, 2)");
+    expect_open_error(path, "dataset /groups entry 1: code at document 2 is outside [-1, 2)");
 
     tmp_path(path, sizeof path, "text.h5");
     FILE *fp = fopen(path, "w");
