@@ -160,7 +160,7 @@ static int push_segment(et_doc *d, const et_renderer *r, const char *pre, size_t
 typedef struct {
     char *s;
     size_t n, cap;
-    int oom;
+    int oom, lossy; /* lossy: a whole number past 2^53 was seen */
 } sbuf;
 
 static void sb_put(sbuf *b, const char *s, size_t n) {
@@ -186,7 +186,7 @@ static void sb_str(sbuf *b, const char *s) { sb_put(b, s, strlen(s)); }
 /* A number as exact text: an integer (|v| < 2^53) as an integer, anything else in the
  * fewest significant digits (15, 16 or 17) that read back as the same double. %g
  * printed 6 digits: {"mrn": 1234567} became "1.23457e+06", which both changed the
- * value the model saw and hid the identifier from the PHI scan (found 2026-11-27). */
+ * value the model saw and hid the identifier from the PHI scan (found 2026-11-26). */
 static void format_number(char *out, size_t cap, double v) {
     if (v == floor(v) && fabs(v) < 9007199254740992.0) {
         snprintf(out, cap, "%lld", (long long)v);
@@ -202,6 +202,10 @@ static void sb_value(sbuf *b, const cJSON *v) {
     char num[64];
     if (cJSON_IsString(v)) sb_str(b, v->valuestring);
     else if (cJSON_IsNumber(v)) {
+        /* A whole number past 2^53 has lost digits when the JSON was read (and would
+         * print in exponent form, out of the PHI scan's reach): refused. */
+        if (v->valuedouble == floor(v->valuedouble) && fabs(v->valuedouble) >= 9007199254740992.0)
+            b->lossy = 1;
         format_number(num, sizeof num, v->valuedouble);
         sb_str(b, num);
     } else if (cJSON_IsBool(v)) sb_str(b, cJSON_IsTrue(v) ? "yes" : "no");
@@ -255,9 +259,12 @@ int et_render_structured(char **out, const cJSON *st, et_error *err) {
         sb_section(&b, title, v);
     }
     sb_str(&b, "\n");
-    if (b.oom) {
+    if (b.oom || b.lossy) {
         free(b.s);
-        return et_fail(err, "out of memory serialising \"structured\"");
+        return b.oom ? et_fail(err, "out of memory serialising \"structured\"")
+                     : et_fail(err, "field \"structured\" holds a whole number of 2^53 or more, "
+                                    "which JSON readers cannot keep exactly (an identifier?): "
+                                    "give it as a string, or remove it");
     }
     *out = b.s;
     return 0;

@@ -158,7 +158,7 @@ static void section_privacy(FILE *o, const et_export_run *r) {
                 p->sample_rate);
     if (isfinite(p->max_grad_norm)) fprintf(o, "| clipping bound C (per %s) | %.4g |\n", unit, p->max_grad_norm);
     if (isfinite(p->steps)) fprintf(o, "| noisy steps | %.0f |\n", p->steps);
-    if (isfinite(p->n_units)) fprintf(o, "| %ss in the training split | %.0f |\n", unit, p->n_units);
+    if (isfinite(p->n_units)) fprintf(o, "| %ss trained on (N: in the training split, with a training sequence) | %.0f |\n", unit, p->n_units);
     if (isfinite(p->max_sequences_per_unit))
         fprintf(o, "| sequences per %s per step (at most) | %.0f |\n", unit, p->max_sequences_per_unit);
     const cJSON *srng = et_export_manifest_get(r->manifest, "privacy.secure_rng");
@@ -177,7 +177,8 @@ static void section_privacy(FILE *o, const et_export_run *r) {
             "token and unit counts and gradient-norm statistics, computed from the data without "
             "noise — keep it with the patient data; this card leaves the loss and token counts "
             "of training out); the dataset sizes shown under Training data (patients, training "
-            "sequences, corpus documents and tokens), exact and without noise. The "
+            "sequences, corpus documents and tokens) and the throughput under Training run, "
+            "exact and without noise. The "
             "trust model is central DP: whoever ran training saw the de-identified notes.\n\n");
 }
 
@@ -218,7 +219,7 @@ static void section_data(FILE *o, const et_export_run *r, const corpus_meta *cm)
     fprintf(o, "| corpus file sha256 | `%s` (%s) |\n", jstr(f, "sha256", "(not recorded)"), hb);
     double patients = jnum(r->manifest, "data.patients");
     double rows = jnum(r->manifest, "data.training_rows");
-    if (isfinite(patients)) fprintf(o, "| patients in the training split | %.0f |\n", patients);
+    if (isfinite(patients)) fprintf(o, "| patients trained on (with a training sequence) | %.0f |\n", patients);
     if (isfinite(rows))
         fprintf(o, "| training sequences | %.0f of %d tokens |\n", rows, r->recipe.data.seq_len);
     fprintf(o, "| split trained on | %s |\n", et_recipe_split_names[r->recipe.data.split]);

@@ -122,19 +122,32 @@ static void structured_numbers_print_exactly(void **state) {
     (void)state;
     cJSON *st = cJSON_Parse("{\"mrn\": 1234567, \"labs\": {\"k\": 4.1, \"x\": 0.1, \"wbc\": 11000, "
                             "\"neg\": -2.5, \"i\": -7, \"z\": -0, \"e\": 1e5, \"tiny\": 1.5e-7, "
-                            "\"third\": 0.3333333333333333, \"big\": 12345678901234567890, "
-                            "\"max\": 9007199254740991, \"huge\": 1e300}}");
+                            "\"third\": 0.3333333333333333, \"max\": 9007199254740991, "
+                            "\"small\": 1.25e-300}}");
     assert_non_null(st);
     char *out = NULL;
     et_error err = {{0}};
     assert_int_equal(et_render_structured(&out, st, &err), 0);
     assert_string_equal(out, "Structured data:\n"
                              "Labs: k 4.1; x 0.1; wbc 11000; neg -2.5; i -7; z 0; e 100000; "
-                             "tiny 1.5e-07; third 0.3333333333333333; big 1.2345678901234567e+19; "
-                             "max 9007199254740991; huge 1e+300.\n"
+                             "tiny 1.5e-07; third 0.3333333333333333; max 9007199254740991; "
+                             "small 1.25e-300.\n"
                              "Mrn: 1234567.\n\n");
     free(out);
     cJSON_Delete(st);
+    /* A whole number past 2^53 lost digits when the JSON was read, and would print as
+     * 1.2345678901234567e+19 where the PHI scan does not look: refused, naming no key. */
+    const char *lossy[] = {"{\"zq_key\": 12345678901234567890}", "{\"labs\": {\"x\": -1e300}}",
+                           "{\"a\": [1, 9007199254740992]}"};
+    for (int i = 0; i < 3; i++) {
+        st = cJSON_Parse(lossy[i]);
+        assert_non_null(st);
+        assert_int_equal(et_render_structured(&out, st, &err), -1);
+        assert_null(out);
+        assert_non_null(strstr(err.msg, "2^53"));
+        assert_null(strstr(err.msg, "zq_key"));
+        cJSON_Delete(st);
+    }
 }
 
 int main(void) {
