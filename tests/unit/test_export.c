@@ -665,7 +665,7 @@ static void dp_card_and_metadata(void **s) {
     assert_non_null(strstr(card, "| δ (delta) | 1e-06 |"));
     assert_non_null(strstr(card, "| accountant | prv |"));
     assert_non_null(strstr(card, "| noise multiplier σ | 0.9 |"));
-    assert_non_null(strstr(card, "patients trained on (with a training sequence) | 4800"));
+    assert_non_null(strstr(card, "patients trained on (N: in the training split, with a training sequence) | 4800"));
     assert_non_null(strstr(card, "e^ε = 20.09"));
     /* research/phi-and-patient-dp.md §5: e^3 from a 50 % prior -> 95 %, from 1 % -> 17 % */
     assert_non_null(strstr(card, "at most 95.26% sure"));
