@@ -371,7 +371,7 @@ static int flush_docs(et_corpus_writer *w, et_error *err) {
         return h5fail(err, w->path, "writing dataset /split failed");
     for (int g = 0; g < w->n_groups; g++)
         if (append_rows(w->groups[g]->ds, H5T_NATIVE_INT16, at, n, 0, w->groups[g]->buf) < 0)
-            return h5fail(err, w->path, "writing dataset /groups/%s failed", w->groups[g]->name);
+            return h5fail(err, w->path, "writing dataset /groups entry %d failed", g);
     if (w->n_structured > 0 &&
         append_rows(w->d_structured, H5T_NATIVE_FLOAT, at, n, (hsize_t)w->n_structured,
                     w->structured_buf) < 0)
@@ -542,8 +542,7 @@ static int write_attributes(et_corpus_writer *w, et_error *err) {
     for (int g = 0; g < w->n_groups; g++)
         if (write_str_attr(w->groups[g]->ds, "labels", (const char *const *)w->groups[g]->labels,
                            w->groups[g]->n_labels))
-            return h5fail(err, w->path, "writing attribute labels of /groups/%s failed",
-                          w->groups[g]->name);
+            return h5fail(err, w->path, "writing attribute labels of /groups entry %d failed", g);
     if (w->n_structured > 0 &&
         write_str_attr(w->d_structured, "names", (const char *const *)w->structured_names,
                        w->n_structured))
