@@ -23,15 +23,15 @@ static int32_t chunk_targets(const uint8_t *mask, int64_t start, int64_t n) {
     return k;
 }
 
-/* A conditional document (prompt/response, chat turns): some token after the first is
- * masked out and a target follows it. Its targets are meant to be learnt WITH what
- * precedes them, so it is never cut into independent chunks: a later chunk would train
- * the response without its instruction. As TRL's SFT truncation ("keep_start") it
- * keeps its first seq_len tokens only; documents that are all targets (notes) are
- * chunked as HF's group_texts. */
+/* A conditional document (prompt/response, chat turns): it begins with a masked-out
+ * prefix (the prompt; the token after BOS is no target) and a target follows. Its
+ * targets are meant to be learnt WITH what precedes them, so it is never cut into
+ * independent chunks: a later chunk would train the response without its instruction.
+ * As TRL's SFT truncation ("keep_start") it keeps its first seq_len tokens only. Notes
+ * (targets from the start, masked spans inside or not) are chunked as HF's group_texts. */
 static int is_conditional(const uint8_t *mask, int64_t len) {
-    int64_t t = 1;
-    while (t < len && mask[t]) t++;
+    if (len < 2 || mask[1]) return 0;
+    int64_t t = 2;
     while (t < len && !mask[t]) t++;
     return t < len;
 }

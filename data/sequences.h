@@ -17,8 +17,8 @@
  *     within itself, so rows are independent.
  *   - A row with no target at all (a 1-token tail, or a fully masked chunk) is
  *     dropped: it would cost compute and add nothing; n_dropped counts them.
- *   - Conditional documents (a masked span after the first token, then targets:
- *     prompt/response, chat turns) are not chunked: longer than seq_len, they keep
+ *   - Conditional documents (a masked prefix after BOS, then targets: prompt/response,
+ *     chat turns) are not chunked: longer than seq_len, they keep
  *     their first seq_len tokens (TRL's SFT "keep_start" truncation), so a response is
  *     never learnt without its instruction. n_truncated counts them; of those,
  *     n_truncated_empty had no target left (the response began past seq_len). */
