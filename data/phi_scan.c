@@ -24,6 +24,7 @@
 #include "data/phi_scan.h"
 
 #include <arpa/inet.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const char *const KIND_NAMES[ET_PHI_KINDS] = {
@@ -80,6 +81,7 @@ typedef struct {
     const unsigned char *s;
     size_t n;
     size_t after; /* just past the previous finding, NO_FINDING when there is none */
+    size_t bare_from; /* bare digit runs starting before this are not flagged */
 } text;
 
 static int at(const text *t, size_t i) { return i < t->n ? t->s[i] : 0; }
@@ -193,9 +195,28 @@ static size_t prev_word(const text *t, size_t end, const char *skip, char *buf, 
     return j;
 }
 
-/* Cue words in the `window` bytes before i, on the same line. Returns the offset
- * just past the last cue found (0 = none). A cue ending in '*' matches as a
- * prefix ("fax*" matches "faxed"); others must be whole words. */
+/* The end of cue c at word [j, e) (before i), or 0. A cue ending in '*' matches as a
+ * prefix ("fax*" matches "faxed"); one ending in '#' only before ':' or '#' (after
+ * an optional '.'): "Ph: 617 ..." but never "pH 7.35"; one with a space is a phrase
+ * ("contact number"); others must be whole words. */
+static size_t cue_end(const text *t, size_t j, size_t e, size_t i, const char *c) {
+    size_t len = strlen(c);
+    const int prefix = c[len - 1] == '*', marked = c[len - 1] == '#';
+    if (strchr(c, ' ')) {
+        size_t k = lit_ci(t, j, c);
+        return k && j + k <= i && word_ends(t, j + k) ? j + k : 0;
+    }
+    len -= prefix || marked;
+    if (e - j < len || (!prefix && e - j != len)) return 0;
+    for (size_t k = 0; k < len; k++)
+        if (to_lower(t->s[j + k]) != (unsigned char)c[k]) return 0;
+    if (!marked) return e;
+    size_t m = e + (at(t, e) == '.');
+    return m < i && (at(t, m) == ':' || at(t, m) == '#') ? e : 0;
+}
+
+/* Cue words in the `window` bytes before i, on the same line (cue_end's forms).
+ * Returns the offset just past the last cue found (0 = none). */
 static size_t last_cue_before(const text *t, size_t i, size_t window, const char *const *cues) {
     size_t lo = i > window ? i - window : 0, best = 0;
     for (size_t j = i; j > lo; j--)
@@ -208,12 +229,8 @@ static size_t last_cue_before(const text *t, size_t i, size_t window, const char
         size_t e = j;
         while (e < i && is_alpha(t->s[e])) e++;
         for (const char *const *c = cues; *c; c++) {
-            size_t len = strlen(*c), prefix = (*c)[len - 1] == '*';
-            if (prefix) len--;
-            if (e - j < len || (!prefix && e - j != len)) continue;
-            size_t k = 0;
-            while (k < len && to_lower(t->s[j + k]) == (unsigned char)(*c)[k]) k++;
-            if (k == len && e > best) best = e;
+            size_t ce = cue_end(t, j, e, i, *c);
+            if (ce > best) best = ce;
         }
         j = e;
     }
@@ -357,9 +374,16 @@ static size_t match_ssn(const text *t, size_t i) {
 /* -------------------------------------------------------- phone / fax --- */
 
 static const char *const FAX_CUES[] = {"fax*", "facsimile", "telefax", NULL};
-static const char *const PHONE_CUES[] = {"phone*", "tel", "telephone", "call*", "cell*",
-                                         "mobile", "pager", "page", "ph", "contact*",
-                                         "reached", NULL};
+/* Whole words only: "cell*" took "cells" and "cellulitis", "contact*" "contact
+ * precautions", a bare "ph" the pH ("ph#" wants "Ph:" or "Ph#"). Words that name a
+ * phone or ask for a call ("Call 555 123 4567") ... */
+static const char *const PHONE_CUES[] = {
+    "phone", "phones", "telephone", "tel", "cellphone", "cell phone", "mobile", "call",
+    "callback", "ph#", "contact number", "contact phone", "contact no", "contact#", NULL};
+/* ... and words that are as often something else (a cell count, a page of a chart,
+ * "called" for a consult): they vouch only for a valid NANP shape. */
+static const char *const WEAK_PHONE_CUES[] = {"cell", "calls", "called", "calling", "pager",
+                                              "page", "paged", "reached", "phoned", NULL};
 
 static int is_phone_sep(int c) { return c == '-' || c == '.' || c == ' '; }
 
@@ -373,8 +397,12 @@ static size_t phone_extension(const text *t, size_t j) {
     return j;
 }
 
+/* How much cue a phone shape needs (0: none). */
+enum { ANY_CUE = 1, STRONG_CUE = 2 };
+
 /* NANP shapes with separators; bare 10 digits and 7-digit local numbers only
- * after a phone or fax cue. Sets *cue_needed when the shape alone is too weak. */
+ * after a phone or fax cue. Sets *cue_needed when the shape alone is too weak:
+ * ANY_CUE, or STRONG_CUE (a fax cue or one of PHONE_CUES, not WEAK_PHONE_CUES). */
 static size_t phone_shape(const text *t, size_t i, int *cue_needed) {
     size_t j = i;
     int plus1 = 0;
@@ -398,12 +426,12 @@ static size_t phone_shape(const text *t, size_t i, int *cue_needed) {
     } else {
         size_t d = digits_at(t, j);
         if (d == 10 && shape_ends(t, j + 10) && j == i) { /* bare: needs a cue */
-            *cue_needed = 1;
+            *cue_needed = ANY_CUE;
             return phone_extension(t, j + 10);
         }
         if (d == 3 && at(t, j + 3) == '-' && digits_at(t, j + 4) == 4 &&
             number_ends(t, j + 8) && j == i) { /* local 555-0142: needs a cue */
-            *cue_needed = 1;
+            *cue_needed = ANY_CUE;
             return phone_extension(t, j + 8);
         }
         if (d != 3 || !is_phone_sep(at(t, j + 3))) return 0;
@@ -418,8 +446,9 @@ static size_t phone_shape(const text *t, size_t i, int *cue_needed) {
     j += 8;
     if (!shape_ends(t, j)) return 0;
     /* "120 100 1234"-like runs of spaced numbers: alone, trust only a valid NANP
-     * number; after "+1" or next to a phone cue any digits count ("+1 555 123 4567") */
-    if (spaces_only && !plus1 && (t->s[area] < '2' || t->s[exch] < '2')) *cue_needed = 1;
+     * number; after "+1" or a word that names a phone any digits count ("+1 555 123
+     * 4567", "Tel 555 123 4567"), not after "cell" ("cell count 110 120 1300") */
+    if (spaces_only && !plus1 && (t->s[area] < '2' || t->s[exch] < '2')) *cue_needed = STRONG_CUE;
     return phone_extension(t, j);
 }
 
@@ -429,6 +458,9 @@ static size_t match_phone(const text *t, size_t i, int *kind) {
     if (!e) return 0;
     size_t fax = last_cue_before(t, i, 40, FAX_CUES);
     size_t phone = last_cue_before(t, i, 40, PHONE_CUES);
+    if (cue_needed == STRONG_CUE && !fax && !phone) return 0;
+    size_t weak = last_cue_before(t, i, 40, WEAK_PHONE_CUES);
+    if (weak > phone) phone = weak;
     if (cue_needed && !fax && !phone) return 0;
     *kind = fax > phone ? ET_PHI_FAX : ET_PHI_PHONE;
     return e;
@@ -498,6 +530,14 @@ static size_t year_after(const text *t, size_t j) {
     return k > j && year4_at(t, k) ? k + 4 : j;
 }
 
+/* Words that count times and doses: after "May 2-3" they make "May" the verb. */
+static const char *const COUNTED[] = {
+    "times", "time", "x", "weeks", "week", "wks", "wk", "days", "day", "d", "hours", "hour",
+    "hrs", "hr", "h", "minutes", "minute", "mins", "min", "seconds", "second", "secs",
+    "sec", "months", "month", "mos", "mo", "years", "year", "yrs", "yr", "tabs", "tab",
+    "tablets", "tablet", "puffs", "puff", "doses", "dose", "drops", "drop", "caps",
+    "capsules", "pills", "sprays", "sets", "episodes", "cycles", NULL};
+
 /* Month word first: "March 14, 2019", "Mar 14", "Mar. 3rd", "March 2019", "March
  * 4-5, 2021". A day alone needs the month Capitalised ("MAR 2" is the medication
  * record, "may 2" a verb) and no unit after it ("May 5 mg"); lower case or all caps
@@ -514,7 +554,8 @@ static size_t date_month_first(const text *t, size_t i) {
     if (!d) return 0;
     size_t y = year_after(t, d);
     if (y > d) return y;
-    return style == 1 && !unit_follows(t, d) ? d : 0; /* "May 5 mg" is a dose */
+    /* "May 5 mg" is a dose, "May 2-3 times daily" or "May 1-2 weeks" a verb and a count */
+    return style == 1 && !unit_follows(t, d) && !word_in(t, skip_spaces(t, d), COUNTED) ? d : 0;
 }
 
 static const char *const DATE_CUES[] = {
@@ -547,6 +588,14 @@ static size_t iso_time(const text *t, size_t j) {
     return shape_ends(t, j) ? j : 0;
 }
 
+/* "-18" after a 2-digit year: a bare 1-2 digit number closing a range. A date
+ * never ends so ("03/04/2021-03/10/2021" ends in a date); pressures and settings do
+ * ("PA 25/10/15-18", "PS 12/8/30-35%"). */
+static int range_tail(const text *t, size_t j) {
+    size_t d = digits_at(t, j + 1);
+    return at(t, j) == '-' && d >= 1 && d <= 2 && number_ends(t, j + 1 + d);
+}
+
 static size_t date_numeric(const text *t, size_t i) {
     size_t a = digits_at(t, i);
     if (a == 0 || a > 4) return 0;
@@ -577,8 +626,9 @@ static size_t date_numeric(const text *t, size_t i) {
     if (x < 1 || y < 1 || x > 31 || y > 31 || (x > 12 && y > 12)) return 0;
     size_t e = b0 + b;
     if (at(t, e) == sep) {
-        size_t c = digits_at(t, e + 1);
-        if ((c == 4 || (c == 2 && sep != '.')) && shape_ends(t, e + 1 + c)) return e + 1 + c;
+        size_t c = digits_at(t, e + 1), y = e + 1 + c;
+        if (c == 2 && sep != '.' && range_tail(t, y)) return 0;
+        if ((c == 4 || (c == 2 && sep != '.')) && shape_ends(t, y)) return y;
         return 0;
     }
     /* no year: "3/14" is a date only with '/' after a date cue ("on 3/14"); bare it
@@ -707,12 +757,18 @@ static const char *const PER_UNITS[] = {"c", "cp", "cps", NULL};
 static const char *const PER_VOLUMES[] = {"ml", "l", "dl", "ul", "mcl", "cc", "hpf", "lpf",
                                           "mm3", NULL};
 
-static int unit_follows(const text *t, size_t j) {
+/* A unit word after j ("25000 units", "1250000 c/mL"); '/' and '%' alone are not words. */
+static int unit_word_follows(const text *t, size_t j) {
     size_t k = skip_spaces(t, j), u;
-    if (at(t, k) == '/' || at(t, k) == '%') return 1;
     if (word_in(t, k, UNITS)) return 1;
     return (u = word_in(t, k, PER_UNITS)) && at(t, k + u) == '/' &&
            word_in(t, k + u + 1, PER_VOLUMES);
+}
+
+static int unit_follows(const text *t, size_t j) {
+    size_t k = skip_spaces(t, j);
+    if (at(t, k) == '/' || at(t, k) == '%') return 1;
+    return unit_word_follows(t, j);
 }
 
 /* An identifier token: [A-Za-z0-9-]{4,20} with at least 4 digits. After a weak cue a
@@ -788,7 +844,7 @@ static const char *const STATE_ABBR[] = {
  * medical examiner, MD, DE, OK, UT, VA, DC. A ZIP after one of these needs address
  * context: the city's comma ("Columbia, SC 29201") or the +4 part ("SC 29201-1234").
  * (NC, TX, OH, IL, GA also abbreviate clinical words, but not before a 5-digit number
- * without a unit, which the unit check already catches.) */
+ * without a unit word, which match_zip checks after any bare abbreviation.) */
 static const char *const CLINICAL_STATES[] = {
     "CO", "CT", "DC", "DE", "ID", "IN", "LA", "MD", "ME", "MI", "MS", "OK", "OR", "PA", "PR",
     "SC", "UT", "VA", "VT", NULL};
@@ -815,15 +871,18 @@ static int comma_before(const text *t, size_t ws) {
     return k > 0 && t->s[k - 1] == ',';
 }
 
-/* What precedes a 5-digit number at i: 0 nothing of an address, 1 a state or ZIP cue,
- * 2 a state abbreviation that is also a clinical one (the caller asks for more). */
+/* What precedes a 5-digit number at i: 0 nothing of an address; 1 a ZIP cue, a state
+ * name or a state abbreviation after a city's comma; 2 a state abbreviation that is
+ * also a clinical one (the caller asks for more); 3 any other state abbreviation.
+ * After 1 the number is a ZIP whatever follows ("02114 / USA", "zip code 02114 cc:");
+ * after a bare abbreviation a unit word makes it a quantity ("TX 20000 units"). */
 static int zip_context(const text *t, size_t i) {
     char w[16];
     size_t ws = prev_word(t, i, " \t,:#", w, sizeof w);
     if (ws == (size_t)-1) return 0;
     if (strlen(w) == 2 && is_upper(t->s[ws]) && is_upper(t->s[ws + 1]) &&
         in_list2(t->s + ws, STATE_ABBR))
-        return in_list2(t->s + ws, CLINICAL_STATES) && !comma_before(t, ws) ? 2 : 1;
+        return comma_before(t, ws) ? 1 : in_list2(t->s + ws, CLINICAL_STATES) ? 2 : 3;
     if (is_upper(t->s[ws]))
         for (const char *const *s = STATE_WORDS; *s; s++)
             if (!strcmp(w, *s)) return 1;
@@ -842,9 +901,11 @@ static size_t match_zip(const text *t, size_t i) {
     size_t e = i + 5;
     int plus4 = at(t, e) == '-' && digits_at(t, e + 1) == 4;
     if (plus4) e += 5;
-    if (!number_ends(t, e) || unit_follows(t, e)) return 0; /* heparin 25000 units */
+    if (!number_ends(t, e)) return 0;
     int ctx = zip_context(t, i);
-    return ctx == 1 || (ctx == 2 && plus4) ? e : 0;
+    if (ctx == 1) return e;
+    if (ctx == 0 || unit_word_follows(t, e)) return 0; /* "SC 10000 units", "TX 20000 units" */
+    return ctx == 3 || plus4 ? e : 0;
 }
 
 /* ----------------------------------------------------- street addresses --- */
@@ -964,23 +1025,30 @@ static size_t match_po_box(const text *t, size_t i) {
 /* --------------------------------------------------- names after titles --- */
 
 static const char *const TITLES[] = {"Dr", "Drs", "Mr", "Mrs", "Ms", "Mx", "Miss", "Prof", NULL};
-/* Capitalised words that follow a title without being a name: "Dr." ends many a
- * sentence ("Discussed with Dr. He agreed", "Paged Dr. Called back"), so the words
- * that start sentences (pronouns, auxiliaries, the verbs of notes) are here too. */
+/* Capitalised words that follow a title without being a name. */
 static const char *const NOT_NAMES[] = {
     "the", "a", "an", "and", "or", "on", "in", "at", "of", "to", "for", "with", "was", "is",
     "has", "had", "will", "would", "said", "notified", "aware", "team", "service", "office",
     "patient", "pt", "attending", "resident", "fellow", "covering", "note", "not", "name",
     "unknown", "x", "xx", "xxx", "redacted",
+    /* sentence starts that are nobody's surname ("Spoke to Dr. Today.", "Mr. This") */
+    "this", "that", "these", "those", "there", "here", "which", "what", "when", "where",
+    "why", "yes", "none", "they", "their", "them", "our", "my", "your", "also", "then",
+    "today", "tonight", "tomorrow", "yesterday", "now", "later", "please", "ok", "okay",
+    NULL};
+/* Words that start sentences (pronouns, auxiliaries, the verbs of notes). A
+ * sentence may end with "Dr." ("Discussed with Dr. He agreed", "Paged Dr. Called
+ * back"), but He, Her, Do, So and Can are surnames too ("Mr. He", "Dr. So
+ * recommends"): these words are not names only after "Dr"/"Dr." and before a lower
+ * case word, where a new sentence is the likelier reading. */
+static const char *const SENTENCE_STARTS[] = {
     /* pronouns and determiners */
-    "he", "she", "it", "i", "we", "they", "you", "his", "her", "hers", "him", "them",
-    "their", "our", "my", "your", "its", "this", "that", "these", "those", "there", "here",
-    "who", "which", "what", "when", "where", "why", "how", "all", "no", "yes", "none",
+    "he", "she", "it", "i", "we", "you", "his", "her", "hers", "him", "its", "who", "how",
+    "all", "no",
     /* auxiliaries and conjunctions */
     "am", "are", "be", "been", "being", "can", "could", "did", "do", "does", "might",
     "must", "shall", "should", "were", "but", "if", "so", "as", "by", "from", "per", "re",
-    "via", "also", "then", "today", "tonight", "tomorrow", "yesterday", "now", "later",
-    "please", "ok", "okay",
+    "via",
     /* the verbs that follow a clinician in notes */
     "called", "calls", "agreed", "agrees", "recommended", "recommends", "states", "stated",
     "reports", "reported", "saw", "sees", "seen", "spoke", "discussed", "paged",
@@ -989,7 +1057,16 @@ static const char *const NOT_NAMES[] = {
     "consulted", "feels", "felt", "thinks", "believes", "suggests", "suggested", "plans",
     "planned", "visit", "appointment", "appt", NULL};
 
-static size_t name_token(const text *t, size_t i) {
+static int is_continuation(unsigned char c) { return (c & 0xC0) == 0x80; }
+
+/* Whether the word [i, e) after "Dr"/"Dr." opens a new sentence: one of
+ * SENTENCE_STARTS followed by a lower-case word ("Dr. He agreed"). */
+static int sentence_after_dr(const text *t, size_t i, size_t e) {
+    size_t k = skip_spaces(t, e);
+    return k > e && is_lower(at(t, k)) && whole_word_in(t, i, e, SENTENCE_STARTS);
+}
+
+static size_t name_token(const text *t, size_t i, int after_dr) {
     size_t j = i;
     if (at(t, j) >= 0xC0) { /* a UTF-8 lead byte: trust it as a capital (Émile, Łukasz) */
         j++;
@@ -1004,8 +1081,11 @@ static size_t name_token(const text *t, size_t i) {
            (is_alpha(t->s[j]) || t->s[j] >= 0x80 ||
             ((t->s[j] == '\'' || t->s[j] == '-') && is_alpha(at(t, j + 1)))))
         j++;
+    /* a word cut at WORD_MAX ends on a whole character (phi_scan.h) */
+    while (j > body && is_continuation(at(t, j))) j--;
     if (j == body) return 0;
     if (whole_word_in(t, i, j, NOT_NAMES)) return 0;
+    if (after_dr && sentence_after_dr(t, i, j)) return 0;
     return j;
 }
 
@@ -1016,6 +1096,7 @@ static size_t match_name(const text *t, size_t i) {
         if (k && is_alpha(at(t, i + k))) k = 0;
     }
     if (!k) return 0;
+    const int after_dr = k == 2 && t->s[i + 1] == 'r' && t->s[i] == 'D';
     size_t j = i + k;
     int dot = at(t, j) == '.';
     j += dot;
@@ -1024,10 +1105,9 @@ static size_t match_name(const text *t, size_t i) {
     if (s - j > 2) return 0;
     /* an initial first: "Dr. J. Smith" */
     if (is_upper(at(t, s)) && at(t, s + 1) == '.' && at(t, s + 2) == ' ') {
-        size_t e = name_token(t, skip_spaces(t, s + 2));
-        return e;
+        return name_token(t, skip_spaces(t, s + 2), 0);
     }
-    return name_token(t, s);
+    return name_token(t, s, after_dr);
 }
 
 /* ------------------------------------------------------- placeholders --- */
@@ -1078,7 +1158,7 @@ static size_t match_at(const text *t, size_t i, int *kind) {
     if ((e = age_from_number(t, i))) return *kind = ET_PHI_AGE_OVER_89, e;
     if ((e = match_zip(t, i))) return *kind = ET_PHI_ZIP, e;
     if ((e = match_street(t, i))) return *kind = ET_PHI_STREET_ADDRESS, e;
-    if ((e = match_digit_run(t, i))) return *kind = ET_PHI_MRN, e;
+    if (i >= t->bare_from && (e = match_digit_run(t, i))) return *kind = ET_PHI_MRN, e;
     return 0;
 }
 
@@ -1197,8 +1277,25 @@ typedef struct {
     int64_t *counts;
     et_phi_finding *out;
     size_t cap, found;
-    size_t last_end; /* text offset just past the last finding, or NO_FINDING */
+    size_t last_end;  /* text offset just past the last finding, or NO_FINDING */
+    size_t bare_from; /* text offset where the bare digit-run rule starts */
+    int grow;         /* out is malloc'd and grows (et_phi_scan_text_all) */
+    int oom;          /* growing failed: findings past cap were lost */
 } sink;
+
+/* Stores finding f, growing out when the sink may: one pass fills an array of any
+ * size, where a count first and a fill after would scan the text twice. */
+static void sink_put(sink *k, et_phi_finding f) {
+    if (k->counts) k->counts[f.kind]++;
+    if (k->found == k->cap && k->grow && !k->oom) {
+        size_t cap = k->cap ? 2 * k->cap : 16;
+        et_phi_finding *out = realloc(k->out, cap * sizeof *out);
+        if (out) k->out = out, k->cap = cap;
+        else k->oom = 1;
+    }
+    if (k->found < k->cap) k->out[k->found] = f;
+    k->found++;
+}
 
 /* Walks the view from view byte i while before vstop; records findings at text
  * offsets (base: the window's offset in the text). Returns the window offset where
@@ -1207,6 +1304,7 @@ static size_t walk_view(view *v, size_t base, size_t i, size_t vstop, sink *k) {
     text *t = &v->t;
     if (k->last_end != NO_FINDING && k->last_end >= base)
         t->after = view_index(v, k->last_end - base);
+    t->bare_from = k->bare_from > base ? view_index(v, k->bare_from - base) : 0;
     while (i < vstop) {
         int c = t->s[i];
         size_t e;
@@ -1225,10 +1323,7 @@ static size_t walk_view(view *v, size_t base, size_t i, size_t vstop, sink *k) {
             i++;
             continue;
         }
-        if (k->counts) k->counts[kind]++;
-        if (k->found < k->cap)
-            k->out[k->found] = (et_phi_finding){kind, base + orig_start(v, i), base + orig_end(v, e)};
-        k->found++;
+        sink_put(k, (et_phi_finding){kind, base + orig_start(v, i), base + orig_end(v, e)});
         k->last_end = base + orig_end(v, e);
         t->after = e;
         i = e;
@@ -1236,12 +1331,9 @@ static size_t walk_view(view *v, size_t base, size_t i, size_t vstop, sink *k) {
     return orig_start(v, i);
 }
 
-static int is_continuation(unsigned char c) { return (c & 0xC0) == 0x80; }
-
-size_t et_phi_scan_text(const char *str, size_t len, int64_t counts[ET_PHI_KINDS],
-                        et_phi_finding *out, size_t cap) {
+/* The walk over every window (above) into sink k. */
+static void scan_into(const char *str, size_t len, sink *k) {
     const unsigned char *s = (const unsigned char *)str;
-    sink k = {counts, out, cap, 0, NO_FINDING};
     view v;
     /* Each window starts BACK_BYTES before the walk's position (on a character
      * boundary) and the walk stops AHEAD view bytes before its end, unless it holds the
@@ -1251,7 +1343,31 @@ size_t et_phi_scan_text(const char *str, size_t len, int64_t counts[ET_PHI_KINDS
         while (ws > 0 && is_continuation(s[ws]) && pos - ws < BACK_BYTES + 3) ws--;
         int last = view_build(&v, s + ws, len - ws);
         size_t vstop = last ? v.t.n : v.t.n - AHEAD;
-        pos = ws + walk_view(&v, ws, view_index(&v, pos - ws), vstop, &k);
+        pos = ws + walk_view(&v, ws, view_index(&v, pos - ws), vstop, k);
     }
+}
+
+size_t et_phi_scan_text_in(const char *str, size_t len, size_t structured_len,
+                           int64_t counts[ET_PHI_KINDS], et_phi_finding *out, size_t cap) {
+    sink k = {counts, out, cap, 0, NO_FINDING, structured_len, 0, 0};
+    scan_into(str, len, &k);
     return k.found;
+}
+
+size_t et_phi_scan_text(const char *str, size_t len, int64_t counts[ET_PHI_KINDS],
+                        et_phi_finding *out, size_t cap) {
+    return et_phi_scan_text_in(str, len, 0, counts, out, cap);
+}
+
+et_phi_finding *et_phi_scan_text_all(const char *str, size_t len, size_t structured_len,
+                                     size_t *n, int *oom) {
+    sink k = {NULL, NULL, 0, 0, NO_FINDING, structured_len, 1, 0};
+    scan_into(str, len, &k);
+    *n = k.found;
+    *oom = k.oom;
+    if (k.oom || !k.found) {
+        free(k.out);
+        return NULL;
+    }
+    return k.out;
 }

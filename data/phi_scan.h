@@ -58,6 +58,20 @@ typedef struct {
 size_t et_phi_scan_text(const char *text, size_t len, int64_t counts[ET_PHI_KINDS],
                         et_phi_finding *out, size_t cap);
 
+/* As et_phi_scan_text, for a text whose first structured_len bytes are the rendered
+ * "structured" block ("Labs: Hiv viral load 1250000; ..."): a bare run of digits
+ * starting there is a value whose unit the rendering does not write, and is not
+ * flagged; the cue rules still apply there ("Mrn 1234567"). 0: no such block. */
+size_t et_phi_scan_text_in(const char *text, size_t len, size_t structured_len,
+                           int64_t counts[ET_PHI_KINDS], et_phi_finding *out, size_t cap);
+
+/* Every finding of et_phi_scan_text_in in one pass: a malloc'd array (the caller
+ * frees it) of *n findings, grown as they come, so memory is proportional to the
+ * number of findings. NULL when there are none (*n == 0) or when memory ran out
+ * (*oom set, *n still the count). */
+et_phi_finding *et_phi_scan_text_all(const char *text, size_t len, size_t structured_len,
+                                     size_t *n, int *oom);
+
 /* ------------------------------------------------------- JSONL records --- */
 
 /* Every string of a JSONL record, field by field: every string value at any depth

@@ -192,18 +192,12 @@ void et_phi_record_texts(const cJSON *record, et_phi_text_fn fn, void *ctx) {
 
 /* ------------------------------------------------ scanning joined texts --- */
 
-/* All findings of text[0..len) (malloc'd, *n of them), or NULL with *n set when there
- * are none or memory ran out (*oom). */
-static et_phi_finding *all_findings(const char *text, size_t len, size_t *n, int *oom) {
-    *n = et_phi_scan_text(text, len, NULL, NULL, 0);
-    if (!*n) return NULL;
-    et_phi_finding *f = malloc(*n * sizeof *f);
-    if (!f) {
-        *oom = 1;
-        return NULL;
-    }
-    et_phi_scan_text(text, len, NULL, f, *n);
-    return f;
+/* How many leading bytes of the text are the rendered "structured" block (0: none):
+ * data/render.c always puts it first. */
+static size_t structured_len(const et_phi_part *parts, int n_parts) {
+    return n_parts > 0 && parts[0].offset == 0 && !strcmp(parts[0].path, "structured")
+               ? parts[0].len
+               : 0;
 }
 
 /* Whether the part alone could be read differently than inside the joined text: a
@@ -227,17 +221,21 @@ static void put_finding(et_phi_finding f, int64_t *counts, et_phi_finding *out, 
 size_t et_phi_scan_parts(const char *text, size_t len, const et_phi_part *parts, int n_parts,
                          int64_t counts[ET_PHI_KINDS], et_phi_finding *out, size_t cap) {
     int solo = 0;
+    const size_t slen = structured_len(parts, n_parts);
     for (int i = 0; i < n_parts && !solo; i++) solo = part_needs_own_scan(text, len, &parts[i]);
-    if (n_parts < 2 || !solo) return et_phi_scan_text(text, len, counts, out, cap);
+    if (n_parts < 2 || !solo) return et_phi_scan_text_in(text, len, slen, counts, out, cap);
     int oom = 0;
     size_t nj, k = 0;
-    et_phi_finding *joined = all_findings(text, len, &nj, &oom);
-    if (oom) return et_phi_scan_text(text, len, counts, out, cap); /* the joined scan alone */
+    et_phi_finding *joined = et_phi_scan_text_all(text, len, slen, &nj, &oom);
+    if (oom) /* the joined scan alone */
+        return et_phi_scan_text_in(text, len, slen, counts, out, cap);
     size_t j = 0; /* next joined finding to emit */
     for (int p = 0; p < n_parts; p++) {
         size_t np = 0;
+        size_t own_slen = p == 0 ? slen : 0;
         et_phi_finding *own = part_needs_own_scan(text, len, &parts[p])
-                                  ? all_findings(text + parts[p].offset, parts[p].len, &np, &oom)
+                                  ? et_phi_scan_text_all(text + parts[p].offset, parts[p].len,
+                                                         own_slen, &np, &oom)
                                   : NULL;
         for (size_t i = 0, o = 0; i < np; i++) {
             et_phi_finding f = own[i];

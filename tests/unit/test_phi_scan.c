@@ -399,7 +399,7 @@ static void zip_needs_address_context(void **state) {
     (void)state;
     clean("Heparin SC 10000 units q12h. Acetaminophen PR 12500 mg total.");
     clean("CT 12345 slices reviewed. MS 15000 per protocol. Plan per PA 12345.");
-    clean("Boston, MA 02115 units"); /* a unit after it: a quantity */
+    clean("Boston MA 02115 units"); /* a unit after a bare abbreviation: a quantity */
     one("Columbia, SC 29201", ET_PHI_ZIP, "29201");
     one("Greenville SC 29601-1234", ET_PHI_ZIP, "29601-1234");
     one("Boston MA 02115", ET_PHI_ZIP, "02115");
@@ -446,6 +446,111 @@ static void explicit_country_code_and_age_keys(void **state) {
     one("Age years: 95.", ET_PHI_AGE_OVER_89, "Age years: 95");
     one("Age at admission: 93.", ET_PHI_AGE_OVER_89, "Age at admission: 93");
     clean("Age at admission: 63. Age years: 89.");
+}
+
+/* After a ZIP cue, a state name or a city's comma a ZIP stays a ZIP whatever follows
+ * it: any '/' after the number once made it a ratio (found 2026-11-27). */
+static void zip_before_slash_percent_or_unit_word(void **state) {
+    (void)state;
+    one("Address: Boston, MA 02114 / USA", ET_PHI_ZIP, "02114");
+    one("ZIP 02114 / 02115", ET_PHI_ZIP, "02114");
+    one("Boston MA 02114-1234 / USA", ET_PHI_ZIP, "02114-1234");
+    one("zip code 02114 cc: PCP", ET_PHI_ZIP, "02114");
+    one("Houston, TX 77030 / Tel on file", ET_PHI_ZIP, "77030");
+    one("Austin, Texas 78701 units", ET_PHI_ZIP, "78701");
+    one("Boston, MA 02115 units", ET_PHI_ZIP, "02115");
+    clean("Heparin SC 10000 units. Acetaminophen PR 12500 mg. CT 12345 slices. MS 15000.");
+    clean("Heparin SC 10000 / 12 h. Insulin SC 10000-2000 units.");
+}
+
+/* He, Her, Do, So, Can are surnames: a sentence-start word is read as a new sentence
+ * only after "Dr" and before a lower-case word (found 2026-11-27). */
+static void surnames_that_are_sentence_words(void **state) {
+    (void)state;
+    one("Mr. He is feeling better.", ET_PHI_NAME_AFTER_TITLE, "Mr. He");
+    one("Seen with Ms. Her (daughter).", ET_PHI_NAME_AFTER_TITLE, "Ms. Her");
+    one("Mr. Can declined.", ET_PHI_NAME_AFTER_TITLE, "Mr. Can");
+    one("Discussed with Dr. He", ET_PHI_NAME_AFTER_TITLE, "Dr. He");
+    one("Discussed with Dr. He.", ET_PHI_NAME_AFTER_TITLE, "Dr. He");
+    one("Dr. So Min-jun saw her", ET_PHI_NAME_AFTER_TITLE, "Dr. So");
+    one("Dr. Do, cardiology", ET_PHI_NAME_AFTER_TITLE, "Dr. Do");
+    clean("Discussed with Dr. He agreed. Paged Dr. Called back. Dr. She will see.");
+    clean("Dr. So recommends CT."); /* unflagged: docs/phi.md Limits */
+}
+
+/* "May 2-3 times daily" is a verb and a count, not a date (found 2026-11-27). */
+static void month_word_before_a_count(void **state) {
+    (void)state;
+    clean("May 2-3 times daily as needed for itching.");
+    clean("May 1-2 weeks off work. May 5-10 minutes of rest. May 2 x daily. May 3 days.");
+    clean("May 4 hrs between doses. May 1-2 tabs q6h. May 2 puffs.");
+    one("Seen May 2-3 for follow-up", ET_PHI_DATE, "May 2-3");
+    one("Seen May 14 in clinic", ET_PHI_DATE, "May 14");
+}
+
+/* A pressure or setting ratio with a range after it is no date (found 2026-11-27). */
+static void ratios_before_a_range(void **state) {
+    (void)state;
+    clean("PA 25/10/15-18 mmHg on swan.");
+    clean("PS 12/8/30-35% tolerated. CVP 12/10/14-16 over the shift.");
+    one("PA 25/10/18 mmHg", ET_PHI_DATE, "25/10/18");
+    several("Admitted 03/04/2021-03/10/2021 for pneumonia.", 2, (int[]){ET_PHI_DATE, ET_PHI_DATE},
+            (const char *const[]){"03/04/2021", "03/10/2021"});
+    several("Admitted 3/4/21-3/10/21.", 2, (int[]){ET_PHI_DATE, ET_PHI_DATE},
+            (const char *const[]){"3/4/21", "3/10/21"});
+}
+
+/* Phone cues are whole words; "cell" (a cell count) vouches only for a valid NANP
+ * number (found 2026-11-27). */
+static void phone_cues_are_whole_words(void **state) {
+    (void)state;
+    clean("Cellulitis improving; I/O 100 150 1200 by shift.");
+    clean("CSF cell count 110 120 1300 in tubes 1-3.");
+    clean("Contact precautions. Q 100 110 1200.");
+    clean("pH 735 150 1450");
+    one("cell 617 555 0142", ET_PHI_PHONE, "617 555 0142");
+    one("Tel 555 123 4567", ET_PHI_PHONE, "555 123 4567");
+    one("Ph: 555 123 4567", ET_PHI_PHONE, "555 123 4567");
+    one("contact number 555 123 4567", ET_PHI_PHONE, "555 123 4567");
+    one("cell phone 555 123 4567", ET_PHI_PHONE, "555 123 4567");
+    one("Mobile: 555 123 4567", ET_PHI_PHONE, "555 123 4567");
+    one("Cells +1 555 123 4567", ET_PHI_PHONE, "+1 555 123 4567");
+    one("cell 6175550142", ET_PHI_PHONE, "6175550142");
+}
+
+/* Every finding starts and ends on a character boundary, whatever the text (the
+ * name cut at WORD_MAX once ended after a lead byte: found 2026-11-27). */
+static void findings_are_whole_characters(void **state) {
+    (void)state;
+    const char *texts[] = {
+        "Dr. A\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+        "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9",
+        "Mr. \xc5\x81\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac"
+        "\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac end",
+        "Ms. B\xf0\x9f\x98\x80\xf0\x9f\x98\x80\xf0\x9f\x98\x80\xf0\x9f\x98\x80\xf0\x9f\x98\x80"
+        "\xf0\x9f\x98\x80\xf0\x9f\x98\x80\xf0\x9f\x98\x80 x",
+        "T\xc3\xa9l\xc2\xa0" "617\xe2\x80\x91" "555\xe2\x80\x91" "0142; Dr. \xc3\x89mile "
+        "\xef\xbc\x96\xef\xbc\x91\xef\xbc\x97-555-0142 le 14 mars; MRN\xc2\xa0" "1234567\xc3\xa9",
+    };
+    for (size_t t = 0; t < sizeof texts / sizeof texts[0]; t++) {
+        const char *s = texts[t];
+        size_t len = strlen(s);
+        et_phi_finding f[MAXF];
+        size_t n = et_phi_scan_text(s, len, NULL, f, MAXF);
+        assert_true(n > 0);
+        for (size_t i = 0; i < n && i < MAXF; i++) {
+            assert_true(f[i].start < f[i].end && f[i].end <= len);
+            if ((s[f[i].start] & 0xC0) == 0x80 || (f[i].end < len && (s[f[i].end] & 0xC0) == 0x80))
+                fail_msg("text %zu: finding %zu [%zu, %zu) cuts a character", t, i, f[i].start,
+                         f[i].end);
+        }
+    }
+    char buf[64];
+    snprintf(buf, sizeof buf, "Dr. A%s", "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+             "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9");
+    et_phi_finding f[2];
+    assert_int_equal(et_phi_scan_text(buf, strlen(buf), NULL, f, 2), 1);
+    assert_int_equal(f[0].end, 35); /* "Dr. A" and 15 whole characters of 2 bytes */
 }
 
 /* ----------------------------------------------------------- JSONL --- */
@@ -532,6 +637,54 @@ static int64_t record_findings(const char *json, int kind) {
     int64_t total = et_phi_scan_record(&r, o, 1);
     cJSON_Delete(o);
     return kind < 0 ? total : (total == r.counts[kind] ? total : -1);
+}
+
+/* The rendered "structured" block is "Key value; key value": a lab of 1,000,000 or more
+ * there has lost its unit, not gained an MRN; cues still count (found 2026-11-27). */
+static void structured_numbers_are_values(void **state) {
+    (void)state;
+    assert_int_equal(record_findings("{\"patient_id\": 1, \"text\": \"Stable.\", \"structured\": "
+                                     "{\"labs\": {\"hiv_viral_load\": 1250000}}}", -1), 0);
+    assert_int_equal(record_findings("{\"patient_id\": 1, \"prompt\": \"Stable.\", \"response\": \"ok\", "
+                                     "\"structured\": {\"labs\": {\"hcv_rna\": 2450000}}}", -1), 0);
+    assert_int_equal(record_findings("{\"patient_id\": 1, \"messages\": [{\"role\": \"user\", "
+                                     "\"content\": \"hi\"}], \"structured\": {\"vl\": 2450000}}", -1), 0);
+    assert_int_equal(record_findings("{\"patient_id\": 1, \"text\": \"Stable.\", \"structured\": "
+                                     "{\"mrn\": 1234567}}", ET_PHI_MRN), 1);
+    assert_int_equal(record_findings("{\"patient_id\": 1, \"text\": \"ref 1250000 noted\", "
+                                     "\"structured\": {\"vl\": 2450000}}", ET_PHI_MRN), 1);
+    assert_int_equal(record_findings("{\"patient_id\": 1, \"text\": \"Stable.\", \"structured\": "
+                                     "{\"note\": \"MRN 7654321\"}}", ET_PHI_MRN), 1);
+    /* the core scanner: only the leading block is exempt */
+    const char *t = "Vl 2450000\n\nref 1250000";
+    et_phi_finding f[2];
+    assert_int_equal(et_phi_scan_text_in(t, strlen(t), 12, NULL, f, 2), 1);
+    assert_int_equal(f[0].start, 16);
+    assert_int_equal(et_phi_scan_text(t, strlen(t), NULL, f, 2), 2);
+}
+
+/* et_phi_scan_text_all fills a growing array in one pass: the same findings as a
+ * counted scan, however many. */
+static void all_findings_grow_in_one_pass(void **state) {
+    (void)state;
+    size_t len = 0, cap = 40 * 1000;
+    char *buf = malloc(cap + 1);
+    while (len + 40 < cap) len += (size_t)sprintf(buf + len, "Dr. Smith %zu, ", len % 7);
+    size_t want = et_phi_scan_text(buf, len, NULL, NULL, 0), n = 0;
+    int oom = 0;
+    et_phi_finding *all = et_phi_scan_text_all(buf, len, 0, &n, &oom);
+    assert_int_equal(oom, 0);
+    assert_true(want > 1000);
+    assert_int_equal(n, want);
+    et_phi_finding *f = malloc(want * sizeof *f);
+    et_phi_scan_text(buf, len, NULL, f, want);
+    for (size_t i = 0; i < want; i++)
+        assert_true(all[i].kind == f[i].kind && all[i].start == f[i].start && all[i].end == f[i].end);
+    assert_null(et_phi_scan_text_all("nothing", 7, 0, &n, &oom));
+    assert_int_equal(n, 0);
+    free(f);
+    free(all);
+    free(buf);
 }
 
 typedef struct {
@@ -792,10 +945,14 @@ static void line_list_is_capped_counts_are_not(void **state) {
 #define et_phi_scan_text small_window_scan_text
 #define et_phi_kind_name small_window_kind_name
 #define et_phi_kind_from_name small_window_kind_from_name
+#define et_phi_scan_text_in small_window_scan_text_in
+#define et_phi_scan_text_all small_window_scan_text_all
 #include "data/phi_scan.c"
 #undef et_phi_scan_text
 #undef et_phi_kind_name
 #undef et_phi_kind_from_name
+#undef et_phi_scan_text_in
+#undef et_phi_scan_text_all
 
 static void windows_change_nothing(void **state) {
     (void)state;
@@ -864,9 +1021,17 @@ int main(void) {
         cmocka_unit_test(quantities_and_years_after_id_cues),
         cmocka_unit_test(small_false_positives),
         cmocka_unit_test(explicit_country_code_and_age_keys),
+        cmocka_unit_test(zip_before_slash_percent_or_unit_word),
+        cmocka_unit_test(surnames_that_are_sentence_words),
+        cmocka_unit_test(month_word_before_a_count),
+        cmocka_unit_test(ratios_before_a_range),
+        cmocka_unit_test(phone_cues_are_whole_words),
+        cmocka_unit_test(findings_are_whole_characters),
         cmocka_unit_test(windows_change_nothing),
         cmocka_unit_test(walk_covers_every_string),
         cmocka_unit_test(structured_is_scanned_as_rendered),
+        cmocka_unit_test(structured_numbers_are_values),
+        cmocka_unit_test(all_findings_grow_in_one_pass),
         cmocka_unit_test(prompt_and_response_are_scanned_joined),
         cmocka_unit_test(record_texts_follow_the_rendering),
         cmocka_unit_test(file_scan_counts_and_lines),
