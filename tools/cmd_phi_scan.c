@@ -113,7 +113,7 @@ static int json_index(const cJSON *v, double lo, double hi, int64_t *out) {
     return 0;
 }
 
-#define MAX_TRUTH_NUMBER 9007199254740992.0 /* 2^53: beyond it doubles skip integers */
+#define MAX_TRUTH_NUMBER 9007199254740991.0 /* 2^53 - 1: "below 2^53", where doubles still hold every integer */
 
 static int load_truth(bench *b, const char *path) {
     FILE *f = fopen(path, "rb");
