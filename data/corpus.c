@@ -877,8 +877,8 @@ static int read_groups(et_corpus *c, hid_t file, et_error *err) {
         et_corpus_group *grp = &c->groups[c->n_groups++];
         grp->name = strdup(name);
         hsize_t dims[2];
-        if (read_dataset_as(file, c->path, full, what, H5T_INTEGER, 2, "int16", H5T_NATIVE_INT16, 1, dims,
-                         (void **)&grp->codes, err))
+        if (read_dataset_as(file, c->path, full, what, H5T_INTEGER, 2, "int16", H5T_NATIVE_INT16,
+                            1, dims, (void **)&grp->codes, err))
             goto done;
         if ((int64_t)dims[0] != c->n_docs) {
             et_fail(err, "%s: dataset %s has %llu values but the corpus has %lld documents",

@@ -748,8 +748,7 @@ static int load_added(ld *l, et_tokenizer *t, const cJSON *arr) {
                         "must follow that order",
                   quote(content, q, sizeof q), id, (long long)n_model, (long long)hf_id);
             goto done;
-        }
-        if (model_id < 0 && id < t->bpe.n_ids && t->bpe.id_off[id] != UINT32_MAX) {
+        } else if (model_id < 0 && id < t->bpe.n_ids && t->bpe.id_off[id] != UINT32_MAX) {
             lfail(l, p, "%s has id %lld, which model.vocab gives to another token (a hole in the "
                         "vocabulary's ids?)", quote(content, q, sizeof q), id);
             goto done;

@@ -262,8 +262,6 @@ int et_nfc_append(char **buf, size_t *len, size_t *cap, const char *text, size_t
         }
         i = j;
     }
-    free(sorted);
-    sorted = NULL;
 
     /* Recompose in place. `starter` is the index of the last starter that can still take
      * marks; last_ccc the class of the last mark kept after it (-1: none yet, so the next
