@@ -39,8 +39,8 @@ typedef struct {
     int64_t n_lora, n_frozen;
     char device[128];
     char attention[448];
-    int lora_kext; /* the K-extended LoRA layout ran (EHRTUNE_CUDA_LORA_KEXT=1) */
-    int dropout_fused; /* LoRA dropout ran the fused kernels (EHRTUNE_CUDA_LORA_DROPOUT_FUSED) */
+    int lora_kext; /* the K-extended LoRA layout ran (the default; EHRTUNE_CUDA_LORA_KEXT=0: off) */
+    int dropout_fused; /* LoRA dropout ran the fused kernels (EHRTUNE_CUDA_LORA_DROPOUT_FUSED=1) */
     /* with dp: the DP step's median and min, its ratio to step_s_median, and the
        device memory DP adds (per-example gradients + norms) */
     double dp_step_s_median, dp_step_s_min, dp_ratio;

@@ -59,7 +59,7 @@ static int model_begin(et_cuda_model **out, const et_hf_config *c, const et_lora
     cm->lora_scale = l->scale;
     cm->dropout = l->dropout;
     const char *fused = getenv("EHRTUNE_CUDA_LORA_DROPOUT_FUSED");
-    cm->dropout_fused = !(fused && !strcmp(fused, "0"));
+    cm->dropout_fused = fused && !strcmp(fused, "1");
     cm->n_params = l->n_params;
     const int slots = c->num_layers * ET_PROJ_COUNT;
     cm->off_a = malloc(sizeof(int64_t) * (size_t)slots);

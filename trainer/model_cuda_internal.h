@@ -32,7 +32,7 @@ struct et_cuda_model {
     int r;
     unsigned targets;
     float lora_scale, dropout;
-    int dropout_fused; /* the fused LoRA-dropout kernels (EHRTUNE_CUDA_LORA_DROPOUT_FUSED=0: off) */
+    int dropout_fused; /* the fused LoRA-dropout kernels (EHRTUNE_CUDA_LORA_DROPOUT_FUSED=1: on) */
     int64_t n_params;
     int64_t *off_a, *off_b; /* [num_layers * ET_PROJ_COUNT] */
 

@@ -36,8 +36,9 @@ typedef struct {
 } plan_shape;
 
 int et_cuda_kext_requested(const et_cuda_options *o) {
+    if (o->lora_kext) return o->lora_kext > 0;
     const char *env = getenv("EHRTUNE_CUDA_LORA_KEXT");
-    return o->lora_kext || (env && !strcmp(env, "1"));
+    return !(env && !strcmp(env, "0"));
 }
 
 void et_cuda_kext_cols(int r, unsigned targets, int on, int cols[2]) {

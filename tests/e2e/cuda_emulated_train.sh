@@ -20,21 +20,23 @@ done
 # kernels behind cuDNN's interface). The default run has it available and refusing
 # micro-batches of one sequence: the model must take it first, then leave it for our
 # kernels at the partial batches train_parity.h makes every fifth step, and say so.
-# EMU_TRAIN_KEXT=1 (cuda_emulated_train_kext.sh): the same parity with the opt-in
-# K-extended LoRA layout, in its own folder (ctest may run both at once); that run
-# has a cuDNN that offers only a non-deterministic backward (the default must refuse
-# it and say why), and runs LoRA dropout through masked copies and GEMMs instead of
-# the fused kernels (EHRTUNE_CUDA_LORA_DROPOUT_FUSED=0): the other opt-in paths,
-# under the same parity. Then tiny benches: cuDNN asked for by name, unavailable (the
-# fallback's note) and non-deterministic only (taken, and said); and a cuDNN older
-# than 9.15.1, which the default must not put first.
-kext=${EMU_TRAIN_KEXT:-0}
+# The default run has the K-extended LoRA layout and LoRA dropout through masked
+# copies and GEMMs (the defaults a card timed fastest). EMU_TRAIN_ALT=1
+# (cuda_emulated_train_alt.sh): the same parity with the other paths, in its own folder
+# (ctest may run both at once): packed LoRA rows (EHRTUNE_CUDA_LORA_KEXT=0), the fused
+# LoRA-dropout kernels (EHRTUNE_CUDA_LORA_DROPOUT_FUSED=1), and a cuDNN that offers
+# only a non-deterministic backward (the default must refuse it and say why). Then
+# tiny benches: cuDNN asked for by name, unavailable (the fallback's note) and
+# non-deterministic only (taken, and said); and a cuDNN older than 9.15.1, which the
+# default must not put first.
+alt=${EMU_TRAIN_ALT:-0}
 out=$build/emu-train
-label="default layout"
+label="default paths"
 export EHRTUNE_EMU_CUDNN=1 EHRTUNE_EMU_CUDNN_REFUSE=1x64 # the cases' partial batches
-if [ "$kext" = 1 ]; then
-    out=$build/emu-train-kext label="K-extended LoRA, unfused dropout"
-    export EHRTUNE_CUDA_LORA_KEXT=1 EHRTUNE_CUDA_LORA_DROPOUT_FUSED=0 EHRTUNE_EMU_CUDNN=nondet
+unset EHRTUNE_CUDA_LORA_KEXT EHRTUNE_CUDA_LORA_DROPOUT_FUSED
+if [ "$alt" = 1 ]; then
+    out=$build/emu-train-alt label="packed LoRA rows, fused dropout kernels"
+    export EHRTUNE_CUDA_LORA_KEXT=0 EHRTUNE_CUDA_LORA_DROPOUT_FUSED=1 EHRTUNE_EMU_CUDNN=nondet
     unset EHRTUNE_EMU_CUDNN_REFUSE
 fi
 mkdir -p "$out"
@@ -53,7 +55,11 @@ rc=$?
 grep '"kind": "train_parity"' "$out/parity.jsonl" 2>/dev/null | cut -c1-200
 [ $rc -eq 0 ] || { tail -30 "$out/parity.txt"; echo "FAIL: CPU and emulated CUDA training disagree ($label, rc=$rc)"; exit 1; }
 rows() { grep '"kind": "train_parity"' "$out/parity.jsonl" | grep -c "$1"; }
-if [ "$kext" = 1 ]; then # the step profile is checked by the default run
+# the paths asked for ran: five rows (four cases + DP), every case's k·r a multiple of 8
+if [ "$alt" = 1 ]; then kext_want=false fused_want=true; else kext_want=true fused_want=false; fi
+n=$(rows "\"lora_kext\": $kext_want, \"dropout_fused\": $fused_want")
+[ "$n" -eq 5 ] || { echo "FAIL: $n of 5 rows ran lora_kext=$kext_want dropout_fused=$fused_want ($label)"; exit 1; }
+if [ "$alt" = 1 ]; then # the step profile is checked by the default run
     n=$(rows 'chained dK/dV backward.*cuDNN failed its self-check: .*no deterministic algorithm')
     [ "$n" -ge 5 ] || { echo "FAIL: the default took a cuDNN without a deterministic backward, or said nothing ($n rows)"; exit 1; }
     tiny=(--bench --batch 2 --seq 64 --layers 1 --hidden 64 --heads 4 --kv-heads 2 --ffn 128

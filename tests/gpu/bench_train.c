@@ -81,10 +81,11 @@ static int run_parity(FILE *json) {
                           "{\"kind\": \"train_parity\", \"case\": \"%s\", \"status\": \"%s\", "
                           "\"steps\": %d, \"limit\": %g, \"worst_rel\": %.3e, \"worst_step\": %d, "
                           "\"grad_limit\": %g, \"grad_rel_step1\": %.3e, \"attention\": \"%s\", "
-                          "\"cpu\": [",
+                          "\"lora_kext\": %s, \"dropout_fused\": %s, \"cpu\": [",
                           cases[i].name, ok ? "PASS" : "FAIL", res.steps, TRAIN_PARITY_LIMIT,
                           res.worst, res.worst_step + 1, TRAIN_PARITY_GRAD_LIMIT, res.grad_err0,
-                          res.attention);
+                          res.attention, res.lora_kext ? "true" : "false",
+                          res.dropout_fused ? "true" : "false");
         for (int s = 0; s < res.steps; s++)
             at += snprintf(line + at, sizeof line - at, "%s%.6f", s ? ", " : "", res.cpu[s]);
         at += snprintf(line + at, sizeof line - at, "], \"cuda\": [");
@@ -121,10 +122,11 @@ static int run_parity(FILE *json) {
              "{\"kind\": \"train_parity\", \"case\": \"%s\", \"status\": \"%s\", \"steps\": %d, "
              "\"limit\": %g, \"worst_rel\": %.3e, \"worst_step\": %d, \"grad_limit\": %g, "
              "\"grad_rel_step1\": %.3e, \"unit_norm_rel_step1\": %.3e, \"clip\": %g, \"sigma\": %g, "
-             "\"attention\": \"%s\"}",
+             "\"attention\": \"%s\", \"lora_kext\": %s, \"dropout_fused\": %s}",
              dc.name, ok ? "PASS" : "FAIL", res.steps, TRAIN_PARITY_LIMIT, res.worst,
              res.worst_step + 1, TRAIN_PARITY_GRAD_LIMIT, res.grad_err0, norm_err,
-             TRAIN_PARITY_DP_CLIP, TRAIN_PARITY_DP_SIGMA, res.attention);
+             TRAIN_PARITY_DP_CLIP, TRAIN_PARITY_DP_SIGMA, res.attention,
+             res.lora_kext ? "true" : "false", res.dropout_fused ? "true" : "false");
     emit(json, line);
     return failed ? 1 : 0;
 }

@@ -406,22 +406,21 @@ cuda_bench() {
     local bin lib rc=0 r args spec attn
     bin=$(train_bin) || { echo "   no bench_train (build failed, no .carry/bench_train)"; return 1; }
     lib=$(cat "$BUILD/cublas_lib_dir" 2>/dev/null || cublas_dir "" || true)
-    # "wide:" runs pin the 32-rows-a-warp attention kernels (EHRTUNE_CUDA_ATTENTION=wide),
-    # "kext:" the K-extended LoRA layout (EHRTUNE_CUDA_LORA_KEXT=1), "both:" the two,
-    # beside the defaults, end to end on the same card
-    # "cudnn:" cuDNN's fused attention by name (EHRTUNE_CUDA_ATTENTION=cudnn: its
+    # Beside the defaults, end to end on the same card: "wide:" pins the 32-rows-a-warp
+    # attention kernels (EHRTUNE_CUDA_ATTENTION=wide), "chain:" our best pair (the
+    # fallback of the default's cuDNN), "cudnn:" cuDNN's fused attention by name (its
     # non-deterministic backward too, where cuDNN offers no deterministic one; the
-    # default takes cuDNN only with a deterministic backward); "chain:" our best pair
-    # (the default's fallback) beside it; "unfused:" LoRA dropout through masked copies
-    # and GEMMs instead of the fused kernels (EHRTUNE_CUDA_LORA_DROPOUT_FUSED=0), beside
-    # the fused default's dropout row
+    # default takes cuDNN only with a deterministic backward); "packed:" packed LoRA rows
+    # instead of the default K-extended layout (EHRTUNE_CUDA_LORA_KEXT=0); "fused:" the
+    # fused LoRA-dropout kernels (EHRTUNE_CUDA_LORA_DROPOUT_FUSED=1) beside the default's
+    # masked copies and GEMMs at dropout 0.05
     for spec in "--batch 1" "--batch 4" "--batch 4 --ckpt" "--batch 4 --dp" "chain:--batch 4" \
         "wide:--batch 4" "cudnn:--batch 4" "--batch 4 --dropout 0.05" \
-        "unfused:--batch 4 --dropout 0.05" "kext:--batch 4" "both:--batch 4"; do
+        "fused:--batch 4 --dropout 0.05" "packed:--batch 4"; do
         args=${spec#*:}
         attn=; kext=; fused=
-        case "$spec" in chain:*) attn=chain ;; wide:*) attn=wide ;; cudnn:*) attn=cudnn ;; kext:*) kext=1 ;;
-        both:*) attn=wide kext=1 ;; unfused:*) fused=0 ;; esac
+        case "$spec" in chain:*) attn=chain ;; wide:*) attn=wide ;; cudnn:*) attn=cudnn ;; packed:*) kext=0 ;;
+        fused:*) fused=1 ;; esac
         EHRTUNE_CUDA_ATTENTION=$attn EHRTUNE_CUDA_LORA_KEXT=$kext EHRTUNE_CUDA_LORA_DROPOUT_FUSED=$fused \
             LD_LIBRARY_PATH="${lib:+$lib:}${LD_LIBRARY_PATH:-}" \
             timeout --foreground -k 5 75 "$bin" --bench $args \
@@ -553,8 +552,8 @@ def run_name(r):
             + (" dp" if r.get("dp") else "") + f" {kern}"
             + (" nondet" if "not deterministic" in att else "")
             + (f" drop{r['lora_dropout']:g}" if r.get("lora_dropout") else "")
-            + (" unfused" if r.get("lora_dropout") and r.get("lora_dropout_fused") is False else "")
-            + (" kext" if r.get("lora_kext") else ""))
+            + (" fused" if r.get("lora_dropout") and r.get("lora_dropout_fused") else "")
+            + (" packed" if r.get("lora_kext") is False else ""))
 # Where the b=4 step's time goes: one extra, untimed step with CUDA events between op
 # classes (trainer/bench_cuda.c); each batch-4 run without checkpointing or DP.
 for b4 in [r for r in eb if r.get("status") == "ok" and r.get("batch") == 4 and r.get("profile")

@@ -53,6 +53,7 @@ typedef struct {
     int worst_step;
     double grad_err0;  /* ‖g_gpu − g_cpu‖ / ‖g_cpu‖ of the first step's LoRA gradient */
     char attention[448];
+    int lora_kext, dropout_fused; /* the CUDA model's LoRA paths (their defaults or the env's) */
 } train_parity_result;
 
 static inline int train_parity_ok(const train_parity_result *r) {
@@ -212,6 +213,7 @@ static int train_parity_run(const train_parity_case *tc, train_parity_result *re
     et_cuda_options o = {tc->batch, tc->seq, tc->activation_checkpointing, 48, 0};
     if (et_cuda_model_create(&cm, &m, &lc, &o, err)) goto done;
     snprintf(res->attention, sizeof res->attention, "%s", et_cuda_model_attention_path(cm));
+    res->lora_kext = et_cuda_model_lora_kext(cm), res->dropout_fused = et_cuda_model_dropout_fused(cm);
     am = calloc((size_t)lc.n_params, sizeof(float));
     av = calloc((size_t)lc.n_params, sizeof(float));
     g_gpu = malloc(sizeof(float) * (size_t)lc.n_params);
@@ -259,6 +261,7 @@ static int train_parity_run(const train_parity_case *tc, train_parity_result *re
     }
     /* again: the note says if the model changed attention kernels mid-run */
     snprintf(res->attention, sizeof res->attention, "%s", et_cuda_model_attention_path(cm));
+    res->lora_kext = et_cuda_model_lora_kext(cm), res->dropout_fused = et_cuda_model_dropout_fused(cm);
     rc = 0;
 done:
     et_cuda_model_free(cm);
@@ -325,6 +328,7 @@ static inline int train_parity_run_dp(const train_parity_case *tc, double clip, 
         et_dp_rng_init(&rng, 0, 11, err))
         goto done;
     snprintf(res->attention, sizeof res->attention, "%s", et_cuda_model_attention_path(cm));
+    res->lora_kext = et_cuda_model_lora_kext(cm), res->dropout_fused = et_cuda_model_dropout_fused(cm);
     const size_t np = (size_t)lc.n_params;
     am = calloc(np, sizeof(float));
     av = calloc(np, sizeof(float));

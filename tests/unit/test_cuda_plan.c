@@ -4,6 +4,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -23,7 +24,7 @@ static void plan_sums_and_shapes(void **state) {
     et_hf_config c;
     et_cuda_bench_llama_1b(&c);
     et_plan p, ck, dr;
-    et_cuda_options o = {4, 2048, 0, 0, 0};
+    et_cuda_options o = {4, 2048, 0, 0, -1}; /* packed LoRA rows; the K-extended layout below */
     et_cuda_model_plan(&p, &c, 16, (1u << ET_PROJ_COUNT) - 1, 0.0f, &o);
     size_t sum = 0;
     for (int i = 0; i < p.n; i++) sum += p.item[i].bytes;
@@ -64,6 +65,19 @@ static void plan_sums_and_shapes(void **state) {
     const size_t extra = (size_t)16 * ((2048 + 512 + 512) * 48 + 2 * 8192 * 32) * 2;
     assert_true(item_bytes(&kx, "weights.base (frozen)") >= item_bytes(&p, "weights.base (frozen)") + extra);
     assert_true(item_bytes(&kx, "weights.base (frozen)") < item_bytes(&p, "weights.base (frozen)") + extra + (1 << 20));
+    /* the default (lora_kext 0) is the K-extended layout, unless EHRTUNE_CUDA_LORA_KEXT=0 */
+    et_plan def;
+    et_cuda_options od = {4, 2048, 0, 0, 0};
+    unsetenv("EHRTUNE_CUDA_LORA_KEXT");
+    et_cuda_model_plan(&def, &c, 16, (1u << ET_PROJ_COUNT) - 1, 0.0f, &od);
+    assert_int_equal(def.total, kx.total);
+    setenv("EHRTUNE_CUDA_LORA_KEXT", "0", 1);
+    et_cuda_model_plan(&def, &c, 16, (1u << ET_PROJ_COUNT) - 1, 0.0f, &od);
+    assert_int_equal(def.total, p.total);
+    et_cuda_model_plan(&def, &c, 16, (1u << ET_PROJ_COUNT) - 1, 0.0f, &ok); /* asked for: on */
+    assert_int_equal(def.total, kx.total);
+    unsetenv("EHRTUNE_CUDA_LORA_KEXT");
+    assert_true((double)kx.total + (32 << 20) <= 0.7 * 35.51 * 1073741824.0);
     /* r·k not a multiple of 8 (r = 4, q k v): packed rows, no extension */
     int cols[2];
     et_cuda_kext_cols(4, (1u << ET_PROJ_COUNT) - 1, 1, cols);
