@@ -83,14 +83,31 @@ static void lower_letters(char *out, size_t cap, const char *s) {
     out[k] = 0;
 }
 
+/* s with its ASCII digits as fullwidth ones (U+FF10-FF19, 3 bytes each in UTF-8), as
+ * East Asian input methods type them; the guard reads them as digits. */
+static void fullwidth_digits(char *out, size_t cap, const char *s) {
+    size_t k = 0;
+    for (; *s && k + 4 < cap; s++) {
+        if (*s >= '0' && *s <= '9') {
+            out[k++] = (char)0xEF, out[k++] = (char)0xBC, out[k++] = (char)(0x90 + (*s - '0'));
+        } else {
+            out[k++] = *s;
+        }
+    }
+    out[k] = 0;
+}
+
 static int area_code(synth_rng *r) { return synth_rng_range(r, 2, 9) * 100 + synth_rng_range(r, 1, 89); }
 
 static void phone_value(value *v, synth_rng *r, int fax) {
     int a = area_code(r), line = synth_rng_range(r, 100, 199);
     char c[48];
-    int variant = (int)synth_rng_below(r, fax ? 3 : 6);
+    int variant = (int)synth_rng_below(r, fax ? 3 : 7);
     switch (variant) {
     case 0: snprintf(c, sizeof c, "(%03d) 555-%04d", a, line), set_value(v, "paren", "", c); break;
+    case 6: /* a no-break space (U+00A0) after the area code, as word processors paste it */
+        snprintf(c, sizeof c, "(%03d)\xC2\xA0" "555-%04d", a, line), set_value(v, "paren_nbsp", "", c);
+        break;
     case 1: snprintf(c, sizeof c, "%03d-555-%04d", a, line), set_value(v, "dashed", "", c); break;
     case 2: snprintf(c, sizeof c, "%03d.555.%04d", a, line), set_value(v, "dotted", "", c); break;
     case 3: snprintf(c, sizeof c, "+1 %03d 555 %04d", a, line), set_value(v, "intl", "", c); break;
@@ -109,9 +126,13 @@ static void make_value(value *v, int kind, synth_rng *r) {
     case ET_PHI_SSN: {
         int a = synth_rng_range(r, 900, 999), g = synth_rng_range(r, 1, 49),
             s = synth_rng_range(r, 1, 9999);
-        switch (synth_rng_below(r, 3)) {
+        switch (synth_rng_below(r, 4)) {
         case 0: snprintf(c, sizeof c, "%03d-%02d-%04d", a, g, s), set_value(v, "dashed", "", c); break;
         case 1: snprintf(c, sizeof c, "%03d %02d %04d", a, g, s), set_value(v, "spaced", "", c); break;
+        case 2:
+            snprintf(d, sizeof d, "%03d-%02d-%04d", a, g, s), fullwidth_digits(c, sizeof c, d);
+            set_value(v, "fullwidth_digits", "", c);
+            break;
         default: snprintf(c, sizeof c, "%03d%02d%04d", a, g, s), set_value(v, "bare_with_cue", "", c); break;
         }
         return;
@@ -149,7 +170,12 @@ static void make_value(value *v, int kind, synth_rng *r) {
         return;
     }
     case ET_PHI_IP:
-        switch (synth_rng_below(r, 3)) {
+        switch (synth_rng_below(r, 4)) {
+        case 3: /* with a port: the address is the identifier, the port goes with it */
+            snprintf(c, sizeof c, "10.%d.%d.%d:%d", synth_rng_range(r, 0, 255), synth_rng_range(r, 0, 255),
+                     synth_rng_range(r, 1, 254), synth_rng_range(r, 1024, 65535));
+            set_value(v, "ipv4_port", "", c);
+            break;
         case 0:
             if (synth_rng_chance(r, 50))
                 snprintf(c, sizeof c, "10.%d.%d.%d", synth_rng_range(r, 0, 255), synth_rng_range(r, 0, 255), synth_rng_range(r, 1, 254));
@@ -219,8 +245,30 @@ static void make_value(value *v, int kind, synth_rng *r) {
         return;
     }
     case ET_PHI_DATE: {
-        int y = synth_rng_range(r, 1975, 2023), m = synth_rng_range(r, 1, 12), dd = synth_rng_range(r, 1, 28);
-        switch (synth_rng_below(r, 9)) {
+        int y = synth_rng_range(r, 1975, 2023), m = synth_rng_range(r, 1, 12), dd = synth_rng_range(r, 1, 25);
+        switch (synth_rng_below(r, 13)) {
+        case 9: { /* ISO date-time, UTC or with an offset */
+            int hh = synth_rng_range(r, 0, 23), mi = synth_rng_range(r, 0, 59);
+            if (synth_rng_chance(r, 50))
+                snprintf(c, sizeof c, "%04d-%02d-%02dT%02d:%02dZ", y, m, dd, hh, mi);
+            else
+                snprintf(c, sizeof c, "%04d-%02d-%02dT%02d:%02d:%02d-0%d:00", y, m, dd, hh, mi,
+                         synth_rng_range(r, 0, 59), synth_rng_range(r, 4, 8));
+            set_value(v, "iso date-time", "", c);
+            break;
+        }
+        case 10: /* a range: both ends are dates; the span covers the two */
+            snprintf(c, sizeof c, "%02d/%02d/%04d-%02d/%02d/%04d", m, dd, y, m, dd + synth_rng_range(r, 1, 3), y);
+            set_value(v, "mm/dd/yyyy range", "", c);
+            break;
+        case 11:
+            snprintf(c, sizeof c, "%s %d-%d, %04d", MONTHS[m - 1], dd, dd + synth_rng_range(r, 1, 3), y);
+            set_value(v, "month d-d, yyyy", "", c);
+            break;
+        case 12: /* en dashes (U+2013), as a word processor's autocorrect leaves them */
+            snprintf(c, sizeof c, "%04d\xE2\x80\x93%02d\xE2\x80\x93%02d", y, m, dd);
+            set_value(v, "iso en-dash", "", c);
+            break;
         case 0: snprintf(c, sizeof c, "%02d/%02d/%04d", m, dd, y), set_value(v, "mm/dd/yyyy", "", c); break;
         case 1: snprintf(c, sizeof c, "%d/%d/%02d", m, dd, y % 100), set_value(v, "m/d/yy", "", c); break;
         case 2: snprintf(c, sizeof c, "%s %d, %04d", MONTHS[m - 1], dd, y), set_value(v, "month d, yyyy", "", c); break;

@@ -76,11 +76,11 @@ EOF
 python3 - planted.jsonl truth.jsonl scan.txt planted.txt planted.json bench.txt bench.json <<'EOF' \
     || fail "phi-scan printed matched text"
 import json, sys
-notes = [json.loads(l) for l in open(sys.argv[1])]
+notes = [json.loads(l) for l in open(sys.argv[1], encoding="utf-8")]
 values = set()
 for l in open(sys.argv[2]):
-    t = json.loads(l)
-    values.add(notes[t["line"] - 1][t["field"]][t["start"]:t["end"]])
+    t = json.loads(l)  # offsets are bytes of the UTF-8 text (fullwidth digits, no-break spaces)
+    values.add(notes[t["line"] - 1][t["field"]].encode()[t["start"]:t["end"]].decode())
 out = "".join(open(p).read() for p in sys.argv[3:])
 leaked = [v for v in values if v in out]
 assert len(values) > 1000
@@ -90,7 +90,7 @@ EOF
 # --- canaries ------------------------------------------------------------------
 python3 - n1.jsonl c1.jsonl <<'EOF' || fail "canary list does not match the notes"
 import json, sys
-notes = [json.loads(l) for l in open(sys.argv[1])]
+notes = [json.loads(l) for l in open(sys.argv[1], encoding="utf-8")]
 can = [json.loads(l) for l in open(sys.argv[2])]
 assert len(can) == 4
 assert len({c["patient_id"] for c in can}) == 4
@@ -100,8 +100,9 @@ for c in can:
     for p in c["insertions"]:
         o = notes[p["line"] - 1]
         assert o["patient_id"] == c["patient_id"]
-        assert o[p["field"]][p["start"]:p["end"]] == c["secret"]
-        assert o[p["field"]][:p["start"]].endswith(c["prefix"])
+        b = o[p["field"]].encode()  # offsets are bytes of the UTF-8 text
+        assert b[p["start"]:p["end"]].decode() == c["secret"]
+        assert b[:p["start"]].decode().endswith(c["prefix"])
 EOF
 
 # --- bad input -------------------------------------------------------------------

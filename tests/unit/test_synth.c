@@ -245,9 +245,13 @@ static void planted_identifiers_are_found(void **state) {
         const char *text = str(notes.line[line - 1], field);
         assert_non_null(text);
         assert_true(s < e && e <= strlen(text));
-        /* the span holds the identifier itself: it starts and ends on an alnum */
-        assert_true(isalnum((unsigned char)text[s]) || text[s] == '(' || text[s] == '+');
-        assert_true(isalnum((unsigned char)text[e - 1]) || text[e - 1] == '.'); /* "Ave." */
+        /* the span holds the identifier itself: it starts and ends on an alnum (or a
+         * fullwidth digit: a UTF-8 lead byte at the start, a continuation byte at the
+         * end), never inside a character */
+        const unsigned char first = (unsigned char)text[s], last = (unsigned char)text[e - 1];
+        assert_true(isalnum(first) || first == '(' || first == '+' || first >= 0xC0);
+        assert_true(isalnum(last) || last == '.' || (last >= 0x80 && last < 0xC0)); /* "Ave." */
+        assert_true(e == strlen(text) || ((unsigned char)text[e] & 0xC0) != 0x80);
         size_t n = et_phi_scan_text(text, strlen(text), NULL, f, 256);
         assert_true(n <= 256);
         int hit = 0;
