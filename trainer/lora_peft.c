@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -64,6 +65,22 @@ static int check_unsupported(const cJSON *cfg, const char *path, et_error *err) 
             return et_fail(err, "%s: \"%s\" is set; ehrtune supports uniform LoRA only "
                                 "(remove it or re-export the adapter without it)",
                            path, must_be_empty[i]);
+    }
+    /* Initialisations that rewrite the base weights (W_res = W − s·B₀A₀): PEFT runs them
+     * again when it loads the adapter, so the adapter belongs to a base that is not the
+     * model's; applied to the plain base it computes something else (found 2026-11-26: a
+     * "pissa" adapter loaded without a word, logits 0.73 relative L2 off PEFT's). PEFT's
+     * path_initial_model_for_weight_conversion turns such an adapter into a plain one. */
+    const cJSON *init = cJSON_GetObjectItemCaseSensitive(cfg, "init_lora_weights");
+    if (init && cJSON_IsString(init)) {
+        const char *s = init->valuestring;
+        if (!strncmp(s, "pissa", 5) || !strncmp(s, "corda", 5) || !strcasecmp(s, "olora") ||
+            !strcmp(s, "loftq") || !strcmp(s, "lora_ga"))
+            return et_fail(err, "%s: \"init_lora_weights\": \"%s\" rewrites the base weights, "
+                                "so this adapter does not apply to the unmodified model; convert "
+                                "it to a plain LoRA adapter first (PEFT's save_pretrained with "
+                                "path_initial_model_for_weight_conversion)",
+                           path, s);
     }
     const cJSON *bias = cJSON_GetObjectItemCaseSensitive(cfg, "bias");
     if (bias && cJSON_IsString(bias) && strcmp(bias->valuestring, "none"))

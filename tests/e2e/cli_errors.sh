@@ -33,6 +33,29 @@ PY
 echo '{"input_ids": [[1, 2, 3, 4]]}' > ok4.json
 expect_fail "alora_invocation_tokens" "$bin" forward --model "$fix/model" --adapter alora --tokens ok4.json -o al.safetensors
 test ! -e al.safetensors
+# an initialisation that rewrites the base weights (PiSSA, OLoRA, CorDA, LoftQ, LoRA-GA):
+# PEFT recomputes W_res on load, so applying it to the plain base is wrong: refused.
+for init in pissa pissa_niter_4 olora corda loftq lora_ga; do
+    rm -rf base_mut && cp -r "$fix/adapter" base_mut
+    python3 - base_mut/adapter_config.json "$init" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1])); c["init_lora_weights"] = sys.argv[2]
+json.dump(c, open(sys.argv[1], "w"))
+PY
+    expect_fail "init_lora_weights" "$bin" forward --model "$fix/model" --adapter base_mut --tokens ok4.json -o bm.safetensors
+    test ! -e bm.safetensors
+done
+# ...while the initialisations that leave the base alone load as plain LoRA
+for init in gaussian eva orthogonal; do
+    rm -rf base_ok && cp -r "$fix/adapter" base_ok
+    python3 - base_ok/adapter_config.json "$init" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1])); c["init_lora_weights"] = sys.argv[2]
+json.dump(c, open(sys.argv[1], "w"))
+PY
+    "$bin" forward --model "$fix/model" --adapter base_ok --tokens ok4.json -o bo.safetensors > /dev/null
+    test -s bo.safetensors && rm -f bo.safetensors
+done
 # forward without an adapter still gives logits and loss.
 echo '{"input_ids": [[1, 2, 3, 4]]}' > ok.json
 "$bin" forward --model "$fix/model" --tokens ok.json -o ok.safetensors > /dev/null
