@@ -23,6 +23,14 @@ int et_dp_phase_check(const et_dp_phase *p, et_error *err) {
     if (!(p->noise_multiplier > 0) || !isfinite(p->noise_multiplier))
         return et_fail(err, "noise multiplier must be > 0 and finite, got %g",
                        p->noise_multiplier);
+    /* Both accountants work with σ²: below ~1.5e-154 it is subnormal or 0 and their
+     * arithmetic returns garbage (found 2026-11-26: σ = 1e-160 gave ε = −0.6 with PRV
+     * and 2.67 with RDP, certified in a manifest) instead of the astronomic ε it is. */
+    if (!isnormal(p->noise_multiplier * p->noise_multiplier))
+        return et_fail(err, "noise multiplier %g is too small for any privacy guarantee (its "
+                            "square underflows); DP-SGD needs a noise multiplier near 0.5 or "
+                            "more to mean anything",
+                       p->noise_multiplier);
     if (!(p->sample_rate > 0 && p->sample_rate <= 1))
         return et_fail(err, "sample rate must be in (0, 1], got %g", p->sample_rate);
     if (p->steps < 1)
@@ -76,11 +84,20 @@ int et_accountant_epsilon(const et_accountant *acc, double delta, double *eps,
         *eps = 0;
         return 0;
     }
-    if (acc->kind == ET_ACCOUNTANT_RDP)
-        return et_rdp_epsilon(ET_RDP_OPACUS, acc->phases, acc->n_phases, NULL, 0, delta, eps,
-                              best_order, err);
-    return et_prv_epsilon(acc->phases, acc->n_phases, delta, acc->eps_error,
-                          acc->delta_error, eps, NULL, err);
+    for (int i = 0; i < acc->n_phases; i++)
+        if (et_dp_phase_check(&acc->phases[i], err)) return -1;
+    int rc = acc->kind == ET_ACCOUNTANT_RDP
+                 ? et_rdp_epsilon(ET_RDP_OPACUS, acc->phases, acc->n_phases, NULL, 0, delta, eps,
+                                  best_order, err)
+                 : et_prv_epsilon(acc->phases, acc->n_phases, delta, acc->eps_error,
+                                  acc->delta_error, eps, NULL, err);
+    if (rc) return rc;
+    /* an ε that is not a finite, non-negative number bounds nothing: never report it */
+    if (!isfinite(*eps) || *eps < 0)
+        return et_fail(err, "the %s accountant gives no finite epsilon for these settings "
+                            "(got %g): raise the noise multiplier or lower the sample rate or steps",
+                       et_accountant_kind_name(acc->kind), *eps);
+    return 0;
 }
 
 cJSON *et_accountant_to_json(const et_accountant *acc) {

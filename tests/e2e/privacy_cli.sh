@@ -109,6 +109,11 @@ expect_error "is required" epsilon --sample-rate 0.1 --noise-multiplier 1 --delt
 expect_error "unknown accountant" epsilon --sample-rate 0.1 --noise-multiplier 1 --steps 10 --delta 1e-5 --accountant gdp
 expect_error "unknown argument" epsilon --sample-rate 0.1 --noise-multiplier 1 --steps 10 --delta 1e-5 --bogus
 expect_error "unknown action" calibrate
+# a σ whose square underflows gave ε = -0.995 (prv) and 40.02 (rdp) with rc 0: refused
+expect_error "too small for any privacy guarantee" epsilon --sample-rate 0.01 --noise-multiplier 1e-160 --steps 100 --delta 1e-5
+expect_error "too small for any privacy guarantee" epsilon --sample-rate 0.01 --noise-multiplier 1e-155 --steps 100 --delta 1e-5 --accountant rdp
+# an ε that overflows is no bound: refused, never "inf" with rc 0
+expect_error "no finite epsilon" epsilon --sample-rate 1 --noise-multiplier 1e-153 --steps 100000000 --delta 1e-5 --accountant rdp
 
 if [ $FAILS -ne 0 ]; then
     echo "$FAILS check(s) failed" >&2

@@ -482,6 +482,32 @@ static void bad_inputs_are_refused(void **state) {
     assert_int_equal(kind, ET_ACCOUNTANT_RDP);
     assert_int_not_equal(et_accountant_kind_parse("gdp", &kind, &err), 0);
     assert_int_equal(et_steps_for_epochs(1, 1 / 93.0), 92); /* Opacus's truncation */
+
+    /* a σ whose square underflows (found 2026-11-26: σ = 1e-160 came out as ε = −0.6
+     * with PRV and 2.67 with RDP): refused by both accountants, never a number */
+    for (int k = 0; k < 2; k++) {
+        et_accountant tiny;
+        et_accountant_init(&tiny, k ? ET_ACCOUNTANT_RDP : ET_ACCOUNTANT_PRV);
+        assert_int_not_equal(et_accountant_step(&tiny, 1e-160, 0.01, 100, &err), 0);
+        assert_non_null(strstr(err.msg, "too small"));
+        et_dp_phase p = {1e-160, 0.01, 100};
+        assert_int_not_equal(et_rdp_epsilon(ET_RDP_OPACUS, &p, 1, NULL, 0, 1e-5, &eps, NULL, &err), 0);
+        assert_int_not_equal(et_prv_epsilon(&p, 1, 1e-5, 0.01, 0, &eps, NULL, &err), 0);
+        /* the smallest σ that is still computed gives an astronomic ε, not a small one */
+        if (k) {
+            assert_int_equal(et_accountant_step(&tiny, 1e-150, 0.01, 100, &err), 0);
+            assert_int_equal(et_accountant_epsilon(&tiny, 1e-5, &eps, NULL, &err), 0);
+            assert_true(eps > 1e200);
+        }
+        et_accountant_free(&tiny);
+    }
+    /* an infinite ε is no bound (RDP overflows: σ = 1e-153, q = 1, 1e8 steps): an error */
+    et_accountant inf_acc;
+    et_accountant_init(&inf_acc, ET_ACCOUNTANT_RDP);
+    assert_int_equal(et_accountant_step(&inf_acc, 1e-153, 1.0, 100000000, &err), 0);
+    assert_int_not_equal(et_accountant_epsilon(&inf_acc, 1e-5, &eps, NULL, &err), 0);
+    assert_non_null(strstr(err.msg, "no finite epsilon"));
+    et_accountant_free(&inf_acc);
 }
 
 int main(void) {
