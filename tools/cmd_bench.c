@@ -4,7 +4,6 @@
  * the same arguments, so both can be run side by side (docs/perf.md). With
  * --device cuda the steps run on the CUDA backend (trainer/bench_cuda.h; the peer
  * there is tests/gpu/bench_hf_peft.py, same MFU formula). */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +12,7 @@
 
 #include "data/hf_config.h"
 #include "kernels/ops.h"
+#include "tools/cli_args.h"
 #include "tools/commands.h"
 #include "trainer/bench_cuda.h"
 #include "trainer/dp.h"
@@ -90,6 +90,7 @@ int cmd_bench(int argc, char **argv) {
         batch = 4, rank = 16, warmup = 2, steps = 10;
     int cuda = 0, ckpt = 0, plan = 0, dp = 0;
     float dropout = 0.0f;
+    et_cli_seen seen = {0};
     et_hf_config c;
     et_hf_config_init(&c, ET_ARCH_LLAMA);
     struct { const char *flag; int *dst; } opts[] = {
@@ -101,8 +102,8 @@ int cmd_bench(int argc, char **argv) {
             usage(stdout);
             return 0;
         }
-        if (!strcmp(argv[i], "--device") && i + 1 < argc) {
-            i++;
+        if (!strcmp(argv[i], "--device")) {
+            if (!et_cli_value("ehrtune bench", &seen, argv[i], argc, argv, &i)) return 2;
             if (strcmp(argv[i], "cpu") && strcmp(argv[i], "cuda")) {
                 fprintf(stderr, "ehrtune bench: --device must be cpu or cuda, not '%s'\n", argv[i]);
                 return 2;
@@ -120,14 +121,15 @@ int cmd_bench(int argc, char **argv) {
             dp = 1;
             continue;
         }
-        if (!strcmp(argv[i], "--dropout") && i + 1 < argc) {
-            char *end;
-            dropout = strtof(argv[++i], &end);
-            if (*end || !(dropout >= 0.0f && dropout < 1.0f)) {
+        if (!strcmp(argv[i], "--dropout")) {
+            if (!et_cli_value("ehrtune bench", &seen, argv[i], argc, argv, &i)) return 2;
+            double p;
+            if (et_cli_double(argv[i], &p) || !(p >= 0.0 && (float)p < 1.0f)) {
                 fprintf(stderr, "ehrtune bench: --dropout wants a number in [0, 1), not '%s'\n",
                         argv[i]);
                 return 2;
             }
+            dropout = (float)p;
             continue;
         }
         if (!strcmp(argv[i], "--ckpt") || !strcmp(argv[i], "--plan")) {
@@ -137,15 +139,14 @@ int cmd_bench(int argc, char **argv) {
         }
         size_t k = 0;
         for (; k < sizeof opts / sizeof *opts; k++)
-            if (!strcmp(argv[i], opts[k].flag) && i + 1 < argc) {
+            if (!strcmp(argv[i], opts[k].flag)) {
+                if (!et_cli_value("ehrtune bench", &seen, opts[k].flag, argc, argv, &i)) return 2;
                 /* whole numbers only ("4xyz" is a typo, not 4); --warmup may be 0 */
-                char *end;
-                errno = 0;
-                const long v = strtol(argv[++i], &end, 10);
-                const long min = !strcmp(opts[k].flag, "--warmup") ? 0 : 1;
-                if (end == argv[i] || *end || errno || v < min || v > 1L << 30) {
-                    fprintf(stderr, "ehrtune bench: %s wants a whole number >= %ld, not '%s'\n",
-                            opts[k].flag, min, argv[i]);
+                long long v;
+                const long long min = !strcmp(opts[k].flag, "--warmup") ? 0 : 1;
+                if (et_cli_int(argv[i], min, 1LL << 30, &v)) {
+                    fprintf(stderr, "ehrtune bench: %s wants a whole number in %lld..%lld, not "
+                                    "'%s'\n", opts[k].flag, min, 1LL << 30, argv[i]);
                     return 2;
                 }
                 *opts[k].dst = (int)v;

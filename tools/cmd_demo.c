@@ -14,6 +14,7 @@
 #include "data/hf_config.h"
 #include "data/recipe.h"
 #include "data/tokenizer.h"
+#include "tools/cli_args.h"
 #include "tools/commands.h"
 #include "trainer/model.h"
 #include "trainer/train.h"
@@ -92,14 +93,19 @@ static void print_curve(const char *metrics_path) {
 int cmd_demo(int argc, char **argv) {
     const char *recipe_path = "recipes/tiny-cpu.yaml", *dir = "runs/demo",
                *tokenizer = DEMO_TOKENIZER;
+    et_cli_seen seen = {0};
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
             return 0;
-        } else if (!strcmp(argv[i], "--recipe") && i + 1 < argc) recipe_path = argv[++i];
-        else if (!strcmp(argv[i], "--dir") && i + 1 < argc) dir = argv[++i];
-        else if (!strcmp(argv[i], "--tokenizer") && i + 1 < argc) tokenizer = argv[++i];
-        else {
+        }
+        const char **dst = !strcmp(argv[i], "--recipe")      ? &recipe_path
+                           : !strcmp(argv[i], "--dir")       ? &dir
+                           : !strcmp(argv[i], "--tokenizer") ? &tokenizer
+                                                             : NULL;
+        if (dst) {
+            if (!(*dst = et_cli_value("ehrtune demo", &seen, argv[i], argc, argv, &i))) return 2;
+        } else {
             fprintf(stderr, "ehrtune demo: unexpected argument '%s'\n", argv[i]);
             usage(stderr);
             return 2;
@@ -112,7 +118,7 @@ int cmd_demo(int argc, char **argv) {
     et_model m;
     et_tokenizer *tok = NULL;
     int have_model = 0, rc = 1;
-    char model_dir[4096], corpus[4096], notes[4096], out[4096], ov[4400], path[4200];
+    char model_dir[4096], corpus[4096], notes[4096], out[4096], path[4200];
     snprintf(model_dir, sizeof model_dir, "%s/model", dir);
     snprintf(corpus, sizeof corpus, "%s/corpus.h5", dir);
     snprintf(notes, sizeof notes, "%s/notes.jsonl", dir);
@@ -122,11 +128,18 @@ int cmd_demo(int argc, char **argv) {
         et_wrap(&err, "run `ehrtune demo` from the repository root, or pass --recipe");
         goto done;
     }
-    const char *const overrides[] = {"model.path=", "data.train=", "run.out="};
+    /* Set as they are, not as "key=value" overrides: those are read as YAML, where a
+     * '#', ": ", '[', '&' or '!' in --dir would change the value. */
+    char **const fields[] = {&r.model.path, &r.data.train, &r.run.out};
     const char *const values[] = {model_dir, corpus, out};
     for (int i = 0; i < 3; i++) {
-        snprintf(ov, sizeof ov, "%s%s", overrides[i], values[i]);
-        if (et_recipe_override(&r, ov, &err)) goto done;
+        char *copy = strdup(values[i]);
+        if (!copy) {
+            et_fail(&err, "out of memory");
+            goto done;
+        }
+        free(*fields[i]);
+        *fields[i] = copy;
     }
     if (et_recipe_validate(&r, &err)) goto done;
     if (et_tokenizer_load(&tok, tokenizer, &err)) {

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "tools/cli_args.h"
 #include "tools/commands.h"
 #include "trainer/export.h"
 
@@ -56,15 +57,20 @@ int cmd_export(int argc, char **argv) {
     et_export_options o = {0};
     o.version = EHRTUNE_VERSION;
     et_error err = {{0}};
+    et_cli_seen seen = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        int has_value = i + 1 < argc;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage(stdout);
             return 0;
         } else if (!strcmp(a, "--force")) o.force = 1;
         else if (!strcmp(a, "--verify-base")) o.verify_base = 1;
-        else if (!strcmp(a, "--format") && has_value) {
+        else if (!strcmp(a, "--format")) {
+            /* may be repeated (one format each time), unlike the other options */
+            if (i + 1 >= argc) {
+                fprintf(stderr, "ehrtune export: --format needs a value\n");
+                return 2;
+            }
             unsigned f;
             if (et_export_parse_formats(argv[++i], &f, &err)) {
                 fprintf(stderr, "ehrtune export: %s\n", err.msg);
@@ -75,24 +81,26 @@ int cmd_export(int argc, char **argv) {
                 return 2;
             }
             o.formats |= f;
-        } else if (!strcmp(a, "-o") && has_value) out = argv[++i];
-        else if (!strcmp(a, "--base") && has_value) o.base_dir = argv[++i];
-        else if (!strcmp(a, "--dtype") && has_value) {
-            const char *d = argv[++i];
-            if (!strcmp(d, "bf16")) o.adapter_bf16 = 1;
-            else if (strcmp(d, "f32")) {
-                fprintf(stderr, "ehrtune export: --dtype must be f32 or bf16, not '%s'\n", d);
-                return 2;
-            }
-        } else if (!strcmp(a, "--max-shard-size") && has_value) {
-            if (parse_size(argv[++i], &o.max_shard_bytes)) {
+        } else if (!strcmp(a, "-o") || !strcmp(a, "--base") || !strcmp(a, "--dtype") ||
+                   !strcmp(a, "--max-shard-size")) {
+            const char *v = et_cli_value("ehrtune export", &seen, a, argc, argv, &i);
+            if (!v) return 2;
+            if (!strcmp(a, "-o")) out = v;
+            else if (!strcmp(a, "--base")) o.base_dir = v;
+            else if (!strcmp(a, "--dtype")) {
+                if (!strcmp(v, "bf16")) o.adapter_bf16 = 1;
+                else if (strcmp(v, "f32")) {
+                    fprintf(stderr, "ehrtune export: --dtype must be f32 or bf16, not '%s'\n", v);
+                    return 2;
+                }
+            } else if (parse_size(v, &o.max_shard_bytes)) {
                 fprintf(stderr, "ehrtune export: --max-shard-size '%s' is not a size such as 5GB, "
-                                "500MB or a number of bytes\n", argv[i]);
+                                "500MB or a number of bytes\n", v);
                 return 2;
             }
         } else if (a[0] == '-') {
-            fprintf(stderr, "ehrtune export: unknown option or missing value: '%s' (see ehrtune "
-                            "export --help)\n", a);
+            fprintf(stderr, "ehrtune export: unknown option '%s' (see ehrtune export --help)\n",
+                    a);
             return 2;
         } else if (!run) run = a;
         else {

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "data/safetensors.h"
+#include "tools/cli_args.h"
 #include "tools/commands.h"
 #include "trainer/model.h"
 
@@ -104,6 +105,7 @@ done:
 
 int cmd_forward(int argc, char **argv) {
     const char *model_dir = NULL, *adapter = NULL, *tokens = NULL, *out = NULL;
+    et_cli_seen seen = {0};
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
@@ -114,12 +116,12 @@ int cmd_forward(int argc, char **argv) {
                            : !strcmp(argv[i], "--tokens")  ? &tokens
                            : !strcmp(argv[i], "-o")        ? &out
                                                            : NULL;
-        if (!dst || i + 1 >= argc) {
+        if (!dst) {
             fprintf(stderr, "ehrtune forward: unexpected argument '%s'\n", argv[i]);
             usage(stderr);
             return 2;
         }
-        *dst = argv[++i];
+        if (!(*dst = et_cli_value("ehrtune forward", &seen, argv[i], argc, argv, &i))) return 2;
     }
     if (!model_dir || !tokens || !out) {
         usage(stderr);

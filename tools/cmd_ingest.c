@@ -37,6 +37,7 @@
 #include "data/render.h"
 #include "data/tokenizer.h"
 #include "data/sha256.h"
+#include "tools/cli_args.h"
 #include "tools/commands.h"
 
 /* ---------------------------------------------- patient ids and splits --- */
@@ -117,10 +118,8 @@ static void usage(FILE *f) {
 }
 
 static int parse_fraction(const char *flag, const char *s, double *out) {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || !(v >= 0.0 && v <= 1.0)) {
+    double v;
+    if (et_cli_double(s, &v) || !(v >= 0.0 && v <= 1.0)) {
         fprintf(stderr, "ehrtune: ingest: %s wants a number in [0, 1]\n", flag);
         return -1;
     }
@@ -130,9 +129,9 @@ static int parse_fraction(const char *flag, const char *s, double *out) {
 
 static int parse_args(int argc, char **argv, ingest_args *a) {
     memset(a, 0, sizeof *a);
+    et_cli_seen seen = {0};
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
-        int has_value = i + 1 < argc;
         if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
             usage(stdout);
             return 1;
@@ -145,12 +144,10 @@ static int parse_args(int argc, char **argv, ingest_args *a) {
                    !strcmp(arg, "--test-frac") || !strcmp(arg, "--split-seed") ||
                    !strcmp(arg, "--tokenizer") || !strcmp(arg, "--chat-template") ||
                    !strcmp(arg, "--eos-token")) {
-            if (!has_value) {
-                fprintf(stderr, "ehrtune: ingest: %s needs a value\n", arg);
-                return -1;
-            }
-            const char *v = argv[++i];
-            char *end;
+            /* -o and --output are one option */
+            const char *name = !strcmp(arg, "--output") ? "-o" : arg;
+            const char *v = et_cli_value("ehrtune: ingest", &seen, name, argc, argv, &i);
+            if (!v) return -1;
             if (!strcmp(arg, "--pretokenized")) a->input = v;
             else if (!strcmp(arg, "--tokenizer")) a->tokenizer = v;
             else if (!strcmp(arg, "--chat-template")) a->chat = v;
@@ -159,16 +156,12 @@ static int parse_args(int argc, char **argv, ingest_args *a) {
             else if (!strcmp(arg, "--val-frac")) { if (parse_fraction(arg, v, &a->val_frac)) return -1; }
             else if (!strcmp(arg, "--test-frac")) { if (parse_fraction(arg, v, &a->test_frac)) return -1; }
             else if (!strcmp(arg, "--vocab-size")) {
-                errno = 0;
-                a->vocab_size = strtoll(v, &end, 10);
-                if (errno || end == v || *end || a->vocab_size < 1 || a->vocab_size > (1LL << 31)) {
+                if (et_cli_int(v, 1, 1LL << 31, &a->vocab_size)) {
                     fprintf(stderr, "ehrtune: ingest: --vocab-size wants an integer in [1, 2^31]\n");
                     return -1;
                 }
             } else {
-                errno = 0;
-                a->seed = strtoull(v, &end, 10);
-                if (errno || end == v || *end || v[0] == '-') {
+                if (et_cli_uint(v, &a->seed)) {
                     fprintf(stderr, "ehrtune: ingest: --split-seed wants a non-negative integer\n");
                     return -1;
                 }

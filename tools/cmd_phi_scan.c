@@ -369,6 +369,10 @@ int cmd_phi_scan(int argc, char **argv) {
                 fprintf(stderr, "ehrtune: phi-scan: --truth needs a file\n");
                 return 2;
             }
+            if (truth) {
+                fprintf(stderr, "ehrtune: phi-scan: --truth given twice (give it once)\n");
+                return 2;
+            }
             truth = argv[++i];
         } else if (a[0] == '-' && a[1]) {
             fprintf(stderr, "ehrtune: phi-scan: unknown option '%s' (see ehrtune phi-scan --help)\n", a);

@@ -4,12 +4,15 @@
  *   sigma:   "<σ>\n"  or --json {"noise_multiplier": x, "epsilon": e, "accountant": "prv"}
  * With --epochs the JSON gains "steps", and the text form notes the steps on stderr
  * (stdout stays one number so `$(ehrtune privacy ...)` works). */
-#include <errno.h>
+#include <ctype.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "data/recipe.h"
+#include "tools/cli_args.h"
 #include "tools/commands.h"
 #include "trainer/accountant.h"
 
@@ -55,36 +58,39 @@ static void print_json_number(const char *key, double v, int first) {
     printf("%s\"%s\": %s", first ? "{" : ", ", key, num);
 }
 
-/* Reads "--name value" or "--name=value" at argv[*i]; returns 1 if it matched. */
+/* Reads "--name value" or "--name=value" at argv[*i]; returns 1 if it matched. An
+ * option given twice sets *bad (the second would silently win). */
 static int take_option(int argc, char **argv, int *i, const char *name, const char **value,
-                       int *bad) {
+                       int *bad, et_cli_seen *seen) {
     size_t len = strlen(name);
     const char *arg = argv[*i];
     if (strncmp(arg, name, len) != 0) return 0;
     if (arg[len] == '=') {
-        *value = arg + len + 1;
+        if (et_cli_once("ehrtune: privacy", seen, name)) *bad = 1;
+        else *value = arg + len + 1;
         return 1;
     }
     if (arg[len] != '\0') return 0;
-    if (*i + 1 >= argc) {
-        fprintf(stderr, "ehrtune: privacy: %s needs a value\n", name);
-        *bad = 1;
-        return 1;
-    }
-    *value = argv[++*i];
+    const char *v = et_cli_value("ehrtune: privacy", seen, name, argc, argv, i);
+    if (v) *value = v;
+    else *bad = 1;
     return 1;
 }
 
 static int parse_double(const char *name, const char *s, double *out) {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (end == s || *end != '\0' || errno == ERANGE || !isfinite(v)) {
+    double v;
+    if (et_cli_double(s, &v)) {
         fprintf(stderr, "ehrtune: privacy: %s expects a finite number, got '%s'\n", name, s);
         return -1;
     }
     *out = v;
     return 0;
+}
+
+static int same_ascii_nocase(const char *a, const char *b) {
+    for (; *a && *b; a++, b++)
+        if (tolower((unsigned char)*a) != tolower((unsigned char)*b)) return 0;
+    return *a == *b;
 }
 
 int cmd_privacy(int argc, char **argv) {
@@ -109,6 +115,7 @@ int cmd_privacy(int argc, char **argv) {
     const char *q_s = NULL, *sigma_s = NULL, *target_s = NULL, *steps_s = NULL,
                *epochs_s = NULL, *delta_s = NULL, *accountant_s = "prv";
     int json = 0, bad = 0;
+    et_cli_seen seen = {0};
     for (int i = 2; i < argc && !bad; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -116,13 +123,15 @@ int cmd_privacy(int argc, char **argv) {
             return 0;
         }
         if (!strcmp(a, "--json")) json = 1;
-        else if (take_option(argc, argv, &i, "--sample-rate", &q_s, &bad)) {}
-        else if (!want_sigma && take_option(argc, argv, &i, "--noise-multiplier", &sigma_s, &bad)) {}
-        else if (want_sigma && take_option(argc, argv, &i, "--target-epsilon", &target_s, &bad)) {}
-        else if (take_option(argc, argv, &i, "--steps", &steps_s, &bad)) {}
-        else if (take_option(argc, argv, &i, "--epochs", &epochs_s, &bad)) {}
-        else if (take_option(argc, argv, &i, "--delta", &delta_s, &bad)) {}
-        else if (take_option(argc, argv, &i, "--accountant", &accountant_s, &bad)) {}
+        else if (take_option(argc, argv, &i, "--sample-rate", &q_s, &bad, &seen)) {}
+        else if (!want_sigma &&
+                 take_option(argc, argv, &i, "--noise-multiplier", &sigma_s, &bad, &seen)) {}
+        else if (want_sigma &&
+                 take_option(argc, argv, &i, "--target-epsilon", &target_s, &bad, &seen)) {}
+        else if (take_option(argc, argv, &i, "--steps", &steps_s, &bad, &seen)) {}
+        else if (take_option(argc, argv, &i, "--epochs", &epochs_s, &bad, &seen)) {}
+        else if (take_option(argc, argv, &i, "--delta", &delta_s, &bad, &seen)) {}
+        else if (take_option(argc, argv, &i, "--accountant", &accountant_s, &bad, &seen)) {}
         else {
             fprintf(stderr, "ehrtune: privacy %s: unknown argument '%s'\n", argv[1], a);
             bad = 1;
@@ -150,6 +159,10 @@ int cmd_privacy(int argc, char **argv) {
 
     et_error err = {{0}};
     et_accountant_kind kind;
+    /* the spellings a recipe's privacy.accountant takes (any case) */
+    for (int k = 0; k < 2; k++)
+        if (same_ascii_nocase(accountant_s, et_recipe_accountant_names[k]))
+            accountant_s = et_recipe_accountant_names[k];
     if (et_accountant_kind_parse(accountant_s, &kind, &err)) {
         fprintf(stderr, "ehrtune: privacy: --accountant: %s\n", err.msg);
         return 2;
@@ -179,10 +192,8 @@ int cmd_privacy(int argc, char **argv) {
 
     int64_t steps;
     if (steps_s) {
-        char *end;
-        errno = 0;
-        long long v = strtoll(steps_s, &end, 10);
-        if (end == steps_s || *end != '\0' || errno == ERANGE || v < 1) {
+        long long v;
+        if (et_cli_int(steps_s, 1, INT64_MAX, &v)) {
             fprintf(stderr, "ehrtune: privacy: --steps must be an integer >= 1, got '%s'\n",
                     steps_s);
             return 2;

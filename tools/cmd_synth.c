@@ -1,11 +1,11 @@
 /* ehrtune synth: deterministic synthetic de-identified EHR notes (data/synth.h).
  * Prints one summary line (counts only) on stdout; errors on stderr. */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "data/synth.h"
+#include "tools/cli_args.h"
 #include "tools/commands.h"
 
 static void usage(FILE *f) {
@@ -37,15 +37,11 @@ static void usage(FILE *f) {
 }
 
 static int parse_int(const char *flag, const char *s, long long lo, long long hi, long long *out) {
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) {
+    if (et_cli_int(s, lo, hi, out)) {
         fprintf(stderr, "ehrtune: synth: %s wants an integer in %lld..%lld, got '%s'\n", flag, lo,
                 hi, s);
         return -1;
     }
-    *out = v;
     return 0;
 }
 
@@ -54,6 +50,7 @@ int cmd_synth(int argc, char **argv) {
     memset(&o, 0, sizeof o);
     const char *out = NULL, *truth = NULL, *canaries = NULL;
     int have_patients = 0;
+    et_cli_seen seen = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         long long v;
@@ -71,19 +68,16 @@ int cmd_synth(int argc, char **argv) {
                    !strcmp(a, "--phi-truth") || !strcmp(a, "--phi-per-note") ||
                    !strcmp(a, "--canaries") || !strcmp(a, "--canary-file") ||
                    !strcmp(a, "--canary-repeats")) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "ehrtune: synth: %s needs a value\n", a);
-                return 2;
-            }
-            const char *s = argv[++i];
+            /* -o and --output are one option */
+            const char *name = !strcmp(a, "--output") ? "-o" : a;
+            const char *s = et_cli_value("ehrtune: synth", &seen, name, argc, argv, &i);
+            if (!s) return 2;
             if (!strcmp(a, "-o") || !strcmp(a, "--output")) out = s;
             else if (!strcmp(a, "--phi-truth")) truth = s;
             else if (!strcmp(a, "--canary-file")) canaries = s;
             else if (!strcmp(a, "--seed")) {
-                char *end;
-                errno = 0;
-                unsigned long long u = strtoull(s, &end, 10);
-                if (errno || end == s || *end || s[0] == '-') {
+                unsigned long long u;
+                if (et_cli_uint(s, &u)) {
                     fprintf(stderr, "ehrtune: synth: --seed wants a non-negative integer, got "
                                     "'%s'\n", s);
                     return 2;

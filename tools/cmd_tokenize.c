@@ -5,7 +5,6 @@
  *               added (no newline), so `tokenize | detokenize` gives the text back.
  * Output is produced only once everything succeeded, so a failure prints nothing to
  * stdout. `tokenize --bench N` times the encoding instead (docs/perf.md). */
-#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +12,7 @@
 #include <time.h>
 
 #include "data/tokenizer.h"
+#include "tools/cli_args.h"
 #include "tools/commands.h"
 
 static int read_all(FILE *f, char **out, size_t *n) {
@@ -120,6 +120,7 @@ int cmd_tokenize(int argc, char **argv) {
     const char *path = NULL;
     int flags = 0;
     long runs = 0;
+    et_cli_seen seen = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -129,18 +130,20 @@ int cmd_tokenize(int argc, char **argv) {
             flags |= ET_TOK_ADD_SPECIAL;
         } else if (!strcmp(a, "--split-special")) {
             flags |= ET_TOK_SPLIT_SPECIAL;
-        } else if (!strcmp(a, "--tokenizer") && i + 1 < argc) {
-            path = argv[++i];
-        } else if (!strcmp(a, "--bench") && i + 1 < argc) {
-            char *end;
-            errno = 0;
-            runs = strtol(argv[++i], &end, 10);
-            if (errno || *end || runs < 1 || runs > 1000) {
-                fprintf(stderr, "ehrtune: tokenize: --bench wants a count in [1, 1000]\n");
+        } else if (!strcmp(a, "--tokenizer")) {
+            if (!(path = et_cli_value("ehrtune: tokenize", &seen, a, argc, argv, &i))) return 2;
+        } else if (!strcmp(a, "--bench")) {
+            const char *v = et_cli_value("ehrtune: tokenize", &seen, a, argc, argv, &i);
+            if (!v) return 2;
+            long long n;
+            if (et_cli_int(v, 1, 1000, &n)) {
+                fprintf(stderr, "ehrtune: tokenize: --bench wants a count in [1, 1000], not '%s'\n",
+                        v);
                 return 2;
             }
+            runs = (long)n;
         } else {
-            fprintf(stderr, "ehrtune: tokenize: unknown or incomplete argument '%s'\n", a);
+            fprintf(stderr, "ehrtune: tokenize: unknown argument '%s'\n", a);
             usage_tokenize(stderr);
             return 2;
         }
@@ -195,6 +198,7 @@ done:
 int cmd_detokenize(int argc, char **argv) {
     const char *path = NULL;
     int skip = 0;
+    et_cli_seen seen = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -202,10 +206,10 @@ int cmd_detokenize(int argc, char **argv) {
             return 0;
         } else if (!strcmp(a, "--skip-special")) {
             skip = 1;
-        } else if (!strcmp(a, "--tokenizer") && i + 1 < argc) {
-            path = argv[++i];
+        } else if (!strcmp(a, "--tokenizer")) {
+            if (!(path = et_cli_value("ehrtune: detokenize", &seen, a, argc, argv, &i))) return 2;
         } else {
-            fprintf(stderr, "ehrtune: detokenize: unknown or incomplete argument '%s'\n", a);
+            fprintf(stderr, "ehrtune: detokenize: unknown argument '%s'\n", a);
             usage_detokenize(stderr);
             return 2;
         }

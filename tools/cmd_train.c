@@ -1,4 +1,5 @@
 /* ehrtune train RECIPE.yaml [key=value ...] [--resume] [--init-adapter DIR [--init-adapter-public]] */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -6,6 +7,7 @@
 #include <unistd.h>
 
 #include "data/recipe.h"
+#include "tools/cli_args.h"
 #include "tools/commands.h"
 #include "trainer/train.h"
 
@@ -28,6 +30,20 @@ static void usage(FILE *f) {
             "adapter/ (PEFT format), manifest.json. The directory is 0700 and its files 0600.\n");
 }
 
+/* A path as one shell word: as is when it is plain, else in single quotes ('\'' for ' ). */
+static void print_shell_word(FILE *f, const char *s) {
+    if (*s && strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+                        "_-./+,:@%") == strlen(s)) {
+        fputs(s, f);
+        return;
+    }
+    fputc('\'', f);
+    for (; *s; s++)
+        if (*s == '\'') fputs("'\\''", f);
+        else fputc(*s, f);
+    fputc('\'', f);
+}
+
 int cmd_train(int argc, char **argv) {
     const char *recipe_path = NULL;
     et_train_options o = {0};
@@ -35,6 +51,7 @@ int cmd_train(int argc, char **argv) {
     /* key=value overrides, in order; option values (which may hold '=') are not */
     const char **overrides = calloc((size_t)argc, sizeof *overrides);
     int n_overrides = 0;
+    et_cli_seen seen = {0};
     if (!overrides) {
         fprintf(stderr, "ehrtune train: out of memory\n");
         return 1;
@@ -47,15 +64,23 @@ int cmd_train(int argc, char **argv) {
         }
         if (!strcmp(argv[i], "--resume")) o.resume = 1;
         else if (!strcmp(argv[i], "--init-adapter-public")) o.init_adapter_public = 1;
-        else if (!strcmp(argv[i], "--init-adapter") && i + 1 < argc) o.init_adapter = argv[++i];
-        else if (!strcmp(argv[i], "--stop-after") && i + 1 < argc) {
-            char *end;
-            o.stop_after = strtoll(argv[++i], &end, 10);
-            if (*end || o.stop_after < 1) {
-                fprintf(stderr, "ehrtune train: --stop-after needs a positive step count\n");
+        else if (!strcmp(argv[i], "--init-adapter")) {
+            o.init_adapter = et_cli_value("ehrtune train", &seen, argv[i], argc, argv, &i);
+            if (!o.init_adapter) {
                 free(overrides);
                 return 2;
             }
+        } else if (!strcmp(argv[i], "--stop-after")) {
+            const char *v = et_cli_value("ehrtune train", &seen, argv[i], argc, argv, &i);
+            long long n;
+            if (!v || et_cli_int(v, 1, INT64_MAX, &n)) {
+                if (v)
+                    fprintf(stderr, "ehrtune train: --stop-after needs a positive step count, "
+                                    "not '%s'\n", v);
+                free(overrides);
+                return 2;
+            }
+            o.stop_after = n;
         }
         else if (argv[i][0] == '-') {
             fprintf(stderr, "ehrtune train: unknown option '%s'\n", argv[i]);
@@ -66,8 +91,8 @@ int cmd_train(int argc, char **argv) {
             overrides[n_overrides++] = argv[i];
         } else {
             if (recipe_path) {
-                fprintf(stderr, "ehrtune train: two recipes given ('%s', '%s')\n", recipe_path,
-                        argv[i]);
+                fprintf(stderr, "ehrtune train: two recipes given ('%s', '%s'); an override is "
+                                "section.key=value\n", recipe_path, argv[i]);
                 free(overrides);
                 return 2;
             }
@@ -100,8 +125,15 @@ int cmd_train(int argc, char **argv) {
                res.epsilon, res.budget_exhausted ? " — stopped: the next step would exceed the "
                                                   "target epsilon" : "");
     if (res.stopped_early) {
-        printf("stopped after step %lld as asked; continue with: ehrtune train %s --resume\n",
-               (long long)res.steps_done, recipe_path);
+        /* the resolved recipe, not the one given: it holds every override (run.out,
+         * privacy.*, ...), so the command resumes this very run */
+        char resolved[4200];
+        snprintf(resolved, sizeof resolved, "%s/config.resolved.yaml", res.run_dir);
+        printf("stopped after step %lld as asked; continue with: ehrtune train ",
+               (long long)res.steps_done);
+        if (resolved[0] == '-') fputs("./", stdout); /* a path, not an option */
+        print_shell_word(stdout, resolved);
+        printf(" --resume\n");
         et_recipe_free(&r);
         free(overrides);
         return 0;
