@@ -3,6 +3,7 @@
  * crosscheck tests and by scripts that need ehrtune's numbers. */
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,7 +83,9 @@ static int read_tokens(token_batch *tb, const char *path, int vocab, et_error *e
         }
         for (int i = 0; i < tb->t; i++) {
             const cJSON *v = cJSON_GetArrayItem(row, i);
-            if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble >= vocab) {
+            /* a whole number: 3.7 must not become token 3 */
+            if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble >= vocab ||
+                v->valuedouble != floor(v->valuedouble)) {
                 et_fail(err, "%s: input_ids[%d][%d] is not a token id below the vocabulary "
                              "size %d",
                         path, r, i, vocab);

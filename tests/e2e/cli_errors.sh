@@ -18,6 +18,9 @@ expect_fail() { # expect_fail PATTERN CMD...: must exit non-zero, stderr must ma
 echo '{"input_ids": [[1, 2, 500]]}' > bad_ids.json
 expect_fail "vocabulary size 97" "$bin" forward --model "$fix/model" --tokens bad_ids.json -o o.safetensors
 test ! -e o.safetensors
+echo '{"input_ids": [[1, 2, 3.7]]}' > frac_ids.json
+expect_fail "input_ids\[0\]\[2\]" "$bin" forward --model "$fix/model" --tokens frac_ids.json -o o.safetensors
+test ! -e o.safetensors
 echo '{"input_ids": [[1, 2, 3], [1, 2]]}' > ragged.json
 expect_fail "row 1" "$bin" forward --model "$fix/model" --tokens ragged.json -o o.safetensors
 expect_fail "config.json" "$bin" forward --model nowhere --tokens ragged.json -o o.safetensors
