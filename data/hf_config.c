@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -324,6 +325,14 @@ static int parse_window(const src *s, et_hf_config *c, et_error *err) {
                 return et_fail(err, "%s: layer_types[%d] is full attention after a sliding layer; only "
                                "full layers followed by sliding layers are supported", s->path, i);
         }
+        /* transformers' Qwen2Config sets sliding_window to None when use_sliding_window is
+         * false, and its modeling code then fails on a "sliding_attention" layer */
+        if (!use && first_sliding >= 0)
+            return et_fail(err, "%s: layer_types[%d] is \"sliding_attention\" but use_sliding_window "
+                           "is %s, so transformers has no window for it (and fails); set "
+                           "use_sliding_window to true (with sliding_window) or make every entry "
+                           "\"full_attention\"", s->path, first_sliding,
+                           field(s, "use_sliding_window") ? "false" : "absent (false)");
         first = first_sliding < 0 ? c->num_layers : first_sliding;
     }
     if (first < 0)
@@ -379,28 +388,74 @@ static int parse_dtype(const src *s, et_hf_config *c, et_error *err) {
 
 /* ---- validation ----------------------------------------------------------------- */
 
+/* a*b and a+b on uint64_t, or -1 when they wrap. */
+static int mul_u64(uint64_t a, uint64_t b, uint64_t *out) { return __builtin_mul_overflow(a, b, out) ? -1 : 0; }
+static int add_u64(uint64_t a, uint64_t b, uint64_t *out) { return __builtin_add_overflow(a, b, out) ? -1 : 0; }
+
+int et_hf_param_count(const et_hf_config *c, uint64_t *out) {
+    if (c->vocab_size <= 0 || c->hidden_size <= 0 || c->intermediate_size <= 0 || c->num_layers <= 0 ||
+        c->num_heads <= 0 || c->num_kv_heads <= 0 || c->head_dim <= 0)
+        return -1;
+    uint64_t V = (uint64_t)c->vocab_size, C = (uint64_t)c->hidden_size,
+             I = (uint64_t)c->intermediate_size, L = (uint64_t)c->num_layers;
+    uint64_t q, kv, t, layer = 0, total;
+    /* q_proj/o_proj: C x heads*head_dim; k/v_proj: C x kv_heads*head_dim; + biases */
+    if (mul_u64((uint64_t)c->num_heads, (uint64_t)c->head_dim, &q) ||
+        mul_u64((uint64_t)c->num_kv_heads, (uint64_t)c->head_dim, &kv))
+        return -1;
+    if (mul_u64(C, q, &t) || mul_u64(t, 2, &t) || add_u64(layer, t, &layer)) return -1;
+    if (mul_u64(C, kv, &t) || mul_u64(t, 2, &t) || add_u64(layer, t, &layer)) return -1;
+    if (mul_u64(C, I, &t) || mul_u64(t, 3, &t) || add_u64(layer, t, &layer)) return -1;
+    /* two norms (2C); every bias: q (q), k and v (kv each), o (C), gate and up (I each),
+     * down (C) */
+    if (add_u64(layer, 4 * C + q + 2 * kv + 2 * I, &layer)) return -1;
+    if (mul_u64(layer, L, &total)) return -1;
+    if (mul_u64(V, C, &t) || mul_u64(t, 2, &t) || add_u64(total, t, &total) ||
+        add_u64(total, C, &total)) /* embeddings + lm_head, final norm */
+        return -1;
+    *out = total;
+    return 0;
+}
+
 int et_hf_config_validate(const et_hf_config *c, const char *what, et_error *err) {
     const struct {
         const char *key;
-        int v;
+        int v, max; /* max 0: any positive int */
     } pos[] = {
-        {"vocab_size", c->vocab_size}, {"hidden_size", c->hidden_size},
-        {"intermediate_size", c->intermediate_size}, {"num_hidden_layers", c->num_layers},
-        {"num_attention_heads", c->num_heads}, {"num_key_value_heads", c->num_kv_heads},
-        {"head_dim", c->head_dim}, {"max_position_embeddings", c->max_position_embeddings},
+        {"vocab_size", c->vocab_size, ET_HF_MAX_VOCAB},
+        {"hidden_size", c->hidden_size, ET_HF_MAX_HIDDEN},
+        {"intermediate_size", c->intermediate_size, ET_HF_MAX_HIDDEN},
+        {"num_hidden_layers", c->num_layers, ET_HF_MAX_LAYERS},
+        {"num_attention_heads", c->num_heads, ET_HF_MAX_HEADS},
+        {"num_key_value_heads", c->num_kv_heads, ET_HF_MAX_HEADS},
+        {"head_dim", c->head_dim, ET_HF_MAX_HEAD_DIM},
+        {"max_position_embeddings", c->max_position_embeddings, 0},
     };
     if ((unsigned)c->arch >= (unsigned)N_ARCHS)
         return et_fail(err, "%s: unknown architecture value %d", what, (int)c->arch);
     for (size_t i = 0; i < sizeof pos / sizeof pos[0]; i++)
         if (pos[i].v <= 0)
             return et_fail(err, "%s: %s is %d, must be positive", what, pos[i].key, pos[i].v);
+    for (size_t i = 0; i < sizeof pos / sizeof pos[0]; i++)
+        if (pos[i].max && pos[i].v > pos[i].max)
+            return et_fail(err, "%s: %s is %d, above the largest this toolkit accepts (%d; real "
+                           "models are far smaller); is config.json damaged?", what, pos[i].key,
+                           pos[i].v, pos[i].max);
     if (c->num_heads % c->num_kv_heads)
         return et_fail(err, "%s: num_attention_heads (%d) is not a multiple of num_key_value_heads "
                        "(%d)", what, c->num_heads, c->num_kv_heads);
     if (c->head_dim % 2)
         return et_fail(err, "%s: head_dim is %d; RoPE needs an even head_dim", what, c->head_dim);
-    if ((long long)c->num_heads * c->head_dim > INT_MAX)
-        return et_fail(err, "%s: num_attention_heads × head_dim is too large", what);
+    if ((long long)c->num_heads * c->head_dim > ET_HF_MAX_HIDDEN)
+        return et_fail(err, "%s: num_attention_heads × head_dim is %lld, above the largest this "
+                       "toolkit accepts (%d); is config.json damaged?", what,
+                       (long long)c->num_heads * c->head_dim, ET_HF_MAX_HIDDEN);
+    uint64_t params;
+    if (et_hf_param_count(c, &params) || params > ET_HF_MAX_PARAMS)
+        return et_fail(err, "%s: these sizes (vocab %d, hidden %d, intermediate %d, %d layers) make a "
+                       "model of over %llu parameters, more than this toolkit accepts; is config.json "
+                       "damaged?", what, c->vocab_size, c->hidden_size, c->intermediate_size,
+                       c->num_layers, (unsigned long long)ET_HF_MAX_PARAMS);
     if (!(c->rms_norm_eps > 0) || !isfinite(c->rms_norm_eps))
         return et_fail(err, "%s: rms_norm_eps must be a positive number", what);
     const et_rope_params *r = &c->rope;
@@ -515,6 +570,15 @@ static int parse_config(et_hf_config *c, const char *path, const cJSON *root, et
         get_bool(&s, "tie_word_embeddings", &c->tie_word_embeddings, err))
         return -1;
     c->rms_norm_eps = (float)eps;
+    /* transformers applies attention_dropout to the attention weights in training;
+     * ehrtune has no attention dropout, so any other value would train differently */
+    double attn_dropout = 0.0;
+    if (get_num(&s, "attention_dropout", &attn_dropout, err)) return -1;
+    if (attn_dropout != 0.0)
+        return et_fail(err, "%s: attention_dropout is %g; ehrtune does not apply attention dropout "
+                       "(transformers does, in training), so it cannot reproduce this model's "
+                       "training; set \"attention_dropout\": 0.0 in config.json (the value of "
+                       "every released Llama, Mistral and Qwen2 checkpoint)", path, attn_dropout);
     if (arch == ET_ARCH_LLAMA) {
         if (get_bool(&s, "attention_bias", &c->attention_bias, err) ||
             get_bool(&s, "mlp_bias", &c->mlp_bias, err))

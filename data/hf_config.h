@@ -11,6 +11,8 @@
 #ifndef EHRTUNE_HF_CONFIG_H
 #define EHRTUNE_HF_CONFIG_H
 
+#include <stdint.h>
+
 #include "data/error.h"
 #include "kernels/ops.h" /* et_rope_params */
 
@@ -25,7 +27,8 @@ typedef struct {
     int max_position_embeddings;
     float rms_norm_eps;
     et_rope_params rope;
-    int tie_word_embeddings;        /* 1: no lm_head.weight, the head reuses embed_tokens */
+    int tie_word_embeddings;        /* 1: the head reuses embed_tokens (a stored lm_head.weight
+                                     * must equal it: et_model_load) */
     int attention_bias;             /* bias on q_proj, k_proj, v_proj */
     int o_bias;                     /* bias on o_proj (Llama attention_bias; never Qwen2) */
     int mlp_bias;                   /* bias on gate_proj, up_proj, down_proj */
@@ -54,6 +57,21 @@ int et_hf_config_load(et_hf_config *c, const char *path, et_error *err);
  * to the same model: v4 RoPE keys (rope_theta + rope_scaling), all sizes
  * explicit. Written atomically (temp file + rename). */
 int et_hf_config_write(const et_hf_config *c, const char *path, et_error *err);
+
+/* Largest sizes et_hf_config_validate accepts: generous (real models are far
+ * below them) but small enough that every size product fits 64-bit arithmetic and
+ * a crafted config.json cannot wrap an allocation. */
+#define ET_HF_MAX_LAYERS 1024
+#define ET_HF_MAX_VOCAB (1 << 24)
+#define ET_HF_MAX_HIDDEN (1 << 20)      /* hidden_size, intermediate_size, heads x head_dim */
+#define ET_HF_MAX_HEADS 4096
+#define ET_HF_MAX_HEAD_DIM 4096
+#define ET_HF_MAX_PARAMS (1ull << 40)   /* ~1.1e12 parameters (4 TiB of fp32) */
+
+/* Upper bound on the parameter count of c (every optional bias and an untied
+ * lm_head counted), computed with overflow checks: -1 when a size is not
+ * positive or the arithmetic would wrap 64 bits. */
+int et_hf_param_count(const et_hf_config *c, uint64_t *out);
 
 /* Checks sizes and consistency (heads % kv_heads, even head_dim, RoPE keys,
  * arch-specific biases); `what` names the source in the message (a path). */

@@ -525,8 +525,18 @@ const void *et_st_data(const et_st_file *f, const et_st_tensor *t) {
 }
 
 int et_st_read_f32(const et_st_file *f, const et_st_tensor *t, float *out, et_error *err) {
-    const uint8_t *p = f->data + t->begin;
-    int64_t n = et_st_numel(t);
+    return et_st_read_f32_range(f, t, 0, et_st_numel(t), out, err);
+}
+
+int et_st_read_f32_range(const et_st_file *f, const et_st_tensor *t, int64_t first, int64_t n,
+                         float *out, et_error *err) {
+    int64_t total = et_st_numel(t);
+    if (first < 0 || n < 0 || first > total || n > total - first)
+        return et_fail(err, "%s: tensor '%s': elements [%lld, +%lld) are outside its %lld elements "
+                       "(internal error)", f->path, show(t->name).s, (long long)first, (long long)n,
+                       (long long)total);
+    int bits = et_dtype_bits(t->dtype);
+    const uint8_t *p = f->data + t->begin + (bits % 8 ? 0 : (uint64_t)first * (uint64_t)(bits / 8));
     switch (t->dtype) {
     case ET_DT_F32:
         memcpy(out, p, (size_t)n * 4);
@@ -733,15 +743,22 @@ static int open_single(et_st_model *m, et_error *err) {
 int et_st_model_open(et_st_model *m, const char *dir, et_error *err) {
     memset(m, 0, sizeof *m);
     m->dir = strdup(dir);
-    char *index_path = path_join(dir, INDEX_NAME);
-    if (!m->dir || !index_path) {
+    char *index_path = path_join(dir, INDEX_NAME), *single_path = path_join(dir, SINGLE_NAME);
+    if (!m->dir || !index_path || !single_path) {
         free(index_path);
+        free(single_path);
         et_st_model_close(m);
         return et_fail(err, "out of memory");
     }
+    /* transformers' order: a regular file model.safetensors wins, the index is read
+     * only without it (its save_pretrained leaves a stale index behind when a sharded
+     * model is re-saved as one file). */
+    struct stat st;
+    int single_is_file = stat(single_path, &st) == 0 && S_ISREG(st.st_mode);
+    free(single_path);
     char *text = NULL;
     size_t len = 0;
-    int rc = read_small_file(index_path, &text, &len, err);
+    int rc = single_is_file ? ENOENT : read_small_file(index_path, &text, &len, err);
     if (rc == ENOENT) rc = open_single(m, err);
     else if (rc == 0) rc = open_sharded(m, index_path, text, len, err);
     free(text);
@@ -769,8 +786,8 @@ const et_st_tensor *et_st_model_find(const et_st_model *m, const char *name,
     return e->tensor;
 }
 
-int et_st_model_read_f32(const et_st_model *m, const char *name, float *out, int ndim,
-                         const int64_t *expected_shape, et_error *err) {
+int et_st_model_check(const et_st_model *m, const char *name, int ndim,
+                      const int64_t *expected_shape, et_error *err) {
     const et_st_file *f;
     const et_st_tensor *t = et_st_model_find(m, name, &f);
     if (!t)
@@ -788,5 +805,13 @@ int et_st_model_read_f32(const et_st_model *m, const char *name, float *out, int
                            "do not match config.json", show(name).s, f->path, have, want);
         }
     }
+    return 0;
+}
+
+int et_st_model_read_f32(const et_st_model *m, const char *name, float *out, int ndim,
+                         const int64_t *expected_shape, et_error *err) {
+    if (et_st_model_check(m, name, ndim, expected_shape, err)) return -1;
+    const et_st_file *f;
+    const et_st_tensor *t = et_st_model_find(m, name, &f);
     return et_st_read_f32(f, t, out, err);
 }

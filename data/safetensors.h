@@ -90,12 +90,19 @@ const void *et_st_data(const et_st_file *f, const et_st_tensor *t);
 /* Converts t to fp32 into out[et_st_numel(t)]. Supported source dtypes: F32,
  * F16, BF16, F64 (F64 rounds to nearest float). Others fail naming the dtype. */
 int et_st_read_f32(const et_st_file *f, const et_st_tensor *t, float *out, et_error *err);
+/* The same for elements [first, first + n) of t in row-major order (e.g. one row
+ * at a time); a range outside the tensor is an error. */
+int et_st_read_f32_range(const et_st_file *f, const et_st_tensor *t, int64_t first, int64_t n,
+                         float *out, et_error *err);
 
 /* ---- a Hugging Face model folder ---------------------------------------------
- * If DIR/model.safetensors.index.json exists, its "weight_map" (tensor -> shard
- * file name) is authoritative: each shard is opened once, every listed tensor must
+ * As transformers chooses: if DIR/model.safetensors is a regular file (symlinks
+ * followed) it is the model, and any model.safetensors.index.json beside it is
+ * ignored (save_pretrained leaves a stale one when re-saving unsharded).
+ * Otherwise DIR/model.safetensors.index.json's "weight_map" (tensor -> shard file
+ * name) is authoritative: each shard is opened once, every listed tensor must
  * exist in its shard, and tensors a shard holds but the map does not list are not
- * visible. Otherwise DIR/model.safetensors is opened. */
+ * visible. */
 typedef struct {
     char *dir;
     et_st_file *files;
@@ -121,6 +128,10 @@ const et_st_tensor *et_st_model_find(const et_st_model *m, const char *name,
  * shape [..], config.json implies [..]"; unsupported dtype. */
 int et_st_model_read_f32(const et_st_model *m, const char *name, float *out, int ndim,
                          const int64_t *expected_shape, et_error *err);
+/* The checks of et_st_model_read_f32 (present, shape) without reading: lets a
+ * caller verify every tensor before allocating room for them. */
+int et_st_model_check(const et_st_model *m, const char *name, int ndim,
+                      const int64_t *expected_shape, et_error *err);
 
 /* ---- writer ------------------------------------------------------------------
  * Collects tensors (data is NOT copied: pointers must stay valid until

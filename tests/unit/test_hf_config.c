@@ -7,6 +7,8 @@
 #include <cmocka.h>
 
 #include <ftw.h>
+#include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -370,6 +372,95 @@ static void rejects_bad_configs(void **state) {
     assert_non_null(strstr(e.msg, "/nonexistent/dir/config.json"));
 }
 
+/* Sizes no model has: refused before anything is allocated from them (a layer count
+ * of 2^28 used to wrap the weight-table size and overflow the heap). */
+static void rejects_oversized_configs(void **state) {
+    (void)state;
+    const char *head = "{\"architectures\":[\"LlamaForCausalLM\"],\"num_attention_heads\":4,";
+    char text[1024];
+    snprintf(text, sizeof text, "%s\"hidden_size\":64,\"intermediate_size\":96,"
+             "\"num_hidden_layers\":268435456,\"vocab_size\":100}", head);
+    load_fails(text, "num_hidden_layers is 268435456", "1024");
+    snprintf(text, sizeof text, "%s\"hidden_size\":64,\"intermediate_size\":96,"
+             "\"num_hidden_layers\":2,\"vocab_size\":16777217}", head);
+    load_fails(text, "vocab_size is 16777217", NULL);
+    snprintf(text, sizeof text, "%s\"hidden_size\":2097152,\"intermediate_size\":96,"
+             "\"num_hidden_layers\":2,\"vocab_size\":100}", head);
+    load_fails(text, "hidden_size is 2097152", NULL);
+    snprintf(text, sizeof text, "%s\"hidden_size\":64,\"intermediate_size\":2000000000,"
+             "\"num_hidden_layers\":2,\"vocab_size\":100}", head);
+    load_fails(text, "intermediate_size is 2000000000", NULL);
+    snprintf(text, sizeof text, "%s\"hidden_size\":64,\"intermediate_size\":96,\"head_dim\":8192,"
+             "\"num_hidden_layers\":2,\"vocab_size\":100}", head);
+    load_fails(text, "head_dim is 8192", NULL);
+    /* every size within its bound, the product not: 1024 layers of 2^20 x 2^20 MLPs */
+    snprintf(text, sizeof text, "{\"architectures\":[\"LlamaForCausalLM\"],\"num_attention_heads\":1024,"
+             "\"hidden_size\":1048576,\"intermediate_size\":1048576,\"num_hidden_layers\":1024,"
+             "\"vocab_size\":16777216}");
+    load_fails(text, "parameters", "more than this toolkit accepts");
+
+    /* The checked count itself: exact for a small model, -1 where 64 bits wrap. */
+    et_hf_config c;
+    et_hf_config_init(&c, ET_ARCH_LLAMA);
+    c.vocab_size = 10, c.hidden_size = 8, c.intermediate_size = 12, c.num_layers = 3;
+    c.num_heads = 4, c.num_kv_heads = 2, c.head_dim = 2;
+    uint64_t n = 0;
+    assert_int_equal(et_hf_param_count(&c, &n), 0);
+    /* per layer: q,o 8x8 x2, k,v 8x4 x2, mlp 8x12 x3, norms 2x8, biases 8+4+4+8+12+12+8 */
+    uint64_t layer = 128 + 64 + 288 + 16 + 56;
+    assert_true(n == 3 * layer + 2 * 80 + 8);
+    et_error e = {{0}};
+    assert_int_equal(et_hf_config_validate(&c, "tiny", &e), 0);
+    c.num_layers = 268435456; /* the reproduced overflow */
+    assert_int_not_equal(et_hf_config_validate(&c, "big", &e), 0);
+    assert_non_null(strstr(e.msg, "big: num_hidden_layers is 268435456"));
+    c.vocab_size = c.hidden_size = c.intermediate_size = c.num_layers = INT_MAX;
+    c.num_heads = c.num_kv_heads = 1, c.head_dim = INT_MAX;
+    assert_int_equal(et_hf_param_count(&c, &n), -1); /* wraps 64 bits */
+    c.num_layers = 0;
+    assert_int_equal(et_hf_param_count(&c, &n), -1);
+}
+
+/* What transformers would treat differently from ehrtune is refused. */
+static void rejects_what_hf_does_differently(void **state) {
+    (void)state;
+    const char *qwen = "{\"architectures\":[\"Qwen2ForCausalLM\"],\"hidden_size\":32,"
+                       "\"intermediate_size\":48,\"num_attention_heads\":4,\"num_key_value_heads\":2,"
+                       "\"num_hidden_layers\":3,\"vocab_size\":50,\"sliding_window\":4,";
+    const char *lt = "\"layer_types\":[\"full_attention\",\"sliding_attention\",\"sliding_attention\"]";
+    char text[1024];
+    /* Qwen2Config sets sliding_window to None without use_sliding_window; the
+     * modeling code then fails on a sliding layer */
+    snprintf(text, sizeof text, "%s\"use_sliding_window\":false,%s}", qwen, lt);
+    load_fails(text, "layer_types[1] is \"sliding_attention\"", "use_sliding_window is false");
+    snprintf(text, sizeof text, "%s%s}", qwen, lt);
+    load_fails(text, "layer_types[1]", "use_sliding_window is absent");
+    et_hf_config c;
+    snprintf(text, sizeof text, "%s\"use_sliding_window\":true,%s}", qwen, lt);
+    load_ok(&c, text);
+    assert_int_equal(c.sliding_window, 4);
+    assert_int_equal(c.sliding_window_first_layer, 1);
+    snprintf(text, sizeof text, "%s\"use_sliding_window\":false,\"layer_types\":[\"full_attention\","
+             "\"full_attention\",\"full_attention\"]}", qwen);
+    load_ok(&c, text);
+    assert_int_equal(c.sliding_window, 0);
+
+    /* attention dropout: transformers applies it in training, ehrtune cannot */
+    const char *llama = "{\"architectures\":[\"LlamaForCausalLM\"],\"hidden_size\":64,"
+                        "\"intermediate_size\":96,\"num_attention_heads\":4,\"num_hidden_layers\":2,"
+                        "\"vocab_size\":100,";
+    snprintf(text, sizeof text, "%s\"attention_dropout\":0.1}", llama);
+    load_fails(text, "attention_dropout is 0.1", "\"attention_dropout\": 0.0");
+    snprintf(text, sizeof text, "%s\"attention_dropout\":null}", llama);
+    load_fails(text, "attention_dropout", "number");
+    snprintf(text, sizeof text, "{\"architectures\":[\"MistralForCausalLM\"],\"hidden_size\":64,"
+             "\"intermediate_size\":96,\"num_attention_heads\":4,\"num_key_value_heads\":2,"
+             "\"num_hidden_layers\":2,\"vocab_size\":100,\"attention_dropout\":0.05}");
+    load_fails(text, "attention_dropout is 0.05", NULL);
+    snprintf(text, sizeof text, "%s\"attention_dropout\":0}", llama);
+    load_ok(&c, text);
+}
+
 static void round_trip(const et_hf_config *c) {
     char path[512];
     snprintf(path, sizeof path, "%s/written.json", tmpdir);
@@ -470,6 +561,8 @@ int main(void) {
         cmocka_unit_test(transformers_v5_fixture_configs),
         cmocka_unit_test(rope_forms),
         cmocka_unit_test(rejects_bad_configs),
+        cmocka_unit_test(rejects_oversized_configs),
+        cmocka_unit_test(rejects_what_hf_does_differently),
         cmocka_unit_test(write_load_round_trip),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -487,6 +487,72 @@ static void sharded_model(void **state) {
     et_st_model_close(&m);
 }
 
+/* transformers' order: a regular-file model.safetensors wins over an index beside it
+ * (save_pretrained leaves the old index when re-saving a sharded model unsharded). */
+static void single_file_wins_over_index(void **state) {
+    (void)state;
+    float v[12], old[12];
+    for (int i = 0; i < 12; i++) v[i] = (float)i * 0.25f, old[i] = -1.0f - (float)i;
+    write_shard("model.safetensors", "a.weight", "b.weight", v);
+    const char *index =
+        "{\"metadata\": {\"total_size\": 36},\n \"weight_map\": {\n"
+        "  \"a.weight\": \"model-00001-of-00002.safetensors\",\n"
+        "  \"b.weight\": \"model-00002-of-00002.safetensors\"}}\n";
+    write_text("model.safetensors.index.json", index);
+    const int64_t shape[2] = {2, 3};
+    float out[6];
+    et_st_model m;
+    et_error e = {{0}};
+    /* the stale index's shards are gone: the single file opens */
+    if (et_st_model_open(&m, tmpdir, &e)) fail_msg("%s", e.msg);
+    assert_int_equal(m.n_files, 1);
+    assert_int_equal(et_st_model_read_f32(&m, "b.weight", out, 2, shape, &e), 0);
+    assert_memory_equal(out, v + 6, sizeof out);
+    et_st_model_close(&m);
+    /* the old shards still there: the single file's values win */
+    write_shard("model-00001-of-00002.safetensors", "a.weight", "x", old);
+    write_shard("model-00002-of-00002.safetensors", "y", "b.weight", old);
+    if (et_st_model_open(&m, tmpdir, &e)) fail_msg("%s", e.msg);
+    assert_int_equal(m.n_files, 1);
+    assert_int_equal(et_st_model_read_f32(&m, "a.weight", out, 2, shape, &e), 0);
+    assert_memory_equal(out, v, sizeof out);
+    assert_int_equal(et_st_model_read_f32(&m, "b.weight", out, 2, shape, &e), 0);
+    assert_memory_equal(out, v + 6, sizeof out);
+    assert_null(et_st_model_find(&m, "x", NULL));
+    et_st_model_close(&m);
+    /* model.safetensors that is not a regular file: transformers reads the index */
+    unlink(tpath("model.safetensors"));
+    assert_int_equal(mkdir(tpath("model.safetensors"), 0700), 0);
+    if (et_st_model_open(&m, tmpdir, &e)) fail_msg("%s", e.msg);
+    assert_int_equal(m.n_files, 2);
+    assert_int_equal(et_st_model_read_f32(&m, "a.weight", out, 2, shape, &e), 0);
+    assert_memory_equal(out, old, sizeof out);
+    et_st_model_close(&m);
+    rmdir(tpath("model.safetensors"));
+}
+
+/* Reading part of a tensor (one row at a time) converts exactly those elements. */
+static void read_range(void **state) {
+    (void)state;
+    float v[12];
+    for (int i = 0; i < 12; i++) v[i] = (float)i * 0.5f - 2.0f; /* exact in bf16 */
+    write_shard("r.safetensors", "bf", "f32", v);
+    et_st_file f;
+    et_error e = {{0}};
+    if (et_st_open(&f, tpath("r.safetensors"), &e)) fail_msg("%s", e.msg);
+    float out[6];
+    for (int k = 0; k < 2; k++) {
+        const et_st_tensor *t = et_st_find(&f, k ? "f32" : "bf");
+        assert_int_equal(et_st_read_f32_range(&f, t, 3, 3, out, &e), 0);
+        assert_memory_equal(out, v + 6 * k + 3, 3 * sizeof(float));
+        assert_int_equal(et_st_read_f32_range(&f, t, 6, 0, out, &e), 0);
+        assert_int_not_equal(et_st_read_f32_range(&f, t, 4, 3, out, &e), 0);
+        assert_non_null(strstr(e.msg, "outside"));
+        assert_int_not_equal(et_st_read_f32_range(&f, t, -1, 2, out, &e), 0);
+    }
+    et_st_close(&f);
+}
+
 /* ---- malformed files ---------------------------------------------------------------- */
 
 #define T_F32_2(name, b, e) "\"" name "\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[" #b "," #e "]}"
@@ -632,6 +698,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(writer_rejects_bad_input, setup, teardown),
         cmocka_unit_test(reads_reference_files),
         cmocka_unit_test_setup_teardown(sharded_model, setup, teardown),
+        cmocka_unit_test_setup_teardown(single_file_wins_over_index, setup, teardown),
+        cmocka_unit_test_setup_teardown(read_range, setup, teardown),
         cmocka_unit_test_setup_teardown(rejects_malformed_files, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
