@@ -11,37 +11,7 @@
 
 #include "data/sha256.h"
 #include "trainer/export.h"
-
-static char *read_text(const char *path, size_t max, et_error *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return et_fail(err, "%s: cannot open (%s)", path, strerror(errno)), NULL;
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) || (size_t)st.st_size > max) {
-        fclose(f);
-        return et_fail(err, "%s: not a regular file of at most %zu bytes", path, max), NULL;
-    }
-    char *buf = malloc((size_t)st.st_size + 1);
-    size_t got = buf ? fread(buf, 1, (size_t)st.st_size, f) : 0;
-    fclose(f);
-    if (!buf || got != (size_t)st.st_size) {
-        free(buf);
-        return et_fail(err, "%s: read failed", path), NULL;
-    }
-    buf[got] = 0;
-    return buf;
-}
-
-static cJSON *read_json(const char *path, et_error *err) {
-    char *text = read_text(path, 64u << 20, err);
-    if (!text) return NULL;
-    cJSON *j = cJSON_Parse(text);
-    free(text);
-    if (!j || !cJSON_IsObject(j)) {
-        cJSON_Delete(j);
-        return et_fail(err, "%s: not a JSON object", path), NULL;
-    }
-    return j;
-}
+#include "trainer/manifest.h"
 
 const cJSON *et_export_manifest_get(const cJSON *root, const char *dotted) {
     char key[128];
@@ -298,7 +268,7 @@ int et_export_run_open(et_export_run *r, const char *run_dir, const char *base_o
                      "started)", run_dir);
         goto fail;
     }
-    if (!(r->manifest = read_json(path, err))) goto fail;
+    if (!(r->manifest = et_manifest_read_json(path, err))) goto fail;
     if (et_sha256_file(path, r->manifest_sha256, err)) goto fail;
     const cJSON *status = et_export_manifest_get(r->manifest, "run.status");
     if (!cJSON_IsString(status) || strncmp(status->valuestring, "completed", 9)) {
@@ -328,7 +298,7 @@ int et_export_run_open(et_export_run *r, const char *run_dir, const char *base_o
     snprintf(path, sizeof path, "%s/metrics.jsonl", run_dir);
     read_metrics(&r->metrics, path);
     snprintf(path, sizeof path, "%s/eval.json", run_dir);
-    if (stat(path, &st) == 0 && !(r->eval = read_json(path, err))) goto fail;
+    if (stat(path, &st) == 0 && !(r->eval = et_manifest_read_json(path, err))) goto fail;
     if (build_metadata(r, err)) goto fail;
     return 0;
 fail:

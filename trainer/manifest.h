@@ -29,6 +29,10 @@ typedef struct et_manifest et_manifest;
 
 /* NULL only when out of memory. */
 et_manifest *et_manifest_new(void);
+/* A run's manifest.json (or another JSON-object file of the run, such as eval.json)
+ * read back: a regular file of at most 64 MiB holding one JSON object; NULL with err
+ * set otherwise. The caller frees it with cJSON_Delete. */
+cJSON *et_manifest_read_json(const char *path, et_error *err);
 void et_manifest_free(et_manifest *m);
 
 /* Hashes one file and appends {"role","path","bytes","sha256"} to "files". role

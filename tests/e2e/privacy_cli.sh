@@ -109,6 +109,21 @@ expect_error "is required" epsilon --sample-rate 0.1 --noise-multiplier 1 --delt
 expect_error "unknown accountant" epsilon --sample-rate 0.1 --noise-multiplier 1 --steps 10 --delta 1e-5 --accountant gdp
 expect_error "unknown argument" epsilon --sample-rate 0.1 --noise-multiplier 1 --steps 10 --delta 1e-5 --bogus
 expect_error "unknown action" calibrate
+# --phases: one phase is the single-phase form; two compose; clashes and bad phases refused
+run epsilon --phases '[[1.5, 0.04, 2250]]' --delta 1e-5 --accountant rdp
+[ $RC -eq 0 ] && [ "$(cat "$TMP/out")" = "7.329111" ] || fail "--phases one phase: '$(cat "$TMP/out")' rc=$RC"
+run epsilon --phases '[[1.5, 0.04, 1000], [1.5, 0.04, 1250]]' --delta 1e-5 --accountant rdp
+[ $RC -eq 0 ] && [ "$(cat "$TMP/out")" = "7.329111" ] || fail "--phases split in two: '$(cat "$TMP/out")' rc=$RC"
+run epsilon --phases '[[1.5, 0.04, 1000], [0.9, 0.02, 500]]' --delta 1e-5 --json
+[ $RC -eq 0 ] && [ "$(json_field phases)" = 2 ] || fail "--phases two phases: rc=$RC $(cat "$TMP/err")"
+expect_error "drop --sample-rate" epsilon --phases '[[1.5, 0.04, 10]]' --sample-rate 0.1 --delta 1e-5
+expect_error "phase 1 is not" epsilon --phases '[[1.5, 0.04, 10], [1.5, 0.04, 2.5]]' --delta 1e-5
+expect_error "non-empty JSON array" epsilon --phases '[]' --delta 1e-5
+expect_error "phase 0: sample rate" epsilon --phases '[[1.5, 2, 10]]' --delta 1e-5
+expect_error "drop --delta" epsilon --manifest m.json --delta 1e-5
+expect_error "cannot open" epsilon --manifest "$TMP/nope.json"
+echo '{"privacy": {"enabled": false, "statement": "No guarantee"}}' > "$TMP/nodp.json"
+expect_error "trained without DP-SGD" epsilon --manifest "$TMP/nodp.json"
 # a σ whose square underflows gave ε = -0.995 (prv) and 40.02 (rdp) with rc 0: refused
 expect_error "too small for any privacy guarantee" epsilon --sample-rate 0.01 --noise-multiplier 1e-160 --steps 100 --delta 1e-5
 expect_error "too small for any privacy guarantee" epsilon --sample-rate 0.01 --noise-multiplier 1e-155 --steps 100 --delta 1e-5 --accountant rdp

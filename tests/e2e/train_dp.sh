@@ -43,6 +43,14 @@ test "$(json a/manifest.json "d['run']['status']")" = completed
 # dataset sizes it does carry are declared outside the guarantee
 test "$(json a/manifest.json "'final_loss' in d['run']")" = False
 json a/manifest.json "' '.join(d['privacy']['outside_guarantee'])" | grep -q "data.training_rows"
+# A privacy office recomputes the run's epsilon from its manifest alone: equal to the
+# last digit; a manifest whose epsilon was edited is caught (exit 1).
+"$bin" privacy epsilon --manifest a/manifest.json --json > m_eps.json
+test "$(json m_eps.json "d['matches']")" = True
+test "$(json m_eps.json "d['epsilon'] == d['recorded_epsilon']")" = True
+python3 -c "import json; d=json.load(open('a/manifest.json')); d['privacy']['epsilon'] *= 0.9; json.dump(d, open('edited.json', 'w'))"
+if "$bin" privacy epsilon --manifest edited.json > /dev/null 2> edited.err; then echo "edited epsilon not caught"; exit 1; fi
+grep -q "records epsilon" edited.err
 
 # Resume mid-run equals the uninterrupted run (deterministic noise and sampling).
 "$bin" train "$r" "${base[@]}" privacy.target_epsilon= privacy.noise_multiplier=1.0 optim.steps=8 run.out=full > /dev/null
@@ -87,6 +95,16 @@ json ia/manifest.json "d['privacy']['statement']" | grep -q "declared free of th
 # taken before it (not 0), and the statement says so.
 "$bin" train "$r" "${base[@]}" privacy.target_epsilon=3 optim.steps=10 run.out=bud --stop-after 6 > /dev/null
 "$bin" train "$r" "${base[@]}" privacy.target_epsilon=1 optim.steps=10 run.out=bud --resume > /dev/null
+# A resume that changes q makes a second phase; the manifest's epsilon composes both,
+# and so does `privacy epsilon --manifest` (and --phases with the same numbers).
+"$bin" train "$r" "${base[@]}" privacy.target_epsilon=8 optim.steps=8 run.out=two --stop-after 3 > /dev/null
+"$bin" train "$r" "${base[@]}" privacy.target_epsilon=8 optim.steps=8 run.out=two privacy.expected_batch_size=24 --resume > /dev/null
+test "$(json two/manifest.json "len(d['privacy']['phases'])")" = 2
+"$bin" privacy epsilon --manifest two/manifest.json --json > two_eps.json
+test "$(json two_eps.json "d['matches'] and d['phases'] == 2")" = True
+"$bin" privacy epsilon --phases "$(json two/manifest.json "json.dumps(d['privacy']['phases'])")" \
+    --delta "$(json two/manifest.json "repr(d['privacy']['delta'])")" --json > two_ph.json
+test "$(json two_ph.json "d['epsilon']")" = "$(json two_eps.json "d['epsilon']")"
 test "$(json bud/manifest.json "d['run']['steps_completed']")" = 6
 test "$(json bud/manifest.json "d['privacy']['steps']")" = 6
 json bud/manifest.json "d['privacy']['statement']" | grep -q " 6 steps"
