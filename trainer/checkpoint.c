@@ -33,6 +33,57 @@ static void remove_tmp_dir(const char *dir) {
     rmdir(dir);
 }
 
+/* A free name CKDIR/.old-step-N-XXXXXX for a folder moved aside. */
+static int old_name(char *out, size_t n, const char *ckdir, long long step) {
+    snprintf(out, n, "%s/.old-step-%lld-XXXXXX", ckdir, step);
+    return mkdtemp(out) && rmdir(out) == 0 ? 0 : -1;
+}
+
+/* The replaced checkpoint, swapped to `dir` (the .tmp-step-N name): its state goes; a
+ * folder that still holds files ehrtune did not write (a user's note, an NFS .nfs*
+ * file) is kept under a name of its own (not the next save's .tmp-step-N). */
+static void discard_old(const char *dir, const char *ckdir, long long step) {
+    remove_tmp_dir(dir);
+    struct stat st;
+    char keep[4200];
+    if (lstat(dir, &st) == 0 && old_name(keep, sizeof keep, ckdir, step) == 0) rename(dir, keep);
+}
+
+/* Puts the folder tmp at final. An older checkpoint of the same step (a resumed run
+ * re-saving) is replaced only once the new one is in place: swapped atomically where
+ * the file system can, else moved aside first and put back on failure. The old
+ * state survives every failure. */
+static int replace_dir(const char *tmp, const char *final, const char *ckdir, long long step,
+                       et_error *err) {
+    struct stat st;
+    if (lstat(final, &st) != 0) {
+        if (rename(tmp, final) != 0)
+            return et_fail(err, "%s: cannot finish checkpoint (%s)", final, strerror(errno));
+        return 0;
+    }
+    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, final, RENAME_EXCHANGE) == 0) {
+        discard_old(tmp, ckdir, step); /* the old one is now at tmp */
+        return 0;
+    }
+    if (errno != EINVAL && errno != ENOSYS) /* EINVAL, ENOSYS: no exchange on this file system */
+        return et_fail(err, "%s: cannot replace the checkpoint (%s); the previous one is kept",
+                       final, strerror(errno));
+    char old[4200];
+    if (old_name(old, sizeof old, ckdir, step) != 0 || rename(final, old) != 0)
+        return et_fail(err, "%s: cannot move the previous checkpoint aside (%s); it is kept",
+                       final, strerror(errno));
+    if (rename(tmp, final) != 0) {
+        int e = errno;
+        if (rename(old, final) != 0)
+            return et_fail(err, "%s: cannot finish checkpoint (%s); the previous one is at %s",
+                           final, strerror(e), old);
+        return et_fail(err, "%s: cannot finish checkpoint (%s); the previous one is kept", final,
+                       strerror(e));
+    }
+    remove_tmp_dir(old); /* a folder still holding other files stays at its .old name */
+    return 0;
+}
+
 int et_checkpoint_save(const char *run_dir, const et_lora *l, const et_checkpoint_out *c,
                        et_error *err) {
     char ckdir[4096], tmp[4200], final[4200], file[4300], latest[4200];
@@ -60,6 +111,8 @@ int et_checkpoint_save(const char *run_dir, const et_lora *l, const et_checkpoin
     if (!rc) rc = et_st_writer_set_metadata(&w, "lora_params", buf, err);
     if (!rc) rc = et_st_writer_set_metadata(&w, "lora_order", ET_LORA_ORDER, err);
     if (!rc && c->extra_json) rc = et_st_writer_set_metadata(&w, "extra", c->extra_json, err);
+    if (!rc && c->recipe_resolved)
+        rc = et_st_writer_set_metadata(&w, "recipe_resolved", c->recipe_resolved, err);
     snprintf(file, sizeof file, "%s/state.safetensors", tmp);
     if (!rc) rc = et_st_writer_write(&w, file, ET_ST_WRITE_PRIVATE, err);
     et_st_writer_free(&w);
@@ -67,12 +120,17 @@ int et_checkpoint_save(const char *run_dir, const et_lora *l, const et_checkpoin
         remove_tmp_dir(tmp);
         return et_wrap(err, "saving checkpoint step %lld", (long long)c->step);
     }
-    /* An older checkpoint of the same step (a resumed run re-saving) is replaced. */
-    remove_tmp_dir(final);
-    if (fsync_path(tmp) != 0 || rename(tmp, final) != 0 || fsync_path(ckdir) != 0) {
+    if (fsync_path(tmp) != 0) {
+        et_fail(err, "%s: cannot finish checkpoint (%s)", final, strerror(errno));
         remove_tmp_dir(tmp);
-        return et_fail(err, "%s: cannot finish checkpoint (%s)", final, strerror(errno));
+        return -1;
     }
+    if (replace_dir(tmp, final, ckdir, (long long)c->step, err)) {
+        remove_tmp_dir(tmp);
+        return -1;
+    }
+    if (fsync_path(ckdir) != 0)
+        return et_fail(err, "%s: cannot finish checkpoint (%s)", final, strerror(errno));
     snprintf(latest, sizeof latest, "%s/latest", ckdir);
     char line[64];
     int n = snprintf(line, sizeof line, "step-%lld\n", (long long)c->step);
@@ -92,7 +150,8 @@ static int meta_int(const et_st_file *f, const char *key, long long *out, et_err
 }
 
 int et_checkpoint_load_latest(const char *run_dir, et_lora *l, float *adam_m, float *adam_v,
-                              int64_t *step, char **extra_json, et_error *err) {
+                              int64_t *step, char **extra_json, char **recipe_resolved,
+                              et_error *err) {
     char latest[4200], name[256], file[4600];
     snprintf(latest, sizeof latest, "%s/checkpoints/latest", run_dir);
     FILE *f = fopen(latest, "r");
@@ -100,7 +159,15 @@ int et_checkpoint_load_latest(const char *run_dir, et_lora *l, float *adam_m, fl
     int ok = fgets(name, sizeof name, f) != NULL;
     fclose(f);
     name[strcspn(name, "\r\n")] = 0;
-    if (!ok || strncmp(name, "step-", 5) || strchr(name, '/'))
+    /* step-N, N in digits: the folder's own step is checked against it below */
+    char *end = NULL;
+    long long named = -1;
+    if (ok && !strncmp(name, "step-", 5) && name[5] >= '0' && name[5] <= '9') {
+        errno = 0;
+        named = strtoll(name + 5, &end, 10);
+        if (errno || *end) named = -1;
+    }
+    if (named < 0)
         return et_fail(err, "%s: does not name a checkpoint folder (step-N)", latest);
     snprintf(file, sizeof file, "%s/checkpoints/%s/state.safetensors", run_dir, name);
     et_st_file st;
@@ -110,6 +177,12 @@ int et_checkpoint_load_latest(const char *run_dir, et_lora *l, float *adam_m, fl
     if (meta_int(&st, "step", &s, err) || meta_int(&st, "lora_r", &r, err) ||
         meta_int(&st, "lora_targets", &targets, err) || meta_int(&st, "lora_params", &n, err))
         goto done;
+    if (s != named) {
+        et_fail(err, "%s: names %s but the checkpoint there is of step %lld — the pointer or the "
+                     "folder was changed by hand; point latest at the folder of the step to resume",
+                latest, name, s);
+        goto done;
+    }
     const char *order = et_st_metadata(&st, "lora_order");
     if (!order || strcmp(order, ET_LORA_ORDER)) {
         et_fail(err, "%s: LoRA parameters stored in order '%s', this ehrtune reads '%s' — the "
@@ -140,6 +213,10 @@ int et_checkpoint_load_latest(const char *run_dir, et_lora *l, float *adam_m, fl
     if (extra_json) {
         const char *x = et_st_metadata(&st, "extra");
         *extra_json = x ? strdup(x) : NULL;
+    }
+    if (recipe_resolved) {
+        const char *x = et_st_metadata(&st, "recipe_resolved");
+        *recipe_resolved = x ? strdup(x) : NULL;
     }
     rc = 0;
 done:

@@ -1,8 +1,10 @@
 #include "trainer/train.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -123,6 +125,184 @@ static int plain_step(train_state *s, int64_t step, step_report *rep, et_error *
 static int file_exists(const char *path) {
     struct stat st;
     return stat(path, &st) == 0;
+}
+
+/* ---- the recipe a run keeps --------------------------------------------------------
+ * config.resolved.yaml is written once, at the run's start, and its text is stored in
+ * every checkpoint (carried unchanged across resumes). A resume compares its own
+ * resolved recipe with it key by key: only the keys below may change (how long, how
+ * often, where; privacy.* are dp_plan's to check); any other change would make the
+ * weights mean something the record does not say. An allowed change is recorded as
+ * config.resolved.resume-<step>.yaml, never over the original. */
+static int resume_may_change(const char *key) {
+    static const char *const ok[] = {"optim.steps",          "optim.epochs",
+                                     "run.max_steps",        "run.checkpoint_every",
+                                     "run.log_every",        "run.device",
+                                     "run.activation_checkpointing", "run.out"};
+    if (!strncmp(key, "privacy.", 8)) return 1;
+    for (size_t i = 0; i < sizeof ok / sizeof *ok; i++)
+        if (!strcmp(key, ok[i])) return 1;
+    return 0;
+}
+
+static char *read_text(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        n += fread(buf + n, 1, cap - 1 - n, f);
+        if (n < cap - 1) break;
+        char *b = realloc(buf, cap * 2);
+        if (!b) {
+            free(buf);
+            buf = NULL;
+        } else {
+            buf = b;
+            cap *= 2;
+        }
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (bad || !buf) {
+        free(buf);
+        return NULL;
+    }
+    buf[n] = 0;
+    return buf;
+}
+
+/* Safetensors metadata must be UTF-8 (a path in the recipe might not be). */
+static int utf8_valid(const char *s) {
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        int n = *p < 0x80 ? 0 : (*p & 0xe0) == 0xc0 ? 1 : (*p & 0xf0) == 0xe0 ? 2 : (*p & 0xf8) == 0xf0 ? 3 : -1;
+        if (n < 0) return 0;
+        p++;
+        for (int i = 0; i < n; i++, p++)
+            if ((*p & 0xc0) != 0x80) return 0;
+    }
+    return 1;
+}
+
+typedef struct {
+    char key[96];
+    const char *val;
+    int len;
+} recipe_kv;
+
+/* The resolved YAML is canonical: "section:" at column 0, "  key: value" below it,
+ * comments and blank lines between. Returns the number of keys (at most max). */
+static int recipe_keys(const char *text, recipe_kv *kv, int max) {
+    char section[48] = "";
+    int n = 0;
+    for (const char *line = text; line && *line;) {
+        const char *eol = strchr(line, '\n');
+        int len = eol ? (int)(eol - line) : (int)strlen(line);
+        if (len > 0 && line[0] != '#' && line[0] != ' ' && line[len - 1] == ':' && len < (int)sizeof section) {
+            memcpy(section, line, (size_t)len - 1);
+            section[len - 1] = 0;
+        } else if (len > 2 && !strncmp(line, "  ", 2) && line[2] != '#' && n < max) {
+            const char *colon = memchr(line + 2, ':', (size_t)len - 2);
+            if (colon) {
+                snprintf(kv[n].key, sizeof kv[n].key, "%s.%.*s", section, (int)(colon - line - 2), line + 2);
+                kv[n].val = colon + 1 + (colon[1] == ' ');
+                kv[n].len = (int)(line + len - kv[n].val);
+                n++;
+            }
+        }
+        line = eol ? eol + 1 : NULL;
+    }
+    return n;
+}
+
+/* Compares the recipe the run started with (old) and this resume's (now). Returns -1
+ * (err filled) when a key that must not change did, else 1 when allowed keys
+ * differ, 0 when the two are the same recipe. With refuse == 0 nothing is refused. */
+static int recipe_compare(const char *run_dir, const char *old, const char *now, int refuse,
+                          et_error *err) {
+    enum { MAX_KEYS = 256 };
+    recipe_kv *a = calloc(MAX_KEYS, sizeof *a), *b = calloc(MAX_KEYS, sizeof *b);
+    if (!a || !b) {
+        free(a);
+        free(b);
+        return et_fail(err, "out of memory");
+    }
+    int na = recipe_keys(old, a, MAX_KEYS), nb = recipe_keys(now, b, MAX_KEYS);
+    char list[700] = "";
+    size_t at = 0;
+    int changed = 0, refused = 0, left_out = 0;
+    /* every key of either side, once: the new recipe's in order, then the old's alone */
+    for (int pass = 0; pass < 2; pass++) {
+        const recipe_kv *x = pass ? a : b, *y = pass ? b : a;
+        int nx = pass ? na : nb, ny = pass ? nb : na;
+        for (int i = 0; i < nx; i++) {
+            const recipe_kv *match = NULL;
+            for (int j = 0; j < ny && !match; j++)
+                if (!strcmp(x[i].key, y[j].key)) match = &y[j];
+            if (pass && match) continue; /* seen in the first pass */
+            if (match && match->len == x[i].len && !memcmp(match->val, x[i].val, (size_t)x[i].len))
+                continue;
+            changed = 1;
+            if (resume_may_change(x[i].key)) continue;
+            refused++;
+            const recipe_kv *o = pass ? &x[i] : match, *c = pass ? NULL : &x[i];
+            char item[300];
+            snprintf(item, sizeof item, "%s%s (%.*s, now %.*s)", refused > 1 ? ", " : "", x[i].key,
+                     o ? (o->len > 80 ? 80 : o->len) : 12, o ? o->val : "not recorded",
+                     c ? (c->len > 80 ? 80 : c->len) : 6, c ? c->val : "absent");
+            if (at + strlen(item) < sizeof list - 32) {
+                memcpy(list + at, item, strlen(item) + 1);
+                at += strlen(item);
+            } else {
+                left_out++;
+            }
+        }
+    }
+    free(a);
+    free(b);
+    if (left_out) snprintf(list + at, sizeof list - at, " and %d more", left_out);
+    if (refuse && refused)
+        return et_fail(err, "%s: resuming with another %s: a run keeps its recipe; resume with "
+                            "config.resolved.yaml's values, or start a new run (a new run.out)",
+                       run_dir, list);
+    return changed;
+}
+
+/* This invocation's resolved recipe, written to a check file in the run directory
+ * (*tmp_path; the caller renames or removes it) and read back into *text. */
+static int resolved_now(const et_recipe *r, const char *run_dir, char *tmp_path, size_t n,
+                        char **text, et_error *err) {
+    snprintf(tmp_path, n, "%s/.config.resolved.check-%ld.yaml", run_dir, (long)getpid());
+    if (et_recipe_write_yaml(r, tmp_path, err)) {
+        tmp_path[0] = 0;
+        return -1;
+    }
+    *text = read_text(tmp_path);
+    if (!*text) return et_fail(err, "%s: cannot read back (%s)", tmp_path, strerror(errno));
+    return 0;
+}
+
+/* The manifest names every recipe the run has trained under: config.resolved.yaml,
+ * and the config.resolved.resume-N.yaml of each resume up to step `upto`. */
+static int manifest_resume_recipes(et_manifest *m, const char *run_dir, int64_t upto,
+                                   et_error *err) {
+    struct dirent **names = NULL;
+    int n = scandir(run_dir, &names, NULL, alphasort);
+    int rc = 0;
+    for (int i = 0; i < n; i++) {
+        long long step;
+        char tail[8] = "", role[96], path[4400];
+        if (!rc && sscanf(names[i]->d_name, "config.resolved.resume-%lld.y%7s", &step, tail) == 2 &&
+            !strcmp(tail, "aml") && step <= upto) {
+            snprintf(role, sizeof role, "recipe_resolved_resume_%lld", step);
+            snprintf(path, sizeof path, "%s/%s", run_dir, names[i]->d_name);
+            rc = et_manifest_add_file(m, role, path, err);
+        }
+        free(names[i]);
+    }
+    free(names);
+    return rc;
 }
 
 /* ---- progress ------------------------------------------------------------------ */
@@ -272,7 +452,9 @@ static int manifest_begin(train_state *s, const et_train_options *o, int64_t sta
         return -1;
     char path[4200], now[32];
     snprintf(path, sizeof path, "%s/config.resolved.yaml", r->run.out);
-    if (et_manifest_add_file(m, "recipe_resolved", path, err)) return -1;
+    if (et_manifest_add_file(m, "recipe_resolved", path, err) ||
+        (start > 0 && manifest_resume_recipes(m, r->run.out, start, err)))
+        return -1;
     utc_now(now, sizeof now);
     et_manifest_set_str(m, "run.started_utc", now);
     et_manifest_set_str(m, "run.status", "running");
@@ -425,6 +607,9 @@ int et_train(const et_recipe *r, const et_train_options *o, et_train_result *res
     snprintf(res->run_dir, sizeof res->run_dir, "%s", run_dir);
     char path[4400];
     char *resume_json = NULL;
+    char *recipe_text = NULL; /* config.resolved.yaml as the run began: in every checkpoint */
+    char *resumed_text = NULL, check_path[4400] = ""; /* on resume: this invocation's recipe */
+    int recipe_differs = 0;
 
     /* The run directory: refuse to silently mix two runs. */
     snprintf(path, sizeof path, "%s/checkpoints/latest", run_dir);
@@ -440,11 +625,30 @@ int et_train(const et_recipe *r, const et_train_options *o, et_train_result *res
     int64_t start = 0;
     if (o->resume) {
         int got = et_checkpoint_load_latest(run_dir, &s.lora, s.adam_m, s.adam_v, &start,
-                                            &resume_json, err);
+                                            &resume_json, &recipe_text, err);
         if (got < 0) goto done;
         if (got == 1) {
             et_fail(err, "%s: --resume given but the run has no checkpoint", run_dir);
             goto done;
+        }
+        if (resolved_now(r, run_dir, check_path, sizeof check_path, &resumed_text, err)) goto done;
+        if (recipe_text) {
+            recipe_differs = recipe_compare(run_dir, recipe_text, resumed_text, 1, err);
+            if (recipe_differs < 0) goto done;
+        } else {
+            /* An older ehrtune's checkpoint: no record of the recipe the run began with (its
+             * config.resolved.yaml was rewritten at each resume), so nothing to check. */
+            char *before;
+            snprintf(path, sizeof path, "%s/config.resolved.yaml", run_dir);
+            before = read_text(path);
+            recipe_differs = before ? recipe_compare(run_dir, before, resumed_text, 0, err) : 1;
+            free(before);
+            if (o->progress)
+                fprintf(o->progress,
+                        "note: %s's checkpoint was written by an older ehrtune and records no "
+                        "recipe; this resume is not checked against the recipe the run began "
+                        "with\n",
+                        run_dir);
         }
     }
     if (init_adapter_identity(&s, o, resume_json, err)) goto done;
@@ -481,7 +685,50 @@ int et_train(const et_recipe *r, const et_train_options *o, et_train_result *res
         goto done;
     }
     snprintf(path, sizeof path, "%s/config.resolved.yaml", run_dir);
-    if (et_recipe_write_yaml(r, path, err)) goto done;
+    if (!o->resume) {
+        if (et_recipe_write_yaml(r, path, err)) goto done;
+        recipe_text = read_text(path);
+        if (!recipe_text) {
+            et_fail(err, "%s: cannot read back (%s)", path, strerror(errno));
+            goto done;
+        }
+        if (!utf8_valid(recipe_text)) { /* checkpoint metadata is UTF-8: not stored, not checked */
+            if (o->progress)
+                fprintf(o->progress, "note: %s is not UTF-8 (a path?); checkpoints will not "
+                                     "record it and a resume cannot check its recipe\n", path);
+            free(recipe_text);
+            recipe_text = NULL;
+        }
+    } else {
+        /* The original stays; a missing one is restored from the checkpoint's copy (or,
+         * for an older checkpoint, written from this recipe as before). */
+        if (!file_exists(path)) {
+            if (recipe_text) {
+                if (et_write_file_atomic(path, recipe_text, strlen(recipe_text), ET_FILE_PRIVATE,
+                                         "resolved recipe", err))
+                    goto done;
+            } else {
+                if (rename(check_path, path) != 0) {
+                    et_fail(err, "%s: cannot write (%s)", path, strerror(errno));
+                    goto done;
+                }
+                check_path[0] = 0;
+                recipe_differs = 0;
+            }
+        }
+        char resumed[4400];
+        snprintf(resumed, sizeof resumed, "%s/config.resolved.resume-%lld.yaml", run_dir,
+                 (long long)start);
+        if (recipe_differs) {
+            if (rename(check_path, resumed) != 0) {
+                et_fail(err, "%s: cannot write (%s)", resumed, strerror(errno));
+                goto done;
+            }
+            check_path[0] = 0;
+        } else {
+            unlink(resumed); /* left by an attempt from this step that saved nothing */
+        }
+    }
     snprintf(path, sizeof path, "%s/metrics.jsonl", run_dir);
     if (et_metrics_open(&s.metrics, path, start, err)) goto done;
     if (manifest_begin(&s, o, start, err)) goto done;
@@ -536,7 +783,7 @@ int et_train(const et_recipe *r, const et_train_options *o, et_train_result *res
             if (s.use_cuda && train_cuda_sync_host(&s, err)) goto done;
             if (et_metrics_sync(s.metrics, err)) goto done;
             char *extra = dp_checkpoint_json(&s);
-            et_checkpoint_out ck = {done_steps, s.adam_m, s.adam_v, extra};
+            et_checkpoint_out ck = {done_steps, s.adam_m, s.adam_v, extra, recipe_text};
             int bad = et_checkpoint_save(run_dir, &s.lora, &ck, err);
             free(extra);
             if (bad) goto done;
@@ -565,7 +812,7 @@ int et_train(const et_recipe *r, const et_train_options *o, et_train_result *res
         /* The last step before the budget ran out has no checkpoint yet (re-saving a step
          * already saved would replace the folder `latest` points to). */
         char *extra = dp_checkpoint_json(&s);
-        et_checkpoint_out ck = {res->steps_done, s.adam_m, s.adam_v, extra};
+        et_checkpoint_out ck = {res->steps_done, s.adam_m, s.adam_v, extra, recipe_text};
         int bad = et_checkpoint_save(run_dir, &s.lora, &ck, err);
         free(extra);
         if (bad) goto done;
@@ -597,7 +844,10 @@ int et_train(const et_recipe *r, const et_train_options *o, et_train_result *res
     if (et_manifest_write(s.manifest, path, err)) goto done;
     rc = 0;
 done:
+    if (check_path[0]) unlink(check_path);
     free(resume_json);
+    free(recipe_text);
+    free(resumed_text);
     state_free(&s);
     return rc;
 }
