@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -95,4 +96,24 @@ int et_write_all(int fd, const void *p, size_t n) {
         n -= (size_t)k;
     }
     return 0;
+}
+
+char *et_read_file_text(const char *path, size_t max, et_error *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return et_fail(err, "%s: cannot open (%s)", path, strerror(errno)), NULL;
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) || (size_t)st.st_size > max) {
+        fclose(f);
+        return et_fail(err, "%s: not a regular file of at most %zu bytes", path, max), NULL;
+    }
+    char *buf = malloc((size_t)st.st_size + 1);
+    size_t got = buf ? fread(buf, 1, (size_t)st.st_size, f) : 0;
+    const int bad = !buf || got != (size_t)st.st_size || ferror(f);
+    fclose(f);
+    if (bad) {
+        free(buf);
+        return et_fail(err, "%s: read failed", path), NULL;
+    }
+    buf[got] = 0;
+    return buf;
 }

@@ -1,4 +1,4 @@
-/* Whole-file writes that a reader never sees half done: the bytes go to a fresh
+/* Whole-file reads, and whole-file writes that a reader never sees half done: the bytes go to a fresh
  * temporary file beside the target, are fsync'd, the file is renamed over the target,
  * and the folder is fsync'd so the new name survives a crash. On failure the
  * temporary file is removed and the target is untouched. */
@@ -27,5 +27,10 @@ int et_write_all(int fd, const void *p, size_t n);
  * patient data); folders that exist are left as they are, except that private_leaf
  * sets path itself to 0700 (a run directory). */
 int et_make_dirs(const char *path, int private_leaf, et_error *err);
+
+/* The whole of a regular file of at most `max` bytes, NUL-terminated (malloc'd; the
+ * caller frees it), or NULL with err set (missing, not a regular file, too big, read
+ * error). For the small text and JSON files a run keeps (recipes, manifests). */
+char *et_read_file_text(const char *path, size_t max, et_error *err);
 
 #endif

@@ -483,27 +483,8 @@ int et_manifest_write(et_manifest *m, const char *path, et_error *err) {
 
 /* ---- reading a written manifest back ------------------------------------------- */
 
-static char *read_text_file(const char *path, size_t max, et_error *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return et_fail(err, "%s: cannot open (%s)", path, strerror(errno)), NULL;
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) || (size_t)st.st_size > max) {
-        fclose(f);
-        return et_fail(err, "%s: not a regular file of at most %zu bytes", path, max), NULL;
-    }
-    char *buf = malloc((size_t)st.st_size + 1);
-    size_t got = buf ? fread(buf, 1, (size_t)st.st_size, f) : 0;
-    fclose(f);
-    if (!buf || got != (size_t)st.st_size) {
-        free(buf);
-        return et_fail(err, "%s: read failed", path), NULL;
-    }
-    buf[got] = 0;
-    return buf;
-}
-
 cJSON *et_manifest_read_json(const char *path, et_error *err) {
-    char *text = read_text_file(path, 64u << 20, err);
+    char *text = et_read_file_text(path, 64u << 20, err);
     if (!text) return NULL;
     cJSON *j = cJSON_Parse(text);
     free(text);

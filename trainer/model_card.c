@@ -116,21 +116,23 @@ static void targets_text(char *out, size_t n, unsigned targets) {
                      et_proj_name((et_proj)p));
 }
 
-static void section_privacy(FILE *o, const et_export_run *r) {
-    const et_export_privacy *p = &r->privacy;
-    fprintf(o, "## Privacy guarantee\n\n");
-    if (!p->dp) {
-        fprintf(o,
-                "**No formal privacy guarantee.** This model was trained without differential "
-                "privacy (DP-SGD). Fine-tuned language models can memorise and reproduce parts of "
-                "their training text, including rare details of individual patients. Handle these "
-                "weights like the patient data they were trained on: same access controls, same "
-                "data-use agreements, no publication.\n\n");
-        const char *rec = jstr(r->manifest, "privacy.statement", NULL);
-        if (rec) fprintf(o, "The run's manifest records: \"%s\"\n\n", rec);
-        return;
+/* DP ran with seeded noise (privacy.secure_rng recorded false): no guarantee. */
+static int test_noise(const et_export_run *r) {
+    const cJSON *srng = et_export_manifest_get(r->manifest, "privacy.secure_rng");
+    return cJSON_IsFalse(srng);
+}
+
+/* s as the inside of a double-quoted YAML scalar: backslash and quote escaped, control
+ * characters dropped (a path in the recipe is the user's, not ours to trust). */
+static void yaml_quoted(FILE *o, const char *s) {
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\') fputc('\\', o);
+        if ((unsigned char)*s >= 0x20) fputc(*s, o);
     }
-    const char *unit = p->unit[0] ? p->unit : "unit";
+}
+
+/* What (ε, δ) means for one patient, in words. */
+static void plain_words(FILE *o, const et_export_privacy *p, const char *unit) {
     /* The odds an observer gives "this patient was in the training data" can grow by
      * at most e^epsilon (research/phi-and-patient-dp.md §5); worked for two priors. */
     double f = exp(p->epsilon);
@@ -147,6 +149,36 @@ static void section_privacy(FILE *o, const et_export_run *r) {
             "ε ≤ 1 is a strong guarantee, ε ≤ 10 a reasonable one, above 10 a weak one; "
             "this model's ε = %.4g is **%s**.\n\n",
             unit, f, p->delta, 100 * from_half, 100 * from_1pct, p->epsilon, tier);
+}
+
+static void section_privacy(FILE *o, const et_export_run *r) {
+    const et_export_privacy *p = &r->privacy;
+    fprintf(o, "## Privacy guarantee\n\n");
+    if (!p->dp) {
+        fprintf(o,
+                "**No formal privacy guarantee.** This model was trained without differential "
+                "privacy (DP-SGD). Fine-tuned language models can memorise and reproduce parts of "
+                "their training text, including rare details of individual patients. Handle these "
+                "weights like the patient data they were trained on: same access controls, same "
+                "data-use agreements, no publication.\n\n");
+        const char *rec = jstr(r->manifest, "privacy.statement", NULL);
+        if (rec) fprintf(o, "The run's manifest records: \"%s\"\n\n", rec);
+        return;
+    }
+    const char *unit = p->unit[0] ? p->unit : "unit";
+    if (test_noise(r)) {
+        /* seeded noise (privacy.secure_rng false): the seed travels with the run, so the
+         * noise can be regenerated and subtracted; no claim about these weights */
+        fprintf(o,
+                "**No privacy guarantee: test setting.** DP-SGD ran, but its noise came from a "
+                "generator seeded by the run's seed (privacy.secure_rng: false), which is recorded "
+                "with the run; anyone who knows it can regenerate and remove the noise. The "
+                "numbers below describe the mechanism that ran, not a property of these weights. "
+                "Handle them like the patient data they were trained on, and train with "
+                "privacy.secure_rng: true for a guarantee.\n\n");
+    } else {
+        plain_words(o, p, unit);
+    }
     fprintf(o, "| | |\n|---|---|\n");
     fprintf(o, "| ε (epsilon) spent | %.4g |\n| δ (delta) | %.3g |\n", p->epsilon, p->delta);
     fprintf(o, "| unit of privacy | %s (all records of one %s; %s adjacency) |\n", unit, unit,
@@ -455,11 +487,13 @@ int et_model_card_write(const et_export_run *r, et_export_format fmt, const et_m
     read_corpus_meta(&cm, r->manifest);
     const char *base = r->recipe.model.path ? r->recipe.model.path : "";
     /* Hugging Face model-card metadata (YAML front matter). */
-    fprintf(o, "---\nbase_model: \"%s\"\n", base);
+    fprintf(o, "---\nbase_model: \"");
+    yaml_quoted(o, base);
+    fprintf(o, "\"\n");
     if (fmt == ET_EXPORT_PEFT) fprintf(o, "library_name: peft\n");
     if (fmt == ET_EXPORT_MERGED) fprintf(o, "library_name: transformers\n");
     fprintf(o, "tags:\n- ehrtune\n- lora\n- clinical\n%s---\n\n",
-            r->privacy.dp ? "- differential-privacy\n" : "");
+            r->privacy.dp && !test_noise(r) ? "- differential-privacy\n" : "");
     fprintf(o, "# %s\n\n", format_title(fmt));
     fprintf(o, "Fine-tuned with ehrtune (LoRA) from `%s` on clinical notes (see "
                "*De-identification* for what was recorded about them). **Not a medical "

@@ -41,7 +41,10 @@ int64_t et_train_total_steps(const et_recipe *r, int64_t n_rows) {
     int64_t steps = r->optim.steps;
     if (steps <= 0) {
         int64_t per_step = (int64_t)r->run.micro_batch * r->optim.grad_accum;
-        steps = (int64_t)ceil(r->optim.epochs * (double)n_rows / (double)per_step);
+        /* in double first: optim.epochs = 1e300 cast straight to int64 was undefined
+         * (INT64_MIN on x86, then clamped to one step: found 2026-11-26) */
+        const double want = ceil(r->optim.epochs * (double)n_rows / (double)per_step);
+        steps = !(want < 9.2e18) ? INT64_MAX : (int64_t)want; /* et_train refuses > INT_MAX */
         if (steps < 1) steps = 1;
     }
     if (r->run.max_steps > 0 && steps > r->run.max_steps) steps = r->run.max_steps;
@@ -125,184 +128,6 @@ static int plain_step(train_state *s, int64_t step, step_report *rep, et_error *
 static int file_exists(const char *path) {
     struct stat st;
     return stat(path, &st) == 0;
-}
-
-/* ---- the recipe a run keeps --------------------------------------------------------
- * config.resolved.yaml is written once, at the run's start, and its text is stored in
- * every checkpoint (carried unchanged across resumes). A resume compares its own
- * resolved recipe with it key by key: only the keys below may change (how long, how
- * often, where; privacy.* are dp_plan's to check); any other change would make the
- * weights mean something the record does not say. An allowed change is recorded as
- * config.resolved.resume-<step>.yaml, never over the original. */
-static int resume_may_change(const char *key) {
-    static const char *const ok[] = {"optim.steps",          "optim.epochs",
-                                     "run.max_steps",        "run.checkpoint_every",
-                                     "run.log_every",        "run.device",
-                                     "run.activation_checkpointing", "run.out"};
-    if (!strncmp(key, "privacy.", 8)) return 1;
-    for (size_t i = 0; i < sizeof ok / sizeof *ok; i++)
-        if (!strcmp(key, ok[i])) return 1;
-    return 0;
-}
-
-static char *read_text(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    size_t cap = 4096, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        n += fread(buf + n, 1, cap - 1 - n, f);
-        if (n < cap - 1) break;
-        char *b = realloc(buf, cap * 2);
-        if (!b) {
-            free(buf);
-            buf = NULL;
-        } else {
-            buf = b;
-            cap *= 2;
-        }
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (bad || !buf) {
-        free(buf);
-        return NULL;
-    }
-    buf[n] = 0;
-    return buf;
-}
-
-/* Safetensors metadata must be UTF-8 (a path in the recipe might not be). */
-static int utf8_valid(const char *s) {
-    const unsigned char *p = (const unsigned char *)s;
-    while (*p) {
-        int n = *p < 0x80 ? 0 : (*p & 0xe0) == 0xc0 ? 1 : (*p & 0xf0) == 0xe0 ? 2 : (*p & 0xf8) == 0xf0 ? 3 : -1;
-        if (n < 0) return 0;
-        p++;
-        for (int i = 0; i < n; i++, p++)
-            if ((*p & 0xc0) != 0x80) return 0;
-    }
-    return 1;
-}
-
-typedef struct {
-    char key[96];
-    const char *val;
-    int len;
-} recipe_kv;
-
-/* The resolved YAML is canonical: "section:" at column 0, "  key: value" below it,
- * comments and blank lines between. Returns the number of keys (at most max). */
-static int recipe_keys(const char *text, recipe_kv *kv, int max) {
-    char section[48] = "";
-    int n = 0;
-    for (const char *line = text; line && *line;) {
-        const char *eol = strchr(line, '\n');
-        int len = eol ? (int)(eol - line) : (int)strlen(line);
-        if (len > 0 && line[0] != '#' && line[0] != ' ' && line[len - 1] == ':' && len < (int)sizeof section) {
-            memcpy(section, line, (size_t)len - 1);
-            section[len - 1] = 0;
-        } else if (len > 2 && !strncmp(line, "  ", 2) && line[2] != '#' && n < max) {
-            const char *colon = memchr(line + 2, ':', (size_t)len - 2);
-            if (colon) {
-                snprintf(kv[n].key, sizeof kv[n].key, "%s.%.*s", section, (int)(colon - line - 2), line + 2);
-                kv[n].val = colon + 1 + (colon[1] == ' ');
-                kv[n].len = (int)(line + len - kv[n].val);
-                n++;
-            }
-        }
-        line = eol ? eol + 1 : NULL;
-    }
-    return n;
-}
-
-/* Compares the recipe the run started with (old) and this resume's (now). Returns -1
- * (err filled) when a key that must not change did, else 1 when allowed keys
- * differ, 0 when the two are the same recipe. With refuse == 0 nothing is refused. */
-static int recipe_compare(const char *run_dir, const char *old, const char *now, int refuse,
-                          et_error *err) {
-    enum { MAX_KEYS = 256 };
-    recipe_kv *a = calloc(MAX_KEYS, sizeof *a), *b = calloc(MAX_KEYS, sizeof *b);
-    if (!a || !b) {
-        free(a);
-        free(b);
-        return et_fail(err, "out of memory");
-    }
-    int na = recipe_keys(old, a, MAX_KEYS), nb = recipe_keys(now, b, MAX_KEYS);
-    char list[700] = "";
-    size_t at = 0;
-    int changed = 0, refused = 0, left_out = 0;
-    /* every key of either side, once: the new recipe's in order, then the old's alone */
-    for (int pass = 0; pass < 2; pass++) {
-        const recipe_kv *x = pass ? a : b, *y = pass ? b : a;
-        int nx = pass ? na : nb, ny = pass ? nb : na;
-        for (int i = 0; i < nx; i++) {
-            const recipe_kv *match = NULL;
-            for (int j = 0; j < ny && !match; j++)
-                if (!strcmp(x[i].key, y[j].key)) match = &y[j];
-            if (pass && match) continue; /* seen in the first pass */
-            if (match && match->len == x[i].len && !memcmp(match->val, x[i].val, (size_t)x[i].len))
-                continue;
-            changed = 1;
-            if (resume_may_change(x[i].key)) continue;
-            refused++;
-            const recipe_kv *o = pass ? &x[i] : match, *c = pass ? NULL : &x[i];
-            char item[300];
-            snprintf(item, sizeof item, "%s%s (%.*s, now %.*s)", refused > 1 ? ", " : "", x[i].key,
-                     o ? (o->len > 80 ? 80 : o->len) : 12, o ? o->val : "not recorded",
-                     c ? (c->len > 80 ? 80 : c->len) : 6, c ? c->val : "absent");
-            if (at + strlen(item) < sizeof list - 32) {
-                memcpy(list + at, item, strlen(item) + 1);
-                at += strlen(item);
-            } else {
-                left_out++;
-            }
-        }
-    }
-    free(a);
-    free(b);
-    if (left_out) snprintf(list + at, sizeof list - at, " and %d more", left_out);
-    if (refuse && refused)
-        return et_fail(err, "%s: resuming with another %s: a run keeps its recipe; resume with "
-                            "config.resolved.yaml's values, or start a new run (a new run.out)",
-                       run_dir, list);
-    return changed;
-}
-
-/* This invocation's resolved recipe, written to a check file in the run directory
- * (*tmp_path; the caller renames or removes it) and read back into *text. */
-static int resolved_now(const et_recipe *r, const char *run_dir, char *tmp_path, size_t n,
-                        char **text, et_error *err) {
-    snprintf(tmp_path, n, "%s/.config.resolved.check-%ld.yaml", run_dir, (long)getpid());
-    if (et_recipe_write_yaml(r, tmp_path, err)) {
-        tmp_path[0] = 0;
-        return -1;
-    }
-    *text = read_text(tmp_path);
-    if (!*text) return et_fail(err, "%s: cannot read back (%s)", tmp_path, strerror(errno));
-    return 0;
-}
-
-/* The manifest names every recipe the run has trained under: config.resolved.yaml,
- * and the config.resolved.resume-N.yaml of each resume up to step `upto`. */
-static int manifest_resume_recipes(et_manifest *m, const char *run_dir, int64_t upto,
-                                   et_error *err) {
-    struct dirent **names = NULL;
-    int n = scandir(run_dir, &names, NULL, alphasort);
-    int rc = 0;
-    for (int i = 0; i < n; i++) {
-        long long step;
-        char tail[8] = "", role[96], path[4400];
-        if (!rc && sscanf(names[i]->d_name, "config.resolved.resume-%lld.y%7s", &step, tail) == 2 &&
-            !strcmp(tail, "aml") && step <= upto) {
-            snprintf(role, sizeof role, "recipe_resolved_resume_%lld", step);
-            snprintf(path, sizeof path, "%s/%s", run_dir, names[i]->d_name);
-            rc = et_manifest_add_file(m, role, path, err);
-        }
-        free(names[i]);
-    }
-    free(names);
-    return rc;
 }
 
 /* ---- progress ------------------------------------------------------------------ */
@@ -410,14 +235,25 @@ static void manifest_privacy(train_state *s, double eps_spent, int64_t steps_don
         snprintf(init, sizeof init, " Training started from an adapter (sha256 %.16s...) that the "
                                     "user declared free of this run's patients' data; the "
                                     "guarantee assumes it.", s->init_sha256);
-    char text[1024];
-    snprintf(text, sizeof text,
+    char mech[2048], text[2560];
+    snprintf(mech, sizeof mech,
              "(%.4g, %.3g)-differential privacy at the %s level (%s accountant, Poisson-"
              "subsampled Gaussian DP-SGD: %s, clip %.3g): adding or "
              "removing all training data of any one %s changes the probability of any outcome "
-             "of training by at most a factor e^epsilon, except with probability delta.%s%s",
+             "of training by at most a factor e^epsilon, except with probability delta.%s",
              eps_spent, d->delta, unit, et_accountant_kind_name(d->acc.kind), how, d->clip, unit,
-             init, p->secure_rng ? "" : " WARNING: secure_rng was off (reproducible noise): for tests only.");
+             init);
+    /* Without secure_rng the noise came from run.seed, which config.resolved.yaml and
+     * the model card publish: whoever knows it can regenerate and subtract the noise, so
+     * the numbers describe the mechanism, not this adapter (found 2026-11-26: the
+     * statement claimed the guarantee, with a trailing warning). */
+    snprintf(text, sizeof text, "%s%s",
+             p->secure_rng ? "" : "NO GUARANTEE: privacy.secure_rng was false, so the DP noise "
+                                  "was drawn from a generator seeded by run.seed (recorded with "
+                                  "the run); anyone who knows it can reproduce and remove the "
+                                  "noise. For tests only. With a secure generator the same "
+                                  "settings would give: ",
+             mech);
     et_manifest_set_str(m, "privacy.statement", text);
     cJSON *outside = cJSON_CreateArray();
     static const char *const not_covered[] = {
@@ -640,7 +476,8 @@ int et_train(const et_recipe *r, const et_train_options *o, et_train_result *res
              * config.resolved.yaml was rewritten at each resume), so nothing to check. */
             char *before;
             snprintf(path, sizeof path, "%s/config.resolved.yaml", run_dir);
-            before = read_text(path);
+            et_error ignored;
+            before = et_read_file_text(path, TRAIN_RECIPE_MAX, &ignored);
             recipe_differs = before ? recipe_compare(run_dir, before, resumed_text, 0, err) : 1;
             free(before);
             if (o->progress)
@@ -650,6 +487,17 @@ int et_train(const et_recipe *r, const et_train_options *o, et_train_result *res
                         "with\n",
                         run_dir);
         }
+    }
+    if (o->resume && !r->privacy.enabled && resume_json && strstr(resume_json, "\"accountant\"")) {
+        /* found 2026-11-26: following --stop-after's hint without the overrides resumed a
+         * DP run without privacy; its remaining steps trained with no noise, silently */
+        et_fail(err, "%s: the run trains with DP-SGD (its checkpoint carries the accountant), "
+                     "but this resume has privacy.enabled false: the remaining steps would "
+                     "train without privacy and the adapter would carry no guarantee; resume "
+                     "with %s/config.resolved.yaml, or start a new run from its adapter "
+                     "(--init-adapter)",
+                run_dir, run_dir);
+        goto done;
     }
     if (init_adapter_identity(&s, o, resume_json, err)) goto done;
     if (s.use_cuda && train_cuda_setup(&s, err)) goto done;
@@ -687,11 +535,8 @@ int et_train(const et_recipe *r, const et_train_options *o, et_train_result *res
     snprintf(path, sizeof path, "%s/config.resolved.yaml", run_dir);
     if (!o->resume) {
         if (et_recipe_write_yaml(r, path, err)) goto done;
-        recipe_text = read_text(path);
-        if (!recipe_text) {
-            et_fail(err, "%s: cannot read back (%s)", path, strerror(errno));
-            goto done;
-        }
+        recipe_text = et_read_file_text(path, TRAIN_RECIPE_MAX, err);
+        if (!recipe_text) goto done;
         if (!utf8_valid(recipe_text)) { /* checkpoint metadata is UTF-8: not stored, not checked */
             if (o->progress)
                 fprintf(o->progress, "note: %s is not UTF-8 (a path?); checkpoints will not "

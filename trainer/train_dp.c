@@ -1,5 +1,6 @@
 /* DP-SGD inside the training loop: planning (q, δ, σ, steps) and one step. */
 #include <cjson/cJSON.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,6 +75,9 @@ int dp_plan(train_state *s, const char *resume_json, int64_t start, et_error *er
                                                         : et_steps_for_epochs(epochs, d->q);
     }
     if (r->run.max_steps > 0 && d->steps > r->run.max_steps) d->steps = r->run.max_steps;
+    if (d->steps < 0) /* et_steps_for_epochs: epochs / q beyond int64 */
+        return et_fail(err, "%s: the DP run would take more than 9.2e18 steps (epochs / q); "
+                            "at most %d are supported: lower the epochs", src(r), INT_MAX);
     if (d->steps < 1)
         return et_fail(err, "%s: the DP run has no steps (epochs / q < 1)", src(r));
     d->clip = p->max_grad_norm;

@@ -88,4 +88,19 @@ int dp_epsilon_after(const train_state *s, int64_t extra_steps, double *eps, et_
 char *dp_checkpoint_json(const train_state *s);
 void dp_free(dp_state *d);
 
+/* ---- the recipe a run keeps (train_recipe.c) ---- */
+#define TRAIN_RECIPE_MAX ((size_t)1 << 20) /* a resolved recipe is a few KB */
+/* 1 when s is valid UTF-8 (checkpoint metadata must be; a recipe's path might not be). */
+int utf8_valid(const char *s);
+/* Compares the recipe the run started with (old) and a resume's (now): -1 (err set)
+ * when a key that must not change did (refuse != 0), 1 when only keys a resume may
+ * change differ, 0 when they are the same recipe. */
+int recipe_compare(const char *run_dir, const char *old, const char *now, int refuse, et_error *err);
+/* This invocation's resolved recipe, written to a check file in run_dir (*tmp_path; the
+ * caller renames or removes it) and read back into *text (malloc'd). */
+int resolved_now(const et_recipe *r, const char *run_dir, char *tmp_path, size_t n, char **text,
+                 et_error *err);
+/* Adds config.resolved.resume-N.yaml of each resume up to step `upto` to the manifest. */
+int manifest_resume_recipes(et_manifest *m, const char *run_dir, int64_t upto, et_error *err);
+
 #endif

@@ -95,6 +95,11 @@ json ia/manifest.json "d['privacy']['statement']" | grep -q "declared free of th
 # taken before it (not 0), and the statement says so.
 "$bin" train "$r" "${base[@]}" privacy.target_epsilon=3 optim.steps=10 run.out=bud --stop-after 6 > /dev/null
 "$bin" train "$r" "${base[@]}" privacy.target_epsilon=1 optim.steps=10 run.out=bud --resume > /dev/null
+test "$(json bud/manifest.json "d['run']['steps_completed']")" = 6
+test "$(json bud/manifest.json "d['privacy']['steps']")" = 6
+json bud/manifest.json "d['privacy']['statement']" | grep -q " 6 steps"
+test "$(json bud/manifest.json "d['run']['status']")" = "completed (privacy budget reached)"
+
 # A resume that changes q makes a second phase; the manifest's epsilon composes both,
 # and so does `privacy epsilon --manifest` (and --phases with the same numbers).
 "$bin" train "$r" "${base[@]}" privacy.target_epsilon=8 optim.steps=8 run.out=two --stop-after 3 > /dev/null
@@ -105,10 +110,6 @@ test "$(json two_eps.json "d['matches'] and d['phases'] == 2")" = True
 "$bin" privacy epsilon --phases "$(json two/manifest.json "json.dumps(d['privacy']['phases'])")" \
     --delta "$(json two/manifest.json "repr(d['privacy']['delta'])")" --json > two_ph.json
 test "$(json two_ph.json "d['epsilon']")" = "$(json two_eps.json "d['epsilon']")"
-test "$(json bud/manifest.json "d['run']['steps_completed']")" = 6
-test "$(json bud/manifest.json "d['privacy']['steps']")" = 6
-json bud/manifest.json "d['privacy']['statement']" | grep -q " 6 steps"
-test "$(json bud/manifest.json "d['run']['status']")" = "completed (privacy budget reached)"
 
 # Secure mode (the default; the demo recipe turns it off) draws its noise from the OS generator: two runs differ.
 sec=(model.path=demo/model data.train=demo/corpus.h5 privacy.enabled=true privacy.secure_rng=true
@@ -119,6 +120,25 @@ sec=(model.path=demo/model data.train=demo/corpus.h5 privacy.enabled=true privac
 if cmp -s s1/adapter/adapter_model.safetensors s2/adapter/adapter_model.safetensors; then
   echo "secure mode repeated its noise"; exit 1; fi
 test "$(json s1/manifest.json "d['privacy']['secure_rng']")" = True
+# Only secure noise makes a guarantee: seeded noise (the base runs) can be regenerated
+# from run.seed, so its statement and model card say there is none.
+json s1/manifest.json "d['privacy']['statement']" | grep -q "^([0-9.e+-]*, [0-9.e+-]*)-differential privacy"
+json a/manifest.json "d['privacy']['statement']" | grep -q "^NO GUARANTEE: privacy.secure_rng was false"
+"$bin" export a --format peft -o a_exp > /dev/null
+grep -q "No privacy guarantee: test setting" a_exp/peft/README.md
+if grep -q "In plain words" a_exp/peft/README.md || grep -q "^- differential-privacy" a_exp/peft/README.md; then
+  echo "the card of a seeded-noise run claims a guarantee"; exit 1; fi
+"$bin" export s1 --format peft -o s1_exp > /dev/null
+grep -q "In plain words" s1_exp/peft/README.md && grep -q "^- differential-privacy" s1_exp/peft/README.md
+
+# A DP run resumed with privacy off is refused (its remaining steps would train without
+# noise); following --stop-after's hint (the resolved recipe) keeps privacy on.
+"$bin" train "$r" "${base[@]}" privacy.target_epsilon=8 optim.steps=6 run.out=off --stop-after 2 > off.log
+if "$bin" train "$r" "${base[@]}" privacy.enabled=false optim.steps=6 run.out=off --resume > /dev/null 2> off.err; then
+  echo "resumed a DP run without privacy"; exit 1; fi
+grep -q "privacy.enabled false" off.err
+"$bin" train off/config.resolved.yaml --resume > /dev/null
+test "$(json off/manifest.json "d['privacy']['enabled'] and d['run']['status'].startswith('completed')")" = True
 
 # Bad privacy settings: refused before training, nothing that looks complete.
 refuse() { local pat=$1; shift
@@ -131,4 +151,11 @@ refuse "noise_multiplier" privacy.target_epsilon= privacy.noise_multiplier=0 run
 refuse "target_epsilon" privacy.target_epsilon=0.00001 optim.steps=50 run.out=bad4
 test ! -e bad4/adapter
 refuse "grad_accum" privacy.target_epsilon=3 optim.grad_accum=2 run.out=bad5
+refuse "too small for any privacy guarantee" privacy.target_epsilon= privacy.noise_multiplier=1e-160 run.out=bad6
+test ! -e bad6/adapter
+refuse "9.2e18 steps" privacy.target_epsilon= privacy.noise_multiplier=1 optim.steps=0 privacy.epochs=1e300 run.out=bad7
+# optim.epochs = 1e300 was cast to int64 (undefined) and trained one step
+if "$bin" train "$r" model.path=demo/model data.train=demo/corpus.h5 optim.steps=0 optim.epochs=1e300 \
+    run.out=bad8 > out.log 2> err.log; then echo "accepted optim.epochs=1e300"; exit 1; fi
+grep -q "at most 2147483647" err.log
 echo "dp ok"
