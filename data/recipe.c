@@ -775,6 +775,23 @@ int et_recipe_override(et_recipe *r, const char *assignment, et_error *err) {
         rc = et_fail(err, "%s: the value is not a valid YAML scalar or [list] (%s); quote it", where,
                      parser.problem ? parser.problem : "malformed");
     } else {
+        /* one value: "4\n---\n5" must not quietly mean 4 (found 2026-11-26); checked
+         * before anything is applied, so a refused override changes nothing */
+        yaml_document_t more;
+        if (!yaml_parser_load(&parser, &more)) {
+            yaml_document_delete(&doc);
+            rc = et_fail(err, "%s: the value is not a valid YAML scalar or [list] (%s); quote it", where,
+                         parser.problem ? parser.problem : "malformed");
+            yaml_parser_delete(&parser);
+            return rc;
+        }
+        const int several = yaml_document_get_root_node(&more) != NULL;
+        yaml_document_delete(&more);
+        if (several) {
+            yaml_document_delete(&doc);
+            yaml_parser_delete(&parser);
+            return et_fail(err, "%s: the value holds more than one YAML document; give one value", where);
+        }
         yaml_node_t *root = yaml_document_get_root_node(&doc);
         if (!root) {
             /* Empty value: the same as `null`. */

@@ -353,6 +353,10 @@ static void overrides_apply_and_explain_mistakes(void **state) {
     assert_true(r.privacy.has_delta && r.privacy.delta == 1e-7);
     assert_int_equal(et_recipe_override(&r, "privacy.delta=auto", &err), 0);
     assert_false(r.privacy.has_delta);
+    /* one value per override: a second YAML document is refused, not dropped */
+    assert_int_not_equal(et_recipe_override(&r, "lora.r=4\n---\n5", &err), 0);
+    assert_non_null(strstr(err.msg, "more than one YAML document"));
+    assert_int_equal(r.lora.r, 32);
 
     /* Mistakes: the message names the argument; the recipe is unchanged. */
     et_recipe before;
