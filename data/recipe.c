@@ -117,6 +117,8 @@ static const key_desc KEYS[] = {
     {"run", "seed", K_UINT64, OFF(run.seed), NOHAS, 0, 0, 0, NULL, 0, "an integer in [0, 2^64)"},
     {"run", "checkpoint_every", K_INT, OFF(run.checkpoint_every), NOHAS, 0, 2147483647.0, 0, NULL, 0,
      "an integer >= 0 (0 = only at the end)"},
+    {"run", "keep_checkpoints", K_INT, OFF(run.keep_checkpoints), NOHAS, 0, 2147483647.0, 0, NULL, 0,
+     "an integer >= 0 (0 = keep every checkpoint)"},
     {"run", "log_every", K_INT, OFF(run.log_every), NOHAS, 1, 2147483647.0, 0, NULL, 0, "an integer >= 1"},
     {"run", "activation_checkpointing", K_BOOL, OFF(run.activation_checkpointing), NOHAS, 0, 0, 0, NULL, 0, "true or false"},
     {"run", "max_steps", K_INT64, OFF(run.max_steps), NOHAS, 0, 9e15, 0, NULL, 0, "an integer >= 0 (0 = no cap)"},

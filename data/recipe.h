@@ -163,6 +163,7 @@ typedef struct {
     uint64_t seed;                 /* [1234] data order, LoRA init, dropout (not DP noise when
                                       privacy.secure_rng) */
     int checkpoint_every;          /* [100] >= 0 steps between checkpoints; 0 = only at the end */
+    int keep_checkpoints;          /* [0] >= 0 newest checkpoints kept on disk; 0 = all */
     int log_every;                 /* [1] >= 1 steps between metrics.jsonl lines */
     bool activation_checkpointing; /* [false] recompute each layer in backward */
     int64_t max_steps;             /* [0] >= 0 hard cap on optimizer steps; 0 = no cap */

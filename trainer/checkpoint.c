@@ -1,5 +1,6 @@
 #include "trainer/checkpoint.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -84,6 +85,44 @@ static int replace_dir(const char *tmp, const char *final, const char *ckdir, lo
     return 0;
 }
 
+static int by_step_desc(const void *a, const void *b) {
+    const long long x = *(const long long *)a, y = *(const long long *)b;
+    return (x < y) - (x > y);
+}
+
+/* Deletes every CKDIR/step-N folder but the `keep` of highest N and `current` (which
+ * `latest` names): after the new checkpoint and the pointer are in place, so a crash
+ * here leaves an extra old checkpoint, never too few. A folder holding files ehrtune
+ * did not write loses its state file and stays (nothing else is deleted). */
+static void prune(const char *ckdir, int keep, long long current) {
+    struct dirent **names = NULL;
+    const int n = scandir(ckdir, &names, NULL, NULL);
+    if (n < 0) return;
+    long long *steps = malloc(sizeof *steps * (size_t)(n > 0 ? n : 1));
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        const char *d = names[i]->d_name;
+        char *end;
+        if (steps && !strncmp(d, "step-", 5) && d[5] >= '0' && d[5] <= '9') {
+            errno = 0;
+            const long long v = strtoll(d + 5, &end, 10);
+            if (!*end && !errno) steps[k++] = v;
+        }
+        free(names[i]);
+    }
+    free(names);
+    if (!steps) return;
+    qsort(steps, (size_t)k, sizeof *steps, by_step_desc);
+    for (int i = keep; i < k; i++) {
+        if (steps[i] == current) continue;
+        char dir[4300];
+        snprintf(dir, sizeof dir, "%s/step-%lld", ckdir, steps[i]);
+        remove_tmp_dir(dir);
+    }
+    free(steps);
+    fsync_path(ckdir);
+}
+
 int et_checkpoint_save(const char *run_dir, const et_lora *l, const et_checkpoint_out *c,
                        et_error *err) {
     char ckdir[4096], tmp[4200], final[4200], file[4300], latest[4200];
@@ -136,6 +175,7 @@ int et_checkpoint_save(const char *run_dir, const et_lora *l, const et_checkpoin
     int n = snprintf(line, sizeof line, "step-%lld\n", (long long)c->step);
     if (et_write_file_atomic(latest, line, (size_t)n, ET_FILE_PRIVATE, "checkpoint pointer", err))
         return -1;
+    if (c->keep > 0) prune(ckdir, c->keep, (long long)c->step);
     return 0;
 }
 

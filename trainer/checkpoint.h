@@ -28,6 +28,8 @@ typedef struct {
     const char *extra_json; /* optional JSON object stored verbatim (accountant state, ...) */
     const char *recipe_resolved; /* optional: the run's config.resolved.yaml text as written
                                     at its start (metadata "recipe_resolved") */
+    int keep;              /* > 0: afterwards delete all step-N folders but the `keep`
+                              newest (and this one); 0: keep every checkpoint */
 } et_checkpoint_out;
 
 int et_checkpoint_save(const char *run_dir, const et_lora *l, const et_checkpoint_out *c,

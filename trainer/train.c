@@ -628,7 +628,8 @@ int et_train(const et_recipe *r, const et_train_options *o, et_train_result *res
             if (s.use_cuda && train_cuda_sync_host(&s, err)) goto done;
             if (et_metrics_sync(s.metrics, err)) goto done;
             char *extra = dp_checkpoint_json(&s);
-            et_checkpoint_out ck = {done_steps, s.adam_m, s.adam_v, extra, recipe_text};
+            et_checkpoint_out ck = {done_steps, s.adam_m, s.adam_v, extra, recipe_text,
+                                    r->run.keep_checkpoints};
             int bad = et_checkpoint_save(run_dir, &s.lora, &ck, err);
             free(extra);
             if (bad) goto done;
@@ -657,7 +658,8 @@ int et_train(const et_recipe *r, const et_train_options *o, et_train_result *res
         /* The last step before the budget ran out has no checkpoint yet (re-saving a step
          * already saved would replace the folder `latest` points to). */
         char *extra = dp_checkpoint_json(&s);
-        et_checkpoint_out ck = {res->steps_done, s.adam_m, s.adam_v, extra, recipe_text};
+        et_checkpoint_out ck = {res->steps_done, s.adam_m, s.adam_v, extra, recipe_text,
+                                r->run.keep_checkpoints};
         int bad = et_checkpoint_save(run_dir, &s.lora, &ck, err);
         free(extra);
         if (bad) goto done;

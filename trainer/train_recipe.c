@@ -22,6 +22,7 @@ static int resume_may_change(const char *key) {
     static const char *const ok[] = {"optim.steps",          "optim.epochs",
                                      "run.max_steps",        "run.checkpoint_every",
                                      "run.log_every",        "run.device",
+                                     "run.keep_checkpoints",
                                      "run.activation_checkpointing", "run.out"};
     if (!strncmp(key, "privacy.", 8)) return 1;
     for (size_t i = 0; i < sizeof ok / sizeof *ok; i++)

@@ -176,4 +176,10 @@ for x, y in zip(a, b):
     for k in ("loss", "grad_norm"):
         assert abs(x[k] - y[k]) <= 1e-4 * abs(x[k]), (k, x[k], y[k])
 PY
+# run.keep_checkpoints: only the newest stay on disk, and the run resumes from them
+"$bin" train "$src/recipes/tiny-cpu.yaml" "${common[@]}" run.out=pruned run.keep_checkpoints=2 --stop-after 9 > /dev/null
+test "$(cd pruned/checkpoints && ls -d step-* | sort | tr '\n' ' ')" = "step-8 step-9 "
+"$bin" train "$src/recipes/tiny-cpu.yaml" "${common[@]}" run.out=pruned run.keep_checkpoints=2 --resume > /dev/null
+test "$(cd pruned/checkpoints && ls -d step-* | sort | tr '\n' ' ')" = "step-12 step-9 "
+cmp full/adapter/adapter_model.safetensors pruned/adapter/adapter_model.safetensors
 echo "resume is bit-identical and keeps its recipe; accumulation equals one big batch"

@@ -109,7 +109,7 @@ static int teardown(void **state) {
 /* Fills the state with `value` and saves it as step `step`. */
 static int save(fixture *f, int64_t step, float value, const char *recipe, et_error *err) {
     for (int64_t i = 0; i < f->lora.n_params; i++) f->lora.params[i] = f->m[i] = f->v[i] = value;
-    et_checkpoint_out c = {step, f->m, f->v, NULL, recipe};
+    et_checkpoint_out c = {step, f->m, f->v, NULL, recipe, 0};
     return et_checkpoint_save(f->dir, &f->lora, &c, err);
 }
 
@@ -278,12 +278,45 @@ static void corrupt_latest_refused(void **state) {
     assert_true(load(f, 4, NULL) == 1.0f);
 }
 
+static int has_step(const fixture *f, int step) {
+    char p[4400];
+    struct stat st;
+    snprintf(p, sizeof p, "%s/checkpoints/step-%d/state.safetensors", f->dir, step);
+    return stat(p, &st) == 0;
+}
+
+/* run.keep_checkpoints: the newest `keep` stay, older ones go once the new one is in
+ * place; the one `latest` names always stays (here step 3, re-saved after step 5). */
+static void keep_prunes_old_checkpoints(void **state) {
+    fixture *f = *state;
+    et_error err;
+    for (int step = 1; step <= 5; step++) {
+        for (int64_t i = 0; i < f->lora.n_params; i++) f->lora.params[i] = f->m[i] = f->v[i] = (float)step;
+        et_checkpoint_out c = {step, f->m, f->v, NULL, NULL, 2};
+        assert_int_equal(et_checkpoint_save(f->dir, &f->lora, &c, &err), 0);
+    }
+    assert_false(has_step(f, 1) || has_step(f, 2) || has_step(f, 3));
+    assert_true(has_step(f, 4) && has_step(f, 5));
+    assert_true(load(f, 5, NULL) == 5.0f);
+    /* a resume from an older step re-saves it: it stays, with the two newest */
+    for (int64_t i = 0; i < f->lora.n_params; i++) f->lora.params[i] = f->m[i] = f->v[i] = 3.0f;
+    et_checkpoint_out c3 = {3, f->m, f->v, NULL, NULL, 2};
+    assert_int_equal(et_checkpoint_save(f->dir, &f->lora, &c3, &err), 0);
+    assert_true(has_step(f, 3) && has_step(f, 4) && has_step(f, 5));
+    assert_true(load(f, 3, NULL) == 3.0f);
+    /* keep 0: nothing is deleted */
+    et_checkpoint_out c6 = {6, f->m, f->v, NULL, NULL, 0};
+    assert_int_equal(et_checkpoint_save(f->dir, &f->lora, &c6, &err), 0);
+    assert_true(has_step(f, 3) && has_step(f, 4) && has_step(f, 5) && has_step(f, 6));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(round_trip_with_recipe, setup, teardown),
         cmocka_unit_test_setup_teardown(resave_over_stray_file, setup, teardown),
         cmocka_unit_test_setup_teardown(failed_resave_keeps_old_state, setup, teardown),
         cmocka_unit_test_setup_teardown(corrupt_latest_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(keep_prunes_old_checkpoints, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

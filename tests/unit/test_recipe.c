@@ -157,6 +157,7 @@ static void defaults_fill_every_unset_key(void **state) {
     assert_int_equal(r.run.micro_batch, 8);
     assert_int_equal(r.run.seed, 1234);
     assert_int_equal(r.run.checkpoint_every, 100);
+    assert_int_equal(r.run.keep_checkpoints, 0);
     assert_int_equal(r.run.log_every, 1);
     assert_false(r.run.activation_checkpointing);
     assert_int_equal(r.run.max_steps, 0);
@@ -440,7 +441,7 @@ static void write_then_load_gives_the_same_recipe(void **state) {
         "privacy.unit=sequence", "privacy.noise_multiplier=0.7", "privacy.delta=1e-6",
         "privacy.max_grad_norm=0.3", "privacy.expected_batch_size=300", "privacy.steps=1000",
         "privacy.accountant=rdp", "privacy.secure_rng=off", "privacy.max_sequences_per_unit=2", "run.out=o/ut",
-        "run.device=cpu", "run.micro_batch=5", "run.seed=18446744073709551615", "run.checkpoint_every=0",
+        "run.device=cpu", "run.micro_batch=5", "run.seed=18446744073709551615", "run.checkpoint_every=0", "run.keep_checkpoints=2",
         "run.log_every=3", "run.activation_checkpointing=true", "run.max_steps=77"};
     et_error err = {{0}};
     for (size_t i = 0; i < sizeof overrides / sizeof overrides[0]; i++)
