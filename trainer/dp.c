@@ -102,10 +102,17 @@ double et_dp_clip_add(float *sum, const float *g, int64_t n, double clip, double
     double ss = 0;
     for (int64_t i = 0; i < n; i++) ss += (double)g[i] * g[i];
     double nrm = sqrt(ss);
+    if (norm) *norm = nrm;
+    /* A non-finite gradient (an overflow in one unit's forward) has no finite clipped
+     * form: 0·inf is NaN, and one such unit would turn the whole noisy sum into NaN
+     * (found 2026-11-26). It contributes nothing; its norm reads as +inf. */
+    if (!isfinite(nrm)) {
+        if (norm) *norm = INFINITY;
+        return 0.0;
+    }
     double f = clip / (nrm + 1e-6);
     if (f > 1.0) f = 1.0;
     float ff = (float)f;
     for (int64_t i = 0; i < n; i++) sum[i] += ff * g[i];
-    if (norm) *norm = nrm;
     return f;
 }

@@ -78,6 +78,13 @@ double et_dp_uniform(const et_dp_rng *r, uint32_t purpose, uint64_t step, uint64
     return (double)(bits & ((1ull << 53) - 1)) * 0x1.0p-53;
 }
 
+uint64_t et_dp_dropout_seed(const et_dp_rng *r, uint64_t step) {
+    const uint32_t nonce[3] = {ET_DP_PURPOSE_DROPOUT, (uint32_t)step, (uint32_t)(step >> 32)};
+    uint32_t block[16];
+    et_chacha20_block(block, r->key, 0, nonce);
+    return (uint64_t)block[0] << 32 | block[1];
+}
+
 static double u53(const uint32_t *w) {
     uint64_t bits = ((uint64_t)w[0] << 21) ^ (w[1] >> 11);
     return (double)(bits & ((1ull << 53) - 1)) * 0x1.0p-53;

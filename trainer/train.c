@@ -261,7 +261,11 @@ static void manifest_privacy(train_state *s, double eps_spent, int64_t steps_don
         "hyperparameter search or evaluation done on the same patients' data",
         "facts shared by many patients",
         "the PHI scan at ingest (a heuristic, no formal guarantee)",
-        "the training log metrics.jsonl (loss, counts, gradient-norm statistics without noise)",
+        "the training log metrics.jsonl (loss, counts, gradient-norm statistics without noise) "
+        "and the console's progress and summary lines (each step's loss)",
+        "the number of units N itself: q = expected_batch_size / N, the step count from the "
+        "epochs and the noise calibrated from both are taken as public, as Opacus does (set "
+        "privacy.sample_rate and privacy.steps to fix them when N is sensitive)",
         "the dataset sizes in this manifest and the model card (data.patients, privacy.n_units, "
         "data.training_rows, data.truncated_documents*, the corpus's document and token "
         "counts) and run.tokens_per_s: "

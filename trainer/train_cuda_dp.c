@@ -17,8 +17,8 @@ int train_cuda_dp_microbatch(train_state *s, const et_batch *batch, int64_t step
     const int n_units = (int)(u1 - u0);
     if (n_units > 4096) return et_fail(err, "CUDA DP: %d units in one micro-batch", n_units);
     for (int u = 0; u <= n_units; u++) first[u] = b->unit_first[u0 + u] - b->unit_first[u0];
-    /* the same dropout stream as the CPU's microbatch() */
-    if (et_cuda_dp_step(s->cuda, s->cuda_dp, batch, 1.0f, et_dropout_seed(s->r->run.seed, step),
+    /* the same dropout stream as the CPU's microbatch(): keyed by the DP generator */
+    if (et_cuda_dp_step(s->cuda, s->cuda_dp, batch, 1.0f, et_dp_dropout_seed(&d->rng, (uint64_t)step),
                         (uint64_t)mb_index, &ls, &nv, err) ||
         et_cuda_dp_clip_accumulate(s->cuda, s->cuda_dp, first, n_units, d->clip, d->norms + u0,
                                    err))

@@ -124,6 +124,13 @@ int dp_plan(train_state *s, const char *resume_json, int64_t start, et_error *er
                  v->valuedouble != d->clip)
             snprintf(changed, sizeof changed, "privacy.max_grad_norm (%g, now %g)", v->valuedouble,
                      d->clip);
+        else if ((v = cJSON_GetObjectItemCaseSensitive(j, "secure_rng")) && cJSON_IsBool(v) &&
+                 cJSON_IsTrue(v) != (p->secure_rng != 0))
+            /* seeded noise in any phase is reproducible from run.seed: a resume cannot make
+             * those steps private, and the statement covers one noise source (found
+             * 2026-11-26: false then true was stated as a full guarantee) */
+            snprintf(changed, sizeof changed, "privacy.secure_rng (%s, now %s)",
+                     cJSON_IsTrue(v) ? "true" : "false", p->secure_rng ? "true" : "false");
         else if ((v = cJSON_GetObjectItemCaseSensitive(j, "max_sequences_per_unit")) &&
                  cJSON_IsNumber(v) && v->valuedouble != (double)p->max_sequences_per_unit)
             snprintf(changed, sizeof changed, "privacy.max_sequences_per_unit (%g, now %d)",
@@ -201,6 +208,7 @@ char *dp_checkpoint_json(const train_state *s) {
         cJSON_AddStringToObject(j, "unit", et_recipe_unit_names[p->unit]);
         cJSON_AddNumberToObject(j, "max_grad_norm", s->dp.clip);
         cJSON_AddNumberToObject(j, "max_sequences_per_unit", p->max_sequences_per_unit);
+        cJSON_AddBoolToObject(j, "secure_rng", p->secure_rng);
         cJSON *c = cJSON_AddObjectToObject(j, "corpus");
         cJSON_AddStringToObject(c, "source_sha256", s->corpus.source_sha256 ? s->corpus.source_sha256 : "");
         cJSON_AddNumberToObject(c, "n_docs", (double)s->corpus.n_docs);
@@ -248,7 +256,7 @@ static int microbatch(train_state *s, int64_t step, int mb_index, int64_t u0, in
     double ls;
     int64_t nv;
     if (et_model_forward(&s->model, &s->lora, s->acts, &batch, 1,
-                         et_dropout_seed(s->r->run.seed, step), (uint64_t)mb_index, &ls, &nv, err))
+                         et_dp_dropout_seed(&d->rng, (uint64_t)step), (uint64_t)mb_index, &ls, &nv, err))
         return -1;
     *loss_sum += ls;
     memset(d->pe_grads, 0, sizeof(float) * np * (size_t)n);

@@ -2,6 +2,8 @@
 // sum, and the ChaCha20 Gaussian noise (kernels/cuda/dp_cuda.h). Written to give
 // the CPU's numbers: the same float operation order wherever floats are summed,
 // double where the CPU uses double, no FMA contraction where the CPU has none.
+#include <math.h>
+
 #include "kernels/cuda/block_sum.h"
 #include "kernels/cuda/context.h"
 #include "kernels/cuda/dp_cuda.h"
@@ -55,8 +57,11 @@ __global__ void unit_norm_final(double *norm2, float *factor, const double *part
     for (int i = threadIdx.x; i < count; i += blockDim.x) s += partials[(int64_t)u * count + i];
     s = etc_block_sum_double(s, scratch);
     if (threadIdx.x == 0) {
-        norm2[u] = s;
-        double f = clip / (sqrt(s) + 1e-6);  // et_dp_clip_add's formula, in double
+        // et_dp_clip_add's formula, in double; a non-finite unit adds nothing (factor 0
+        // alone would give 0*inf = NaN: clip_sum skips factor-0 units) and reads as +inf
+        const bool finite = isfinite(s);
+        norm2[u] = finite ? s : INFINITY;
+        double f = finite ? clip / (sqrt(s) + 1e-6) : 0.0;
         if (f > 1.0) f = 1.0;
         factor[u] = (float)f;
     }
@@ -68,7 +73,8 @@ __global__ void clip_sum(float *sum, const float *g, int64_t n, int64_t stride,
          i += (int64_t)gridDim.x * blockDim.x) {
         float acc = sum[i];
         for (int u = 0; u < n_units; u++)
-            acc = add_f(acc, mul_f(factor[u], g[(int64_t)unit_first[u] * stride + i]));
+            if (factor[u] != 0.0f)  // a non-finite unit (factor 0) adds nothing, not 0*inf
+                acc = add_f(acc, mul_f(factor[u], g[(int64_t)unit_first[u] * stride + i]));
         sum[i] = acc;
     }
 }

@@ -137,6 +137,10 @@ grep -q "In plain words" s1_exp/peft/README.md && grep -q "^- differential-priva
 if "$bin" train "$r" "${base[@]}" privacy.enabled=false optim.steps=6 run.out=off --resume > /dev/null 2> off.err; then
   echo "resumed a DP run without privacy"; exit 1; fi
 grep -q "privacy.enabled false" off.err
+# ...and so is one that switches the noise source: seeded steps stay reproducible
+if "$bin" train "$r" "${base[@]}" privacy.target_epsilon=8 optim.steps=6 privacy.secure_rng=true run.out=off --resume \
+    > /dev/null 2> rng.err; then echo "resumed seeded noise as secure"; exit 1; fi
+grep -q "privacy.secure_rng (false, now true)" rng.err
 "$bin" train off/config.resolved.yaml --resume > /dev/null
 test "$(json off/manifest.json "d['privacy']['enabled'] and d['run']['status'].startswith('completed')")" = True
 

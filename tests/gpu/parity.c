@@ -1911,9 +1911,11 @@ int main(int argc, char **argv) {
     if (want("reductions")) test_reductions(3000007);
     if (want("dp")) { /* units of 1, 2 and 1 rows; 1 unit of 3 rows; unaligned n */
         static const int32_t f1[] = {0, 1, 3, 4}, f2[] = {0, 3}, f3[] = {0, 1, 2, 3, 4};
-        test_dp_clip(100003, 3, f1, 0.5);
-        test_dp_clip(4099, 1, f2, 2.0);
-        test_dp_clip(262147, 4, f3, 0.8);
+        test_dp_clip(100003, 3, f1, 0.5, -1, 0);
+        test_dp_clip(4099, 1, f2, 2.0, -1, 0);
+        test_dp_clip(262147, 4, f3, 0.8, -1, 0);
+        test_dp_clip(4099, 3, f1, 0.5, 1, INFINITY); /* one unit overflowed: adds nothing */
+        test_dp_clip(4099, 4, f3, 0.8, 2, NAN);
         test_dp_noise(100003, 7);
         test_dp_noise(4098, (1ull << 32) + 5);
     }

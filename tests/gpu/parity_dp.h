@@ -61,17 +61,23 @@ static void ref_dp_noise(float *out, int64_t n, double std, const uint32_t key[8
     }
 }
 
-/* rows of n values; units given by first[0..n_units]; clip chosen so some units clip. */
-static void test_dp_clip(int64_t n, int n_units, const int32_t *first, double clip_rel) {
+/* rows of n values; units given by first[0..n_units]; clip chosen so some units clip.
+ * bad_unit >= 0 plants bad_value (inf or NaN) in that unit's last row: the unit must add
+ * nothing and read as norm +inf, as et_dp_clip_add does (one overflowing unit turned the
+ * whole sum into NaN, found 2026-11-26). */
+static void test_dp_clip(int64_t n, int n_units, const int32_t *first, double clip_rel,
+                         int bad_unit, float bad_value) {
     const int rows = first[n_units];
     char shape[96];
-    snprintf(shape, sizeof shape, "n=%lld rows=%d units=%d", (long long)n, rows, n_units);
+    snprintf(shape, sizeof shape, "n=%lld rows=%d units=%d%s", (long long)n, rows, n_units,
+             bad_unit < 0 ? "" : isnan(bad_value) ? " nan-unit" : " inf-unit");
     float *g = xmalloc((size_t)rows * (size_t)n * 4);
     for (int r = 0; r < rows; r++) { /* rows of different scales: norms spread around C */
         float *row = randn(n, (float)(0.25 * (r + 1)));
         memcpy(g + (size_t)r * n, row, (size_t)n * 4);
         free(row);
     }
+    if (bad_unit >= 0) g[(size_t)(first[bad_unit + 1] - 1) * n + n / 2] = bad_value;
     float *sum0 = randn(n, 0.1f), *sum = copy_of(sum0, n);
     float *gr = copy_of(g, (int64_t)rows * n);
     double *norms = xmalloc(sizeof(double) * (size_t)n_units);
@@ -83,8 +89,9 @@ static void test_dp_clip(int64_t n, int n_units, const int32_t *first, double cl
             for (int64_t i = 0; i < n; i++) h[i] += gr[(size_t)r * n + i];
         double ss = 0;
         for (int64_t i = 0; i < n; i++) ss += (double)h[i] * h[i];
-        norms[u] = ss;
+        norms[u] = isfinite(ss) ? ss : INFINITY;
         if (u == 0) clip = clip_rel * sqrt(ss);
+        if (!isfinite(ss)) continue; /* adds nothing */
         double f = clip / (sqrt(ss) + 1e-6);
         if (f > 1.0) f = 1.0;
         float ff = (float)f;
@@ -102,21 +109,33 @@ static void test_dp_clip(int64_t n, int n_units, const int32_t *first, double cl
     cuda_or_die(cudaMemcpy(got_n2, d_norm2, sizeof(double) * (size_t)n_units,
                            cudaMemcpyDeviceToHost), "download");
     for (int u = 0; u < n_units; u++) {
+        if (u == bad_unit) { /* must read +inf exactly */
+            if (!(isinf(got_n2[u]) && got_n2[u] > 0)) cn.nonfinite++;
+            continue;
+        }
         double e = fabs(got_n2[u] - norms[u]) / norms[u];
         if (!isfinite(got_n2[u])) cn.nonfinite++;
         if (e > cn.err) cn.err = e;
     }
     float *got_sum = down_f32(d_sum, n), *got_g = down_f32(d_g, (int64_t)rows * n);
     compare(&cs, got_sum, sum, sum0, n);
-    compare(&cg, got_g, gr, NULL, (int64_t)rows * n);
-    if (cg.err > cs.err) cs.err = cg.err;
-    cs.nonfinite += cg.nonfinite;
+    if (bad_unit < 0) { /* the summed rows hold the planted value otherwise */
+        compare(&cg, got_g, gr, NULL, (int64_t)rows * n);
+        if (cg.err > cs.err) cs.err = cg.err;
+        cs.nonfinite += cg.nonfinite;
+    }
     g_hold = 1;
     double us;
-    TIME_US(us, etc_dp_unit_norms(d_norm2, d_factor, d_scratch, d_g, n, n, d_first, n_units, clip));
+    if (bad_unit < 0) {
+        TIME_US(us, etc_dp_unit_norms(d_norm2, d_factor, d_scratch, d_g, n, n, d_first, n_units, clip));
+    } else {
+        us = 0; /* a correctness row: re-running would sum the rows into the first again */
+    }
     report("dp.unit_norms", shape, rc, &cn, 1e-9, us, (double)rows * n * 8.0, 0);
     g_hold = 0;
-    TIME_US(us, etc_dp_clip_sum(d_sum, d_g, n, n, d_first, d_factor, n_units));
+    if (bad_unit < 0) {
+        TIME_US(us, etc_dp_clip_sum(d_sum, d_g, n, n, d_first, d_factor, n_units));
+    }
     report("dp.clip_sum", shape, rc, &cs, 1e-6, us, (double)(n_units + 2) * n * 4.0, 0);
     free(g), free(sum0), free(sum), free(gr), free(norms), free(got_n2), free(got_sum), free(got_g);
 }

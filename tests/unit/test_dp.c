@@ -160,6 +160,38 @@ static void clipped_sum_is_exact(void **state) {
     /* 3/5 + 0.3 - 5/13 and 4/5 + 0.4 + 12/13, up to the 1e-6 guard. */
     assert_float_equal(sum[0], 0.6 + 0.3 - 5.0 / 13.0, 1e-6);
     assert_float_equal(sum[1], 0.8 + 0.4 + 12.0 / 13.0, 1e-6);
+    /* a unit whose gradient overflowed adds nothing (0·inf would be NaN in every
+     * coordinate of the noisy sum) and reads as norm +inf */
+    const float ginf[2] = {INFINITY, 1}, gnan[2] = {NAN, 0};
+    const float before0 = sum[0], before1 = sum[1];
+    double ninf, nnan;
+    assert_true(et_dp_clip_add(sum, ginf, 2, 1.0, &ninf) == 0.0);
+    assert_true(et_dp_clip_add(sum, gnan, 2, 1.0, &nnan) == 0.0);
+    assert_true(isinf(ninf) && ninf > 0 && isinf(nnan) && nnan > 0);
+    assert_true(sum[0] == before0 && sum[1] == before1);
+}
+
+/* Under DP the LoRA-dropout seed comes from the DP generator, not from run.seed: with
+ * a secret key the masks cannot be known, so no unit's presence shifts a mask anyone
+ * can compute (found 2026-11-26: seeded, position-keyed masks moved the clipped sum
+ * by 1.3C). Deterministic keys give deterministic seeds (resume, CPU/CUDA parity). */
+static void dropout_seed_comes_from_the_dp_key(void **state) {
+    (void)state;
+    et_dp_rng a, b, s1, s2;
+    et_error err;
+    assert_int_equal(et_dp_rng_init(&a, 0, 1234, &err), 0);
+    assert_int_equal(et_dp_rng_init(&b, 0, 1234, &err), 0);
+    assert_int_equal(et_dp_rng_init(&s1, 1, 1234, &err), 0);
+    assert_int_equal(et_dp_rng_init(&s2, 1, 1234, &err), 0);
+    for (uint64_t step = 0; step < 4; step++) {
+        assert_true(et_dp_dropout_seed(&a, step) == et_dp_dropout_seed(&b, step));
+        assert_true(et_dp_dropout_seed(&a, step) != et_dropout_seed(1234, (int64_t)step));
+        assert_true(et_dp_dropout_seed(&a, step) != et_dp_dropout_seed(&a, step + 1));
+        assert_true(et_dp_dropout_seed(&s1, step) != et_dp_dropout_seed(&s2, step)); /* fresh keys */
+    }
+    /* its own stream: not the first noise or sampling words of the step */
+    assert_true(et_dp_dropout_seed(&a, 3) >> 11 !=
+                (uint64_t)(et_dp_uniform(&a, ET_DP_PURPOSE_SAMPLE, 3, 0) * 0x1.0p53));
 }
 
 /* N(0, σ²C²): empirical mean ~ 0, std ~ σC, and tails as a Gaussian's. */
@@ -348,6 +380,7 @@ int main(void) {
         cmocka_unit_test(partial_microbatch_matches_exact_plan),
         cmocka_unit_test(clipped_sum_is_exact),
         cmocka_unit_test(noise_std_matches),
+        cmocka_unit_test(dropout_seed_comes_from_the_dp_key),
         cmocka_unit_test(chacha20_rfc8439),
         cmocka_unit_test(five_documents_one_unit),
         cmocka_unit_test(subset_draws_differ_across_units),
