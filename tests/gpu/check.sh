@@ -90,6 +90,8 @@ inventory() {
         echo "== date"; date -u
         echo "== uname"; uname -a
         echo "== repo"; (cd "$ROOT" && git rev-parse HEAD 2>/dev/null && git status --short 2>/dev/null | wc -l) || echo "(no git)"
+        # the device tool's copy may carry a stale .git: prebuild.sh records the commit it built
+        [ -f "$ROOT/.carry/source_commit" ] && echo "prebuilt from: $(cat "$ROOT/.carry/source_commit")"
         echo "== nvidia-smi"; timeout --foreground 20 nvidia-smi || echo "nvidia-smi: not available"
         echo "== nvidia-smi query"
         timeout --foreground 20 nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.max.sm,clocks.mem,power.limit,driver_version,compute_cap --format=csv || true

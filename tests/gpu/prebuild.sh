@@ -52,6 +52,9 @@ for f in trainer/model.c trainer/model_acts.c trainer/lora.c trainer/model_cuda.
 done
 for p in "${pids[@]}"; do wait "$p"; done
 mkdir -p "$ROOT/.carry"
+# the commit these binaries come from (+ uncommitted files), for check.sh's inventory
+(cd "$ROOT" && echo "$(git rev-parse HEAD) ($(git status --short | wc -l) files changed)") \
+    >"$ROOT/.carry/source_commit" 2>/dev/null || true
 GOMP=$(gcc -print-file-name=libgomp.a)
 LINK=(-cudart static -Xcompiler -static-libgcc -Xcompiler -static-libstdc++ "$GOMP" -lpthread -ldl
       -lrt -lm -L"$CUDA/lib64" -lcublasLt)
