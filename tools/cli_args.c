@@ -58,6 +58,13 @@ const char *et_cli_value(const char *cmd, et_cli_seen *seen, const char *name, i
         fprintf(stderr, "%s: %s needs a value\n", cmd, name);
         return NULL;
     }
+    /* "--init-adapter --resume": the next option is not this one's value (a path that
+     * starts with "--" is written ./--name) */
+    const char *v = argv[*i + 1];
+    if (v[0] == '-' && v[1] == '-' && ((v[2] >= 'a' && v[2] <= 'z') || (v[2] >= 'A' && v[2] <= 'Z'))) {
+        fprintf(stderr, "%s: %s needs a value (got the option '%s')\n", cmd, name, v);
+        return NULL;
+    }
     if (et_cli_once(cmd, seen, name)) return NULL;
     return argv[++*i];
 }

@@ -7,7 +7,8 @@
  * after it. They print nothing; the command says which option was wrong.
  *
  * et_cli_value takes the value of a value-taking option and refuses one that is the
- * last argument ("--x needs a value") or was given before ("--x given twice"). */
+ * last argument or followed by another option ("--x needs a value") or was given before
+ * ("--x given twice"). */
 #ifndef EHRTUNE_CLI_ARGS_H
 #define EHRTUNE_CLI_ARGS_H
 

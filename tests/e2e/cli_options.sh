@@ -42,6 +42,9 @@ expect_fail "ehrtune train: --init-adapter needs a value" "$bin" train r.yaml --
 expect_fail "ehrtune train: --stop-after needs a value" "$bin" train r.yaml --stop-after
 expect_fail "ehrtune inspect: --config needs a value" "$bin" inspect --plan r.yaml --config
 expect_fail "ehrtune demo: --dir needs a value" "$bin" demo --dir
+# ...or followed by another option: "--init-adapter --resume" took --resume as the path
+expect_fail "ehrtune train: --init-adapter needs a value (got the option '--resume')" "$bin" train r.yaml --init-adapter --resume
+expect_fail "needs a value (got the option '--json')" "$bin" privacy epsilon --sample-rate --json
 expect_fail "ehrtune demo: --recipe needs a value" "$bin" demo --recipe
 expect_fail "ehrtune bench: --hidden needs a value" "$bin" bench --hidden
 expect_fail "ehrtune bench: --dropout needs a value" "$bin" bench --dropout
