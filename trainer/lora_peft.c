@@ -13,27 +13,6 @@
 #include "data/safetensors.h"
 #include "trainer/lora.h"
 
-static char *read_small_file(const char *path, et_error *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return et_fail(err, "%s: cannot open (%s)", path, strerror(errno)), NULL;
-    if (fseek(f, 0, SEEK_END) != 0) { fclose(f); return et_fail(err, "%s: cannot seek", path), NULL; }
-    long n = ftell(f);
-    if (n < 0 || n > (64L << 20)) {
-        fclose(f);
-        return et_fail(err, "%s: unreadable or larger than 64 MiB", path), NULL;
-    }
-    rewind(f);
-    char *buf = malloc((size_t)n + 1);
-    if (!buf || fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        fclose(f);
-        return et_fail(err, "%s: read failed", path), NULL;
-    }
-    fclose(f);
-    buf[n] = 0;
-    return buf;
-}
-
 static int proj_from_name(const char *s) {
     for (int p = 0; p < ET_PROJ_COUNT; p++)
         if (!strcmp(s, et_proj_name((et_proj)p))) return p;
@@ -123,7 +102,7 @@ int et_lora_load_peft(et_lora *l, const et_hf_config *c, const char *dir, et_err
     char path[4096], wpath[4096];
     snprintf(path, sizeof path, "%s/adapter_config.json", dir);
     snprintf(wpath, sizeof wpath, "%s/adapter_model.safetensors", dir);
-    char *text = read_small_file(path, err);
+    char *text = et_read_file_text(path, 64u << 20, err);
     if (!text) return -1;
     cJSON *cfg = cJSON_Parse(text);
     free(text);

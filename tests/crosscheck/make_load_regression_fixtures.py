@@ -16,7 +16,7 @@ Cases the full LoRA fixtures (make_model_fixtures.py) do not cover; each is tiny
 For each case, <out>/<case>/ holds model/ (save_pretrained, as transformers writes it),
 tokens.json {"input_ids": [[..]]} and expected.safetensors: logits [B,T,V] F32 and loss []
 F32 of transformers' from_pretrained(dtype=float32, attn_implementation="eager") forward,
-labels = input_ids (HF ForCausalLMLoss). tests/unit/test_model_parity.c runs
+labels = input_ids (HF ForCausalLMLoss). tests/unit/test_hf_parity.c runs
 `ehrtune forward` on each and compares (relative L2 error < 1e-5).
 
 Checks made before writing: the reloaded model gives the same logits as the one saved

@@ -66,22 +66,34 @@ static void huge_layer_count_refused(void **state) {
     assert_null(m.layers);
 }
 
-/* The same config.json in a folder: refused when loading too. */
-static void huge_layer_count_in_folder_refused(void **state) {
-    (void)state;
+/* A tiny random model saved in tmpdir (HF layout). */
+static void save_tiny(int tied) {
     et_hf_config c;
-    tiny_config(&c, 0);
+    tiny_config(&c, tied);
     et_model m;
     et_error e = {{0}};
     if (et_model_init_random(&m, &c, 1, &e)) fail_msg("%s", e.msg);
     if (et_model_save_hf(&m, tmpdir, &e)) fail_msg("%s", e.msg);
     et_model_free(&m);
+}
+
+/* Replaces tmpdir/config.json with `json`. */
+static void write_config(const char *json) {
     FILE *f = fopen(tpath("config.json"), "w");
     assert_non_null(f);
-    fputs("{\"architectures\":[\"LlamaForCausalLM\"],\"hidden_size\":8,\"intermediate_size\":12,"
-          "\"num_attention_heads\":2,\"num_key_value_heads\":1,\"num_hidden_layers\":268435456,"
-          "\"vocab_size\":20}", f);
+    fputs(json, f);
     fclose(f);
+}
+
+/* The same config.json in a folder: refused when loading too. */
+static void huge_layer_count_in_folder_refused(void **state) {
+    (void)state;
+    save_tiny(0);
+    write_config("{\"architectures\":[\"LlamaForCausalLM\"],\"hidden_size\":8,\"intermediate_size\":12,"
+                 "\"num_attention_heads\":2,\"num_key_value_heads\":1,\"num_hidden_layers\":268435456,"
+                 "\"vocab_size\":20}");
+    et_model m;
+    et_error e = {{0}};
     assert_int_not_equal(et_model_load(&m, tmpdir, &e), 0);
     if (!strstr(e.msg, "num_hidden_layers is 268435456") || !strstr(e.msg, "config.json"))
         fail_msg("%s", e.msg);
@@ -91,30 +103,20 @@ static void huge_layer_count_in_folder_refused(void **state) {
  * first mismatching tensor, before the block is allocated. */
 static void mismatch_found_before_allocation(void **state) {
     (void)state;
-    et_hf_config c;
-    tiny_config(&c, 1);
+    save_tiny(1);
+    write_config("{\"architectures\":[\"LlamaForCausalLM\"],\"hidden_size\":65536,\"intermediate_size\":12,"
+                 "\"num_attention_heads\":512,\"num_key_value_heads\":1,\"num_hidden_layers\":2,"
+                 "\"vocab_size\":4194304,\"tie_word_embeddings\":true}");
     et_model m;
     et_error e = {{0}};
-    if (et_model_init_random(&m, &c, 1, &e)) fail_msg("%s", e.msg);
-    if (et_model_save_hf(&m, tmpdir, &e)) fail_msg("%s", e.msg);
-    et_model_free(&m);
-    FILE *f = fopen(tpath("config.json"), "w");
-    assert_non_null(f);
-    fputs("{\"architectures\":[\"LlamaForCausalLM\"],\"hidden_size\":65536,\"intermediate_size\":12,"
-          "\"num_attention_heads\":512,\"num_key_value_heads\":1,\"num_hidden_layers\":2,"
-          "\"vocab_size\":4194304,\"tie_word_embeddings\":true}", f);
-    fclose(f);
     assert_int_not_equal(et_model_load(&m, tmpdir, &e), 0);
     if (!strstr(e.msg, "model.embed_tokens.weight") || !strstr(e.msg, "[4194304, 65536]"))
         fail_msg("%s", e.msg);
     assert_null(m.block);
     /* more layers than the file holds: the first missing one is named */
-    f = fopen(tpath("config.json"), "w");
-    assert_non_null(f);
-    fputs("{\"architectures\":[\"LlamaForCausalLM\"],\"hidden_size\":8,\"intermediate_size\":12,"
-          "\"num_attention_heads\":2,\"num_key_value_heads\":1,\"num_hidden_layers\":900,"
-          "\"vocab_size\":20,\"tie_word_embeddings\":true}", f);
-    fclose(f);
+    write_config("{\"architectures\":[\"LlamaForCausalLM\"],\"hidden_size\":8,\"intermediate_size\":12,"
+                 "\"num_attention_heads\":2,\"num_key_value_heads\":1,\"num_hidden_layers\":900,"
+                 "\"vocab_size\":20,\"tie_word_embeddings\":true}");
     assert_int_not_equal(et_model_load(&m, tmpdir, &e), 0);
     if (!strstr(e.msg, "'model.layers.2.input_layernorm.weight'")) fail_msg("%s", e.msg);
 }
